@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import original_models
+from reference_data import original_models
 
 import network
 

@@ -1,0 +1,230 @@
+"""Clip loading speed: SQLite frame stores vs JPEG folders vs video files vs the in-memory decode bound.
+
+    python -m benchmarks.bench_loader [--videos 16] [--frames 64] [--size 256] [--clips 48]
+                                      [--shapes 8x112,16x112,16x224] [--workers 2] [--interval 2]
+
+Generates one synthetic set (``data.synthetic``: frames.db + the same clips as H.264 .mp4) and dumps the very same
+JPEG bytes as ``frame_%05d.jpg`` folders, then loads the same random clips (same sampler seed) with:
+(a) ``VideoIter`` (one SQLite query per clip), (b) JPEG files (``cv2.imread`` per frame), (c) the .mp4 files
+(PyAV: seek to the clip, decode forward), (d) the decode bound: ``cv2.imdecode`` of the JPEG bytes already in
+memory. Every method ends with the same eval transform (centre crop, resize, normalise), so the ratios
+isolate the storage. Reports, in the main process and with ``--workers`` DataLoader workers, wall-clock
+clips/s and clips per CPU-second (main process + workers; robust to other jobs on a shared machine), best of
+``--rounds`` interleaved rounds, and the ratio to (d). Files are in the page cache (warm reads) unless
+``--cold``, which evicts our files from it (``posix_fadvise DONTNEED``) before each measurement.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from data.frames_db import DB_NAME, decode_jpeg
+from data.labels import load_records
+from data.synthetic import generate
+from data.video_iterator import VideoIter
+from data.video_sampler import RandomSampling
+from data.video_transforms import build_transform
+from network.config import get_config
+
+
+class _ClipSet(Dataset):
+    """Shared parts of (b)-(d): records, the same sampler draws and transform as VideoIter."""
+
+    def __init__(self, records, size: tuple[int, int, int], interval: int):
+        self.records, self.size = records, size
+        self.sampler = RandomSampling(size[0], interval, seed=0)
+        cfg = get_config()
+        self.transform = build_transform("small", False, cfg["mean"], cfg["std"])
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        rec = self.records[i]
+        indices = self.sampler.sampling(rec.n_frames, v_id=rec.index, num=self.size[0])
+        return self.transform(self.frames(rec, indices), self.size), rec.class_index
+
+    def frames(self, rec, indices: list[int]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class MemorySet(_ClipSet):
+    """(d) decode bound: JPEG bytes preloaded in RAM, decoded with cv2.imdecode."""
+
+    def __init__(self, records, size, interval):
+        super().__init__(records, size, interval)
+        self.blobs = {}
+        for rec in records:
+            con = sqlite3.connect(Path(rec.path) / DB_NAME)
+            self.blobs[rec.path] = [b for (b,) in con.execute("SELECT frames FROM Images ORDER BY ObjId")]
+            con.close()
+
+    def frames(self, rec, indices):
+        decoded = {i: decode_jpeg(self.blobs[rec.path][i]) for i in set(indices)}
+        return np.stack([decoded[i] for i in indices])
+
+
+class JpegFilesSet(_ClipSet):
+    """(b) the same JPEG bytes as one file per frame (``<dir>/<class>/<id>/frame_%05d.jpg``)."""
+
+    def __init__(self, records, size, interval, jpg_root: Path, src_root: Path):
+        super().__init__(records, size, interval)
+        self.dirs = {rec.path: jpg_root / Path(rec.path).relative_to(src_root) for rec in records}
+
+    def frames(self, rec, indices):
+        folder = self.dirs[rec.path]
+        decoded = {i: cv2.imread(str(folder / f"frame_{i + 1:05d}.jpg"), cv2.IMREAD_COLOR) for i in set(indices)}
+        return np.stack([decoded[i] for i in indices])
+
+
+class VideoFileSet(_ClipSet):
+    """(c) the source .mp4: PyAV seek to the first needed frame's keyframe, decode forward to the last."""
+
+    def __init__(self, records, size, interval, video_root: Path, src_root: Path):
+        super().__init__(records, size, interval)
+        self.files = {rec.path: (video_root / Path(rec.path).relative_to(src_root)).with_suffix(".mp4")
+                      for rec in records}
+
+    def frames(self, rec, indices):
+        wanted, got = set(indices), {}
+        with av.open(str(self.files[rec.path])) as container:
+            stream = container.streams.video[0]
+            rate = float(stream.average_rate)
+            container.seek(int(min(indices) / rate / stream.time_base), stream=stream, backward=True)
+            for frame in container.decode(stream):
+                i = round(float(frame.pts * stream.time_base) * rate)
+                if i in wanted:
+                    got[i] = frame.to_ndarray(format="bgr24")
+                if i >= max(indices):
+                    break
+        return np.stack([got[i] for i in indices])
+
+
+def evict(root: Path) -> None:
+    """Drop ``root``'s files (only ours) from the page cache, so the next reads come from the disk."""
+    for path in root.rglob("*"):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process plus its finished (joined) children, e.g. DataLoader workers."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def measure(dataset: Dataset, clips: int, workers: int) -> tuple[float, float]:
+    """(wall-clock clips/s, clips per CPU-second) over ``clips`` clips (indices cycling over the videos).
+
+    Wall clock excludes the first clips (warm-up, worker start); CPU time counts every clip including worker
+    start-up, summed over the main process and the workers, so it does not depend on other jobs' load.
+    """
+    order = [i % len(dataset) for i in range(clips + 2 * max(workers, 1))]
+    warm = 2 * max(workers, 1)
+    if workers == 0:
+        for i in order[:warm]:
+            dataset[i]
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        for i in order[warm:]:
+            dataset[i]
+        return clips / (time.perf_counter() - t0), clips / (cpu_seconds() - c0)
+    c0 = cpu_seconds()
+    loader = DataLoader(dataset, batch_size=None, sampler=order, num_workers=workers, prefetch_factor=4,
+                        generator=torch.Generator().manual_seed(0))  # same worker seeds -> same clips per method
+    it = iter(loader)
+    for _ in range(warm):
+        next(it)
+    t0 = time.perf_counter()
+    n = sum(1 for _ in it)  # exhausting the iterator joins the workers, so their CPU time is counted
+    wall = n / (time.perf_counter() - t0)
+    del it, loader
+    return wall, len(order) / (cpu_seconds() - c0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--videos", type=int, default=16, help="videos in the generated set")
+    ap.add_argument("--frames", type=int, default=64, help="frames per video")
+    ap.add_argument("--size", type=int, default=256, help="stored frame side (pixels, square)")
+    ap.add_argument("--clips", type=int, default=48, help="timed clips per measurement")
+    ap.add_argument("--shapes", default="8x112,16x112,16x224", help="comma-separated TxS clip shapes")
+    ap.add_argument("--workers", type=int, default=2, help="DataLoader workers for the parallel column (0: skip)")
+    ap.add_argument("--interval", type=int, default=2, help="frame interval of the sampler")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per measurement; the best is kept")
+    ap.add_argument("--cold", action="store_true", help="evict the files from the page cache before each measurement")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.shapes.split(",")]
+    tmp = Path(tempfile.mkdtemp(prefix="bench_loader_"))
+    try:
+        t0 = time.perf_counter()
+        classes = min(8, args.videos)
+        paths = generate(tmp / "set", num_classes=classes, videos_per_class=max(1, args.videos // classes),
+                         frames=args.frames, size=args.size, val_fraction=0.0, videos_dir=tmp / "videos")
+        records, _ = load_records(paths.train_csv, paths.jpg_dir, False, save_dictionary=False)
+        for rec in records:  # (b): the same JPEG bytes as files
+            folder = tmp / "jpgfiles" / Path(rec.path).relative_to(paths.jpg_dir)
+            folder.mkdir(parents=True)
+            con = sqlite3.connect(Path(rec.path) / DB_NAME)
+            for obj_id, blob in con.execute("SELECT ObjId, frames FROM Images"):
+                (folder / f"{obj_id.split('/')[-1]}.jpg").write_bytes(blob)
+            con.close()
+        print(f"{len(records)} videos x {args.frames} frames of {args.size}x{args.size}, interval {args.interval}, "
+              f"{args.clips} clips per measurement (generated in {time.perf_counter() - t0:.1f} s)")
+        cfg = get_config()
+        wall_rows: dict[str, list[float]] = {}
+        cpu_rows: dict[str, list[float]] = {}
+        header = []
+        for t, s in shapes:
+            size = (t, s, s)
+            sets = {
+                "(a) SQLite VideoIter": VideoIter(records, size, RandomSampling(t, args.interval, seed=0),
+                                                  build_transform("small", False, cfg["mean"], cfg["std"])),
+                "(b) JPEG files": JpegFilesSet(records, size, args.interval, tmp / "jpgfiles", paths.jpg_dir),
+                "(c) video files (PyAV)": VideoFileSet(records, size, args.interval, tmp / "videos", paths.jpg_dir),
+                "(d) decode bound (RAM)": MemorySet(records, size, args.interval),
+            }
+            same = [sets[k][0][0] for k in sets]
+            assert torch.equal(same[0], same[1]) and torch.equal(same[0], same[3]), "methods disagree on pixels"
+            for workers in [0] + ([args.workers] if args.workers else []):
+                header.append(f"{t}x{s} w{workers}")
+                wall, cpu = dict.fromkeys(sets, 0.0), dict.fromkeys(sets, 0.0)
+                for _ in range(args.rounds):  # interleaved, so load from other jobs hits every method alike
+                    for name, ds in sets.items():
+                        if args.cold:
+                            evict(tmp)
+                        w, c = measure(ds, args.clips, workers)
+                        wall[name], cpu[name] = max(wall[name], w), max(cpu[name], c)
+                for name in sets:
+                    wall_rows.setdefault(name, []).append(wall[name])
+                    cpu_rows.setdefault(name, []).append(cpu[name])
+        for title, rows in (("wall-clock clips/s", wall_rows), ("clips per CPU-second", cpu_rows)):
+            bound = rows["(d) decode bound (RAM)"]
+            print(f"\n{title} (ratio to the decode bound (d)); w0 = main process, wN = N DataLoader workers")
+            print(f"| method | {' | '.join(header)} |")
+            print(f"| --- | {' | '.join('---' for _ in header)} |")
+            for name, rates in rows.items():
+                cells = [f"{r:.1f} ({r / b:.2f})" for r, b in zip(rates, bound)]
+                print(f"| {name} | {' | '.join(cells)} |")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

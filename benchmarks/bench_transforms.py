@@ -1,0 +1,67 @@
+"""Clip transform speed: one vectorised call over the T frames vs a naive per-frame loop, same parameters.
+
+    python -m benchmarks.bench_transforms [--frames 16] [--height 256] [--width 340] [--clips 20]
+
+The per-frame baseline calls the same transform on each frame with the same generator seed, which draws the
+same crop, flip and augmentation parameters (what imgaug's ``to_deterministic()`` loop of the original did);
+the outputs are checked to be equal, then clips/s and the ratio to the per-frame loop are printed.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from data.video_transforms import VideoTransform, build_transform
+from network.config import get_config
+
+
+def per_frame(transform: VideoTransform, frames: np.ndarray, size: tuple[int, int, int], seed: int) -> torch.Tensor:
+    """The naive loop: one call per frame, every call with the same seed (so the same parameters)."""
+    return torch.cat([transform(frames[t:t + 1], (1, *size[1:]), rng=np.random.default_rng(seed))
+                      for t in range(frames.shape[0])], dim=1)
+
+
+def rate(fn, clips: int) -> float:
+    fn(0)
+    t0 = time.perf_counter()
+    for k in range(clips):
+        fn(k)
+    return clips / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--height", type=int, default=256)
+    ap.add_argument("--width", type=int, default=340)
+    ap.add_argument("--clips", type=int, default=20, help="timed clips per measurement")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    cfg = get_config()
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (args.frames, args.height, args.width, 3), dtype=np.uint8)
+    cases = {
+        "large train, every augmentation": build_transform("large", True, cfg["mean"], cfg["std"], p_any=1, p_each=1),
+        "large train, README probabilities": build_transform("large", True, cfg["mean"], cfg["std"]),
+        "small eval (crop + resize only)": build_transform("small", False, cfg["mean"], cfg["std"]),
+    }
+    print(f"clip {args.frames}x{args.height}x{args.width} BGR uint8 -> (3, T, S, S) float32, clips/s")
+    print("| transform | S | vectorised | per-frame loop | speed-up |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, transform in cases.items():
+        for side in (112, 224):
+            size = (args.frames, side, side)
+            for seed in range(3):
+                a = transform(frames, size, rng=np.random.default_rng(seed))
+                b = per_frame(transform, frames, size, seed)
+                assert torch.allclose(a, b, atol=1e-4), f"{name}: per-frame output differs (seed {seed})"
+            fast = rate(lambda k: transform(frames, size, rng=np.random.default_rng(k)), args.clips)
+            slow = rate(lambda k: per_frame(transform, frames, size, k), max(2, args.clips // 4))
+            print(f"| {name} | {side} | {fast:.1f} | {slow:.1f} | {fast / slow:.1f}x |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""Train/val DataLoaders of a data set: one DataLoader per split, multigrid shapes chosen by the batch sampler.
+
+Original built three DataLoaders per long cycle (one per short-cycle shape, cached by shape value and rebuilt on
+errors: bug 36) plus a val loader of hard-coded 16×256² clips for Kinetics/HACS/MiT (bug 24), with the same
+numpy RandomState copied into every worker (bug 23). Here the train DataLoader takes a
+:class:`~data.multigrid.MultigridBatchSampler` that yields ``(idx, T, S)`` per clip, so one worker pool serves
+every shape; the val clip size is an argument (default: the train clip size); workers are seeded per worker.
+"""
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from data.labels import load_records
+from data.multigrid import MultigridBatchSampler
+from data.spec import DatasetPaths, DatasetSpec
+from data.video_iterator import VideoIter
+from data.video_sampler import ProcessRNG, RandomSampling, SequentialSampling
+from data.video_transforms import build_transform
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoaderConfig:
+    """Data settings of a run (CLI values).
+
+    ``batch_size`` is the base batch of one optimiser step over all ranks (the original's ``--batch-size``,
+    which DataParallel split over the GPUs); each rank loads ``batch_size // world_size`` clips per base
+    batch, and multigrid multiplies that. ``val_clip_length``/``val_clip_size`` default to the train
+    clip length/size (original: hard-coded 16 frames of 256² for Kinetics/HACS/MiT, the train values
+    elsewhere). ``val_batch_size`` defaults to the per-rank base batch. ``pin_memory`` None means "on CUDA".
+    ``drop_last`` decides the ``N mod world_size`` leftover train samples (see MultigridBatchSampler).
+    ``persistent_workers`` keeps the worker processes between epochs (faster); then the augmentation streams
+    continue from epoch to epoch instead of being re-derived from ``(seed, epoch)``, so a resumed run draws
+    the same clips as an uninterrupted one only with ``workers=0`` or ``persistent_workers=False``.
+    """
+
+    clip_length: int = 16
+    clip_size: int = 224
+    batch_size: int = 32
+    train_frame_interval: int | Sequence[int] = 2
+    val_frame_interval: int = 2
+    long_cycles: bool = False
+    short_cycles: bool = False
+    workers: int = 4
+    seed: int = 0
+    val_clip_length: int | None = None
+    val_clip_size: int | None = None
+    val_batch_size: int | None = None
+    prefetch_factor: int = 2
+    pin_memory: bool | None = None
+    drop_last: bool = False
+    persistent_workers: bool = True
+
+
+@dataclass
+class Loaders:
+    """What ``build_loaders`` returns; call ``set_epoch(e)`` before each training epoch."""
+
+    train: DataLoader
+    val: DataLoader
+    train_set: VideoIter
+    val_set: VideoIter
+    batch_sampler: MultigridBatchSampler
+    num_classes: int
+    classes: list[str]
+    batch_per_rank: int
+    seed: int = 0
+    rank: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the epoch's sample order, temporal windows and augmentations functions of ``(seed, rank, epoch)``:
+        the batch sampler's permutation, the DataLoader's worker seeds and the in-process random streams, so
+        that a run resumed at ``epoch`` reads what an uninterrupted run would have (see LoaderConfig)."""
+        self.batch_sampler.set_epoch(epoch)
+        if self.train.generator is not None:
+            self.train.generator.manual_seed(_mix(self.seed, self.rank, 0, epoch))
+        for part in (self.train_set.sampler, self.train_set.video_transform):
+            if isinstance(getattr(part, "rng", None), ProcessRNG):
+                part.rng = ProcessRNG(_mix(self.seed, self.rank, part.rng.stream, epoch), stream=part.rng.stream)
+
+
+class ShardSampler(Sampler[int]):
+    """Sequential evaluation sampler: rank ``r`` reads indices ``r, r+W, r+2W, …``.
+
+    Unlike ``DistributedSampler`` nothing is padded, so every sample is evaluated exactly once over all ranks
+    and metrics summed across ranks are exact (ranks may differ by one sample).
+    """
+
+    def __init__(self, num_samples: int, rank: int = 0, world_size: int = 1) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside world size {world_size}")
+        self.num_samples, self.rank, self.world_size = int(num_samples), rank, world_size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.num_samples, self.world_size))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.num_samples, self.world_size))
+
+
+def _mix(*values: int) -> int:
+    """A 63-bit seed from several ints (stable across processes, unlike ``hash``)."""
+    return int(np.random.SeedSequence([v % 2**32 for v in values]).generate_state(2, np.uint32).view(np.uint64)[0]
+               >> np.uint64(1))
+
+
+def seed_worker(worker_id: int) -> None:
+    """``worker_init_fn``: seed Python's and numpy's global RNGs from the worker's torch seed, which the
+    DataLoader derives per worker (base seed + id), so workers never share random streams (original bug 23)."""
+    seed = torch.initial_seed()
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def _loader_kwargs(cfg: LoaderConfig) -> dict:
+    workers = max(0, int(cfg.workers))
+    pin = torch.cuda.is_available() if cfg.pin_memory is None else bool(cfg.pin_memory)
+    kwargs: dict = {"num_workers": workers, "pin_memory": pin}
+    if workers > 0:
+        kwargs.update(worker_init_fn=seed_worker, persistent_workers=bool(cfg.persistent_workers),
+                      prefetch_factor=cfg.prefetch_factor)
+    return kwargs
+
+
+def build_loaders(spec: DatasetSpec, paths: DatasetPaths, cfg: LoaderConfig, mean: Sequence[float],
+                  std: Sequence[float], rank: int = 0, world_size: int = 1) -> Loaders:
+    """Train and val loaders of ``spec`` at ``paths`` for this ``rank``.
+
+    Train: ``RandomSampling(clip_length, train_frame_interval)`` + the train transform of
+    ``spec.augmentation`` (cropped at ``clip_size``, resized to each multigrid size), batches from a
+    :class:`MultigridBatchSampler` (``(idx, T, S)`` per clip, base shape without cycles). Val:
+    ``SequentialSampling`` (one fixed window per video, as the original's ``fix_cursor=True, shuffle=True``),
+    the eval transform, ``(val_clip_length, val_clip_size²)`` clips, sharded by :class:`ShardSampler`.
+    Batches are ``(clips (B, 3, T, S, S) float32, labels (B,) int64)``.
+    """
+    if cfg.batch_size < world_size:
+        raise ValueError(f"--batch-size {cfg.batch_size} is smaller than the {world_size} processes; "
+                         "use a batch of at least one clip per process")
+    batch = cfg.batch_size // world_size
+    if batch * world_size != cfg.batch_size:
+        logger.warning("batch size %d is not divisible by %d processes: using %d per process (%d in total)",
+                       cfg.batch_size, world_size, batch, batch * world_size)
+    train_records, dictionary = load_records(paths.train_csv, paths.jpg_dir, spec.timeslices)
+    if not train_records:
+        raise ValueError(f"{paths.train_csv}: none of its videos were found under {paths.jpg_dir}; "
+                         "convert the videos first or point --dataset at the data root")
+    val_records, dictionary = load_records(paths.val_csv, paths.jpg_dir, spec.timeslices, dictionary=dictionary,
+                                           strict_labels=True)
+    if not val_records:
+        raise ValueError(f"{paths.val_csv}: none of its videos were found under {paths.jpg_dir}; "
+                         "validation needs at least one converted video")
+    if max(dictionary.values()) >= spec.num_classes:
+        raise ValueError(f"{paths.train_csv}: {len(dictionary)} labels but {spec.name} has {spec.num_classes} "
+                         "classes; check the CSV and the dataset/--variant choice")
+
+    size = (cfg.clip_length, cfg.clip_size, cfg.clip_size)
+    # seeds of the random streams are set per epoch by Loaders.set_epoch
+    train_sampler = RandomSampling(num=cfg.clip_length, interval=cfg.train_frame_interval, speed=(1.0, 1.0))
+    # cropped at the nominal clip size, then resized to each multigrid size (the original's field of view)
+    train_transform = build_transform(spec.augmentation, True, mean, std, crop_size=cfg.clip_size)
+    train_set = VideoIter(train_records, size, train_sampler, train_transform, name="train",
+                          seed=_mix(cfg.seed, rank, 3), classes=dictionary)
+
+    val_t = cfg.val_clip_length or cfg.clip_length
+    val_s = cfg.val_clip_size or cfg.clip_size
+    val_sampler = SequentialSampling(num=val_t, interval=cfg.val_frame_interval, shuffle=True, fix_cursor=True,
+                                     seed=cfg.seed)
+    val_transform = build_transform(spec.augmentation, False, mean, std)
+    val_set = VideoIter(val_records, (val_t, val_s, val_s), val_sampler, val_transform, name="val", seed=cfg.seed,
+                        classes=dictionary)
+
+    batch_sampler = MultigridBatchSampler(len(train_set), (batch, cfg.clip_length, cfg.clip_size), cfg.long_cycles,
+                                          cfg.short_cycles, rank=rank, world_size=world_size, seed=cfg.seed,
+                                          shuffle=True, drop_last=cfg.drop_last)
+    kwargs = _loader_kwargs(cfg)
+    train = DataLoader(train_set, batch_sampler=batch_sampler, generator=torch.Generator(), **kwargs)
+    val = DataLoader(val_set, batch_size=cfg.val_batch_size or batch, sampler=ShardSampler(len(val_set), rank, world_size),
+                     shuffle=False, drop_last=False, **kwargs)
+    logger.info("train: %d videos, %d steps per epoch (per-process base batch %d, long cycles %s, short cycles %s); "
+                "val: %d videos of %dx%d² at batch %d", len(train_set), len(batch_sampler), batch, cfg.long_cycles,
+                cfg.short_cycles, len(val_set), val_t, val_s, cfg.val_batch_size or batch)
+    loaders = Loaders(train, val, train_set, val_set, batch_sampler, spec.num_classes, train_set.labels, batch,
+                      cfg.seed, rank)
+    loaders.set_epoch(0)
+    return loaders

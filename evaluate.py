@@ -1,0 +1,172 @@
+"""Multi-view testing of a trained model: clip- and video-level top-1/top-5, per-class accuracy, confusion matrix.
+
+    python evaluate.py --dataset synthetic_data --network srtg_r3d_18 \
+        --checkpoint results/SYNTHETIC/srtg_r3d_18_gates_False/srtg_r3d_18_ep-0010.pth --clips 10 --crops 3
+    torchrun --nproc_per_node 2 evaluate.py ...        # videos sharded over processes, rank 0 writes
+
+Each video gives ``--clips`` uniformly spaced clips × ``--crops`` crops (PySlowFast/MMAction2 testing); the
+softmax of its views is averaged. Writes ``results.json``, ``per_class.csv``, ``predictions.csv`` and
+``confusion.png`` to ``--out`` (default: ``<checkpoint folder>/eval_<checkpoint>_<split>_<clips>x<crops>/``).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+from data.labels import dictionary_path, load_records
+from train import distributed as dist
+from train.cli import DEVICES, str2bool
+from train.checkpoint import load_checkpoint_file
+from train.evaluation import infer_spec, plot_confusion, score_videos, summarise, write_predictions
+from train.inference import check_classes, dump_json, load_model, view_config
+from train.logs import close_logging, setup_logging
+from train.run import pick_device
+
+log = logging.getLogger("evaluate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The evaluate.py command line."""
+    p = argparse.ArgumentParser(description="Multi-view evaluation of a checkpoint on a data set split.")
+    p.add_argument("--checkpoint", required=True, type=Path, help=".pth written by training, or an original one")
+    p.add_argument("--network", type=str, default=None, help="model name (default: the one saved in the checkpoint)")
+    p.add_argument("--dataset", type=str, default=None,
+                   help="data set location as for training (default: the checkpoint's --dataset)")
+    p.add_argument("--spec", type=str, default=None,
+                   help="data set: synthetic, hacs, kinetics-<200|400|600|700>, moments, ucf101, hmdb51, diving48 "
+                        "(default: from the checkpoint's results folder, else synthetic)")
+    p.add_argument("--split", type=str, default="val", choices=("val", "train"), help="which label CSV to test")
+    p.add_argument("--csv", type=Path, default=None, help="another label CSV (e.g. a test split) instead of --split")
+    p.add_argument("--clips", type=int, default=10, help="uniformly spaced clips per video (1 = centre clip)")
+    p.add_argument("--crops", type=int, default=3, help="crops per clip along the longer side (1 = centre, "
+                   "3 = left/centre/right)")
+    p.add_argument("--clip-length", type=int, default=None, help="frames per clip (default: checkpoint's val length)")
+    p.add_argument("--clip-size", type=int, default=None, help="crop side (default: checkpoint's val size)")
+    p.add_argument("--frame-interval", type=int, default=None, help="frame step (default: checkpoint's val interval)")
+    p.add_argument("--short-side", type=int, default=None, help="resize the shorter side to this before cropping "
+                   "(default: --clip-size, as PySlowFast)")
+    p.add_argument("--gates", type=str2bool, default=None, metavar="BOOL", help="SRTG gates (default: checkpoint's)")
+    p.add_argument("--batch-size", type=int, default=16, help="views per forward pass")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader processes reading frames")
+    p.add_argument("--device", type=str, default="auto", choices=DEVICES, help="auto: CUDA when available")
+    p.add_argument("--out", type=Path, default=None, help="output folder")
+    p.add_argument("--debug-mode", type=str2bool, default=False, metavar="BOOL", help="DEBUG logging")
+    return p
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    for name in ("clips", "crops", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.workers < 0:
+        parser.error("--workers must be >= 0")
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Evaluate (every rank) and write the results (rank 0); returns the summary without the confusion matrix."""
+    info = dist.env_info()
+    device = pick_device(args.device, info.local_rank)
+    dist.init_process_group(info, device)
+    try:
+        return _evaluate(args, info, device)
+    finally:
+        close_logging()
+        dist.destroy_process_group()
+
+
+def _evaluate(args: argparse.Namespace, info: dist.DistInfo, device) -> dict:
+    started = time.perf_counter()
+    saved = load_checkpoint_file(args.checkpoint)
+    saved_args = dict(saved.get("args") or {})
+    network = args.network or saved.get("network") or saved_args.get("network")
+    if not network:
+        raise ValueError(f"{args.checkpoint}: the checkpoint does not name its network; pass --network")
+    spec = infer_spec(args.spec, saved_args, args.checkpoint)
+    cfg = view_config(saved_args, clip_length=args.clip_length, clip_size=args.clip_size,
+                      frame_interval=args.frame_interval, clips=args.clips, crops=args.crops,
+                      short_side=args.short_side)
+    split = args.csv.stem if args.csv else args.split
+    out = args.out or args.checkpoint.parent / f"eval_{args.checkpoint.stem}_{split}_{cfg.clips}x{cfg.crops}"
+    setup_logging(out / "evaluate.log", args.debug_mode, info.rank)
+    paths = spec.resolve(args.dataset or saved_args.get("dataset") or spec.defaults.get("dataset", spec.name))
+    csv_path = args.csv or (paths.val_csv if args.split == "val" else paths.train_csv)
+    # Class indices come from the checkpoint's class list when it has one (a label it does not know is an
+    # error naming the CSV row), else from the data set's dictionary JSON / first appearance in the CSV.
+    known = {str(name): i for i, name in enumerate(saved.get("classes") or [])} or None
+    records, classes = load_records(csv_path, paths.jpg_dir, spec.timeslices, dictionary=known,
+                                    save_dictionary=False, strict_labels=known is not None)
+    if known is None and not dictionary_path(csv_path).is_file():
+        log.warning("%s: no class list in the checkpoint and no %s: class indices follow this CSV's order of "
+                    "first appearance, which may differ from training", csv_path, dictionary_path(csv_path).name)
+    if not records:
+        raise ValueError(f"{csv_path}: no videos found under {paths.jpg_dir}; check --dataset / --spec")
+    loaded = load_model(network, args.checkpoint, gates=args.gates, device=device, contents=saved)
+    check_classes(loaded, classes, str(csv_path))
+    names = [str(i) for i in range(loaded.num_classes)]
+    for label, index in classes.items():
+        names[index] = label
+    log.info("evaluate %s (%s, epoch %s) on %s %s: %d videos, %d clips x %d crops of %d x %d² (interval %d), "
+             "%d process(es) on %s", network, args.checkpoint, loaded.epoch, spec.name, csv_path.name, len(records),
+             cfg.clips, cfg.crops, cfg.clip_length, cfg.size, cfg.frame_interval, info.world_size, device)
+    scores = score_videos(loaded.model, records, cfg, loaded.mean, loaded.std, loaded.num_classes, device,
+                          args.batch_size, args.workers)
+    result = summarise(scores, names)
+    confusion = result.pop("confusion")
+    result.update({"network": network, "checkpoint": str(args.checkpoint), "epoch": loaded.epoch,
+                   "dataset": spec.name, "csv": str(csv_path), "clips": cfg.clips, "crops": cfg.crops,
+                   "clip_length": cfg.clip_length, "clip_size": cfg.size, "frame_interval": cfg.frame_interval,
+                   "short_side": cfg.short_side or cfg.size, "world_size": info.world_size,
+                   "seconds": round(time.perf_counter() - started, 2), "errors": scores.errors, "out": str(out)})
+    if info.is_main:
+        _write(out, result, confusion, names, scores, records)
+        _print(result)
+    return result
+
+
+def _write(out: Path, result: dict, confusion, names: list[str], scores, records) -> None:
+    dump_json({**result, "confusion": confusion.tolist(), "classes": names}, out / "results.json")
+    with (out / "per_class.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["class_index", "class", "videos", "top1"])
+        for name, row in result["per_class"].items():
+            writer.writerow([row["index"], name, row["videos"], f"{row['top1']:.6f}"])
+    write_predictions(scores, records, names, out / "predictions.csv")
+    plot_confusion(confusion, names, out / "confusion.png",
+                   title=f"{result['network']} on {result['dataset']}: video top-1 {result['video_top1']:.3f}")
+
+
+def _print(result: dict) -> None:
+    fmt = lambda x: "nan" if math.isnan(x) else f"{x:.4f}"  # noqa: E731
+    print(f"{result['network']} on {result['dataset']} ({Path(result['csv']).name}): {result['videos']} videos "
+          f"({result['failed']} failed), {result['clips']} clips x {result['crops']} crops")
+    print(f"  video-level  top-1 {fmt(result['video_top1'])}  top-5 {fmt(result['video_top5'])}")
+    print(f"  clip-level   top-1 {fmt(result['clip_top1'])}  top-5 {fmt(result['clip_top5'])}  "
+          f"({result['views']} views)")
+    print(f"  mean per-class top-1 {fmt(result['mean_class_top1'])}")
+    per_class = result["per_class"]
+    if len(per_class) <= 30:
+        for name, row in per_class.items():
+            print(f"    {name:<28s} {row['top1']:.4f}  ({row['videos']} videos)")
+    print(f"  written to {result['out']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Script entry point: one-line errors (exit code 1) for bad input."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check(parser, args)
+    try:
+        run(args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""VideoIter on real frames.db files: shapes, one query per clip, frame order, bad inputs skipped and counted."""
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from data.frames_db import COUNT_NAME, DB_NAME, TABLE_SQL, write_video
+from data.labels import VideoRecord
+from data.video_iterator import VideoIter
+from data.video_sampler import RandomSampling, SequentialSampling
+from data.video_transforms import build_transform
+
+RAW = build_transform("none", False, mean=[0.0] * 3, std=[1 / 255] * 3)  # output == pixel values (resized)
+
+
+def numbered_frames(n: int, size: int = 24) -> list[np.ndarray]:
+    """Flat frames whose pixel value encodes the frame number (8*i + 4 survives JPEG within +-2)."""
+    return [np.full((size, size, 3), 8 * i + 4, np.uint8) for i in range(n)]
+
+
+def frame_numbers(clip: torch.Tensor) -> list[int]:
+    return [int(round((v - 4) / 8)) for v in clip.mean(dim=(0, 2, 3)).tolist()]
+
+
+def make_video(root: Path, name: str, n: int, label: str = "a", class_index: int = 0, index: int = 0) -> VideoRecord:
+    path = root / label / name
+    write_video(path, numbered_frames(n))
+    return VideoRecord(index, name, label, class_index, path, n, None, None, f"test.csv:{index + 2}")
+
+
+def record_for(path: Path, n_frames: int, index: int) -> VideoRecord:
+    return VideoRecord(index, path.name, "a", 0, path, n_frames, None, None, f"test.csv:{index + 2}")
+
+
+def dataset(records: list[VideoRecord], num: int = 8, interval: int = 1, **kwargs) -> VideoIter:
+    sampler = SequentialSampling(num, interval, shuffle=False, fix_cursor=True)
+    return VideoIter(records, (num, 16, 16), sampler, RAW, name="test", **kwargs)
+
+
+def broken_videos(root: Path) -> list[Path]:
+    """One video per kind of damage: bad blob, missing db, n_frames too large, empty table, not a database."""
+    bad_blob = root / "bad" / "blob"
+    write_video(bad_blob, numbered_frames(10))
+    con = sqlite3.connect(bad_blob / DB_NAME)
+    con.execute("UPDATE Images SET frames = ? WHERE ObjId = ?", (b"not a jpeg", "blob/frame_00002"))
+    con.commit()
+    con.close()
+    no_db = root / "bad" / "nodb"
+    no_db.mkdir(parents=True)
+    (no_db / COUNT_NAME).write_text("10\n")
+    too_many = root / "bad" / "toomany"
+    write_video(too_many, numbered_frames(4))
+    (too_many / COUNT_NAME).write_text("1000\n")
+    empty = root / "bad" / "empty"
+    empty.mkdir(parents=True)
+    con = sqlite3.connect(empty / DB_NAME)
+    con.execute(TABLE_SQL)
+    con.close()
+    (empty / COUNT_NAME).write_text("10\n")
+    garbage = root / "bad" / "garbage"
+    garbage.mkdir(parents=True)
+    (garbage / DB_NAME).write_bytes(b"definitely not sqlite" * 50)
+    (garbage / COUNT_NAME).write_text("10\n")
+    return [bad_blob, no_db, too_many, empty, garbage]
+
+
+def test_shapes_for_int_and_multigrid_indices(tmp_path: Path) -> None:
+    records = [make_video(tmp_path, f"v{i}", 20, class_index=i % 2, label=f"c{i % 2}", index=i) for i in range(3)]
+    sampler = RandomSampling(8, interval=[1, 2], seed=0)
+    data = VideoIter(records, (8, 32, 32), sampler, build_transform("small", True, [0.5] * 3, [0.25] * 3))
+    clip, label = data[1]
+    assert clip.shape == (3, 8, 32, 32) and clip.dtype == torch.float32 and label == 1
+    clip, label = data[(2, 4, 24)]
+    assert clip.shape == (3, 4, 24, 24) and label == 0
+    assert data.num_classes == 2 and data.labels == ["c0", "c1"] and len(data) == 3
+    data.size_setter((2, 8, 8))
+    assert data[0][0].shape == (3, 2, 8, 8) and sampler.num == 2
+    with pytest.raises(IndexError):
+        data[3]
+
+
+def test_frames_in_temporal_order_with_one_query_per_clip(tmp_path: Path) -> None:
+    record = make_video(tmp_path, "ordered", 30)
+    data = dataset([record], num=8, interval=2)
+    clip, _ = data[0]
+    assert frame_numbers(clip) == list(range(0, 16, 2))
+    statements: list[str] = []
+    data._cons[record.path].set_trace_callback(statements.append)  # the cached per-process connection
+    clip, _ = data[(0, 4, 16)]
+    assert frame_numbers(clip) == [0, 2, 4, 6]
+    assert len(statements) == 1 and statements[0].startswith("SELECT")
+
+
+def test_short_video_loops_instead_of_a_static_clip(tmp_path: Path) -> None:
+    data = dataset([make_video(tmp_path, "short", 5)], num=8)
+    assert frame_numbers(data[0][0]) == [0, 1, 2, 3, 4, 0, 1, 2]
+
+
+def test_return_video_path(tmp_path: Path) -> None:
+    record = make_video(tmp_path, "v", 10)
+    clip, label, path = dataset([record], num=4, return_video_path=True)[0]
+    assert path == str(record.path) and label == 0
+
+
+def test_every_bad_input_is_skipped_counted_and_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    good = make_video(tmp_path, "good", 12)
+    bad = broken_videos(tmp_path)
+    records = [good] + [record_for(p, 10 if p.name != "toomany" else 1000, i + 1) for i, p in enumerate(bad)]
+    data = dataset(records, num=8)
+    caplog.set_level(logging.WARNING, logger="data.video_iterator")
+    for i in range(1, len(records)):
+        clip, _ = data[i]  # replaced by the good video (the only readable one)
+        assert frame_numbers(clip) == list(range(8))
+    assert data.skipped >= len(bad)
+    for path in bad:
+        assert sum(str(path) in r.getMessage() for r in caplog.records) == 1, path
+    before = data.skipped
+    data[1]
+    assert data.skipped > before and sum(str(bad[0]) in r.getMessage() for r in caplog.records) == 1
+    data.reset_skipped()
+    assert data.skipped == 0
+
+
+def test_skipped_count_is_shared_across_dataloader_workers(tmp_path: Path) -> None:
+    goods = [make_video(tmp_path, f"good{i}", 12, index=i) for i in range(2)]
+    records = goods + [record_for(p, 10, i + 2) for i, p in enumerate(broken_videos(tmp_path))]
+    data = dataset(records, num=4)
+    expected = [frame_numbers(data[i][0]) for i in range(len(records))]
+    serial = data.skipped  # replacements are chosen from the index: the same count in any process
+    data.reset_skipped()
+    loader = DataLoader(data, batch_size=2, num_workers=2)
+    clips = [c for batch, _ in loader for c in batch]
+    assert [frame_numbers(c) for c in clips] == expected
+    assert data.skipped == serial >= 5
+
+
+def test_all_broken_data_raises_a_clear_error(tmp_path: Path) -> None:
+    bad = broken_videos(tmp_path)
+    data = dataset([record_for(p, 10, i) for i, p in enumerate(bad)], num=4, max_retries=3)
+    with pytest.raises(RuntimeError, match="4 clips in a row could not be read.*data.check"):
+        data[0]
+    assert data.skipped == 4
+
+
+def test_from_csv_with_the_original_arguments(tmp_path: Path) -> None:
+    jpg = tmp_path / "data" / "Toy_videos" / "jpg"
+    make_video(jpg, "x1", 12, label="walk")
+    make_video(jpg, "x2", 12, label="run")
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "toy_train.csv").write_text("label,id,split\nrun,x2,train\nwalk,x1,train\nwalk,missing,train\n")
+    data = VideoIter.from_csv(jpg.parent, labels / "toy_train.csv", False, (4, 16, 16),
+                              SequentialSampling(4, 1), RAW, name="train", shuffle_list_seed=3)
+    assert data.labels == ["run", "walk"] and [r.video_id for r in data.records] == ["x2", "x1"]
+    assert data[1][1] == 1 and (labels / "toy_dictionary.json").is_file()

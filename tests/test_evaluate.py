@@ -1,0 +1,106 @@
+"""evaluate.py end to end: a briefly trained model, multi-view testing, outputs, DDP sharding, checkpoint checks."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import evaluate
+from evalkit import CLIP_LENGTH, CLIP_SIZE, COLOURS, NETWORK, trained_checkpoint
+from train.distributed import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = ["--clips", "1", "--crops", "1", "--workers", "0"]
+MULTI = ["--clips", "2", "--crops", "3", "--workers", "0"]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    return trained_checkpoint(tmp_path_factory.getbasetemp() / "evalkit")
+
+
+@pytest.fixture(scope="module")
+def multiview(ckpt, tmp_path_factory) -> tuple[Path, str]:
+    """Output folder and printed text of one single-process 2 clips x 3 crops evaluation."""
+    out = tmp_path_factory.mktemp("multiview")
+    # spec, data set, clip settings and classes all come from the checkpoint and its results folder
+    code = evaluate.main(["--checkpoint", str(ckpt), *MULTI, "--out", str(out)])
+    assert code == 0
+    return out
+
+
+def _data_root(ckpt: Path) -> Path:
+    return ckpt.parents[3] / "colours"
+
+
+def _probabilities(out: Path) -> list[tuple[str, str, float]]:
+    with open(out / "predictions.csv", newline="") as fh:
+        return [(r["video_id"], r["prediction"], float(r["probability"])) for r in csv.DictReader(fh)]
+
+
+def test_multiview_evaluation_beats_chance(multiview):
+    out = multiview
+    result = json.loads((out / "results.json").read_text())
+    chance = 1 / len(COLOURS)
+    assert result["dataset"] == "SYNTHETIC" and result["network"] == NETWORK
+    assert (result["videos"], result["failed"], result["views"]) == (9, 0, 9 * 2 * 3)
+    assert (result["clip_length"], result["clip_size"], result["frame_interval"]) == (CLIP_LENGTH, CLIP_SIZE, 1)
+    assert result["video_top1"] >= chance + 0.3 and result["clip_top1"] >= chance + 0.3
+    assert result["video_top5"] == 1.0  # 3 classes: the top 5 holds all of them
+    assert set(result["per_class"]) == set(COLOURS)
+    assert sum(map(sum, result["confusion"])) == 9
+    assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(_probabilities(out)) == 9
+    with open(out / "per_class.csv", newline="") as fh:
+        assert [r["class"] for r in csv.DictReader(fh)] == list(COLOURS)
+
+
+def test_ddp_torchrun_matches_single_process(ckpt, multiview, tmp_path):
+    single, ddp = multiview, tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
+           "--master-port", str(free_port()), str(REPO / "evaluate.py"), "--checkpoint", str(ckpt), *MULTI,
+           "--device", "cpu", "--out", str(ddp)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((ddp / "results.json").read_text())
+    assert result["world_size"] == 2 and result["views"] == 9 * 2 * 3
+    assert "video-level  top-1" in proc.stdout and "clip-level" in proc.stdout
+    a, b = _probabilities(single), _probabilities(ddp)
+    assert [r[:2] for r in a] == [r[:2] for r in b]  # every video scored once, same predictions
+    assert [r[2] for r in a] == pytest.approx([r[2] for r in b], abs=1e-4)
+
+
+def test_original_checkpoint_with_module_prefix(ckpt, tmp_path, capsys):
+    """Original checkpoints: DataParallel ``module.`` keys, no classes/args (everything passed explicitly)."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    original = tmp_path / "original.pth"
+    torch.save({"epoch": 1, "state_dict": {f"module.{k}": v for k, v in state.items()}, "optimizer": {}}, original)
+    out = tmp_path / "eval"
+    argv = ["--checkpoint", str(original), "--network", NETWORK, "--spec", "synthetic", "--dataset",
+            str(_data_root(ckpt)), "--clip-length", str(CLIP_LENGTH), "--clip-size", str(CLIP_SIZE),
+            "--frame-interval", "1", *SMALL, "--out", str(out)]
+    assert evaluate.main(argv) == 0
+    assert json.loads((out / "results.json").read_text())["video_top1"] >= 1 / len(COLOURS) + 0.3
+
+    state["fc.weight"], state["fc.bias"] = state["fc.weight"][:2], state["fc.bias"][:2]
+    torch.save({"epoch": 1, "state_dict": state}, original)
+    assert evaluate.main(argv) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "classifier has 2" in last and "synthetic_val.csv" in last
+
+
+def test_labels_unknown_to_checkpoint_are_an_error(ckpt, tmp_path, capsys):
+    contents = torch.load(ckpt, map_location="cpu", weights_only=True)
+    contents["classes"] = ["red", "green", "purple"]
+    other = tmp_path / "r3d_18_ep-0001.pth"
+    torch.save(contents, other)
+    assert evaluate.main(["--checkpoint", str(other), "--spec", "synthetic", *SMALL]) == 1
+    err = capsys.readouterr().err
+    assert "'blue'" in err and "synthetic_val.csv:" in err

@@ -1,0 +1,84 @@
+"""tools/export.py: TorchScript and ONNX files whose outputs match the PyTorch model they came from."""
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+import torch
+
+from network import create_model
+from tools.export import export, main
+
+# (network, T, S): the smallest inputs each family accepts (MTNet needs >= 3 frames and >= 33 pixels).
+CASES = {"r3d_18": (4, 32), "srtg_r3d_18": (4, 32), "mtnet_xs": (4, 40)}
+
+
+@lru_cache(maxsize=None)
+def _checkpoint(folder: Path, network: str) -> tuple[Path, torch.nn.Module]:
+    """An original-style checkpoint (``module.`` keys, 3 classes) of a seeded random model, once per network."""
+    torch.manual_seed(0)
+    model = create_model(network, num_classes=3).eval()
+    path = folder / f"{network}.pth"
+    torch.save({"epoch": 1, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, path)
+    return path, model
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("export_ckpts")
+    return lambda network: _checkpoint(folder, network)
+
+
+def _assert_same(got: torch.Tensor, expected: torch.Tensor) -> None:
+    # relative to the largest logit: random-init SRTG logits are ~1e-17 (SR blocks shrink activations)
+    assert got.shape == expected.shape == (2, 3)
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
+
+
+def _input(network: str) -> torch.Tensor:
+    t, s = CASES[network]
+    return torch.randn(2, 3, t, s, s, generator=torch.Generator().manual_seed(7))  # batch 2: traced with 1
+
+
+@pytest.mark.parametrize("network", list(CASES))
+def test_torchscript_round_trip(saved, tmp_path, capsys, network):
+    ckpt, model = saved(network)
+    t, s = CASES[network]
+    out = tmp_path / "m.pt"
+    if network == "r3d_18":  # once through the command line
+        assert main(["--network", network, "--checkpoint", str(ckpt), "--format", "torchscript", "--clip-length",
+                     str(t), "--clip-size", str(s), "--out", str(out)]) == 0
+        assert "max |exported - pytorch| / max |pytorch|" in capsys.readouterr().out
+    else:
+        # MTNet's forward is slow on CPU (~2 s per clip here): its check is the comparison below only
+        check = network != "mtnet_xs"
+        path, rel, shape = export(network, ckpt, "torchscript", out, clip_length=t, clip_size=s, check=check)
+        assert path == out and shape == (1, 3, t, s, s) and (rel < 1e-4 if check else rel is None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated in torch 2.14
+        loaded = torch.jit.load(str(out))
+    x = _input(network)
+    with torch.no_grad():
+        _assert_same(loaded(x), model(x))
+
+
+@pytest.mark.parametrize("network", ["r3d_18", "srtg_r3d_18"])
+def test_onnx_round_trip(saved, tmp_path, network):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    ckpt, model = saved(network)
+    t, s = CASES[network]
+    out, rel, _ = export(network, ckpt, "onnx", tmp_path / "m.onnx", clip_length=t, clip_size=s)
+    assert rel is not None and rel < 1e-4
+    x = _input(network)
+    with torch.no_grad():
+        _assert_same(torch.from_numpy(ort.InferenceSession(str(out)).run(None, {"video": x.numpy()})[0]), model(x))
+
+
+def test_checkpoint_of_another_network_is_one_line_error(saved, capsys):
+    ckpt, _ = saved("r3d_18")
+    assert main(["--network", "mtnet_xs", "--checkpoint", str(ckpt), "--format", "torchscript"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and "does not fit network 'mtnet_xs'" in err[-1]

@@ -1,0 +1,147 @@
+"""train/checkpoint.py: atomic writes, original names/keys, resolve_start, restore, result CSVs."""
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from train.checkpoint import (RESULT_FIELDS, ResultsCsv, StartPoint, atomic_save, checkpoint_path,
+                              list_checkpoints, load_checkpoint_file, resolve_start, restore, rng_state,
+                              save_checkpoint)
+from train.lr_scheduler import MultiFactorScheduler
+from train.optim import build_optimizer
+
+
+class Net(nn.Module):
+    def __init__(self, num_classes: int = 3) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(3, 4, 1)
+        self.bn = nn.BatchNorm3d(4)
+        self.fc = nn.Linear(4, num_classes)
+
+
+class Unpicklable:
+    def __reduce__(self):
+        raise RuntimeError("disk full (simulated failure in the middle of a save)")
+
+
+def _args(**kw):
+    base = {"pretrained_3d": None, "resume_epoch": -1}
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def test_original_file_name():
+    assert checkpoint_path("results/HACS/srtg_r3d_50_gates_False", "srtg_r3d_50", 20) == \
+        Path("results/HACS/srtg_r3d_50_gates_False/srtg_r3d_50_ep-0020.pth")
+
+
+def test_failing_save_leaves_previous_checkpoint_intact(tmp_path):
+    path = tmp_path / "net_ep-0001.pth"
+    atomic_save({"epoch": 1, "w": torch.ones(3)}, path)
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_save({"epoch": 2, "w": torch.zeros(3), "bad": Unpicklable()}, path)
+    loaded = torch.load(path, weights_only=True)
+    assert loaded["epoch"] == 1 and torch.equal(loaded["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left behind
+
+
+def test_checkpoint_keys_and_unwrapped_state_dict(tmp_path):
+    model = nn.DataParallel(Net())  # wrapped like the original: keys would start with 'module.'
+    opt = build_optimizer(model.module, 0.1)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    sched = MultiFactorScheduler(0.1, [2], 0.1, iterations_per_epoch=4)
+    path = save_checkpoint(tmp_path / "net_ep-0002.pth", model, 2, opt, scaler, sched, network="net",
+                           classes=["a", "b", "c"], args={"model_dir": tmp_path, "lr_steps": [2]})
+    ckpt = load_checkpoint_file(path)
+    assert {"epoch", "state_dict", "optimizer", "scaler", "scheduler", "rng", "network", "num_classes", "classes",
+            "args"} <= set(ckpt)
+    assert ckpt["epoch"] == 2 and ckpt["num_classes"] == 3 and ckpt["classes"] == ["a", "b", "c"]
+    assert set(ckpt["state_dict"]) == set(Net().state_dict())
+    assert ckpt["args"]["model_dir"] == str(tmp_path)
+
+
+def test_resolve_start_order(tmp_path):
+    assert resolve_start(_args(), tmp_path, "net") == StartPoint("scratch", 0)
+    assert resolve_start(_args(resume_epoch=0), tmp_path, "net") == StartPoint("scratch", 0)
+    with pytest.raises(FileNotFoundError, match="found epochs \\[1\\]"):
+        (tmp_path / "net_ep-0001.pth").write_bytes(b"x")
+        resolve_start(_args(resume_epoch=3), tmp_path, "net")
+    assert resolve_start(_args(resume_epoch=1), tmp_path, "net") == \
+        StartPoint("resume", 1, tmp_path / "net_ep-0001.pth")
+    other = tmp_path / "elsewhere.pth"
+    other.write_bytes(b"x")
+    assert resolve_start(_args(pretrained_3d=str(other)), tmp_path, "net") == StartPoint("pretrained", 0, other)
+    # the README's resume example passes both: resume from that file at the given epoch
+    assert resolve_start(_args(pretrained_3d=str(other), resume_epoch=21), tmp_path, "net") == \
+        StartPoint("resume", 21, other)
+    with pytest.raises(FileNotFoundError, match="--pretrained_3d"):
+        resolve_start(_args(pretrained_3d=str(tmp_path / "missing.pth")), tmp_path, "net")
+    assert list_checkpoints(tmp_path, "net") == [1]
+
+
+def test_original_checkpoint_with_module_prefix_and_other_classes(tmp_path, caplog):
+    source = Net(num_classes=400)
+    original = {"epoch": 20, "state_dict": {f"module.{k}": v for k, v in source.state_dict().items()},
+                "optimizer": {"state": {}, "param_groups": []}}
+    path = tmp_path / "srtg_ep-0020.pth"
+    torch.save(original, path)
+    target = Net(num_classes=7)
+    caplog.set_level("INFO")
+    restore(StartPoint("pretrained", 0, path), target)
+    assert torch.equal(target.conv.weight, source.conv.weight)
+    assert torch.equal(target.bn.running_mean, source.bn.running_mean)
+    assert target.fc.weight.shape == (7, 4)
+    assert "skipped 2 (shape mismatch)" in caplog.text
+
+
+def test_resume_restores_every_state(tmp_path):
+    torch.manual_seed(0)
+    model = Net()
+    opt = build_optimizer(model, 0.1)
+    model.fc(torch.randn(2, 4)).sum().backward()
+    opt.step()
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    sched = MultiFactorScheduler(0.1, [2], 0.1, iterations_per_epoch=4)
+    for _ in range(5):
+        sched.update()
+    random.seed(5)
+    np.random.seed(5)
+    path = save_checkpoint(tmp_path / "net_ep-0001.pth", model, 1, opt, scaler, sched, network="net")
+    expected_draws = (random.random(), np.random.rand(), torch.rand(1))
+    fresh = Net()
+    fresh_opt = build_optimizer(fresh, 0.1)
+    fresh_scaler = torch.amp.GradScaler("cpu", init_scale=1.0)
+    fresh_sched = MultiFactorScheduler(0.1, [2], 0.1, iterations_per_epoch=4)
+    random.seed(99)
+    restore(StartPoint("resume", 1, path), fresh, fresh_opt, fresh_scaler, fresh_sched)
+    assert torch.equal(fresh.fc.weight, model.fc.weight)
+    assert fresh_opt.state_dict()["state"].keys() == opt.state_dict()["state"].keys()
+    assert fresh_scaler.get_scale() == 1024.0 and fresh_sched.step_counter == 5
+    assert (random.random(), np.random.rand()) == expected_draws[:2] and torch.equal(torch.rand(1), expected_draws[2])
+
+
+def test_unreadable_checkpoint_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="bad.pth: not a readable PyTorch checkpoint"):
+        load_checkpoint_file(bad)
+
+
+def test_rng_state_is_weights_only_loadable(tmp_path):
+    atomic_save({"rng": rng_state()}, tmp_path / "r.pth")
+    assert "numpy" in torch.load(tmp_path / "r.pth", weights_only=True)["rng"]
+
+
+def test_results_csv_flushed_every_row(tmp_path):
+    csv_file = ResultsCsv(tmp_path / "train_results_s0000.csv")
+    csv_file.write({"Epoch": 1, "Top1": 0.5, "Top5": 1.0, "Loss": 1.2, "LR": 0.1, "Samples": 8, "Skipped": 0,
+                    "Seconds": 1.5})
+    lines = (tmp_path / "train_results_s0000.csv").read_text().splitlines()  # before close()
+    assert lines == [",".join(RESULT_FIELDS), "1,0.5,1.0,1.2,0.1,8,0,1.5"]
+    csv_file.close()

@@ -1,0 +1,65 @@
+"""train.inference: strict checkpoint loading for inference, class names, test views."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from network import create_model
+from network.config import get_config
+from train.inference import (ViewConfig, crop_offsets, head_classes, load_class_names, load_model, make_views,
+                             spatial_views)
+
+
+def _save(path, model, prefix=""):
+    torch.save({"epoch": 3, "state_dict": {prefix + k: v for k, v in model.state_dict().items()}}, path)
+    return path
+
+
+def test_original_srtg_checkpoint_without_sr_weights_runs_as_plain_backbone(tmp_path, caplog):
+    torch.manual_seed(0)
+    plain = create_model("r3d_18", num_classes=4).eval()
+    ckpt = _save(tmp_path / "plain.pth", plain, "module.")
+    loaded = load_model("srtg_r3d_18", ckpt)
+    assert loaded.num_classes == 4 and loaded.epoch == 3 and loaded.classes == []
+    assert "SR blocks off" in caplog.text
+    x = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(loaded.model(x), plain(x), atol=1e-6)
+
+
+def test_checkpoint_of_another_network_is_an_error(tmp_path):
+    torch.manual_seed(0)
+    ckpt = _save(tmp_path / "srtg.pth", create_model("srtg_r3d_18", num_classes=4))
+    with pytest.raises(ValueError, match=r"does not fit network 'r3d_18': \d+ unknown to the model"):
+        load_model("r3d_18", ckpt)
+    assert head_classes(torch.load(ckpt, weights_only=True)["state_dict"]) == 4
+
+
+def test_class_names_from_json_and_csv(tmp_path):
+    (tmp_path / "d.json").write_text(json.dumps({"b": 1, "a": 0, "c": 2}))
+    assert load_class_names(tmp_path / "d.json") == ["a", "b", "c"]
+    (tmp_path / "x_train.csv").write_text("label,id\nzeta,v1\nalpha,v2\nzeta,v3\nbeta,v4\n")
+    assert load_class_names(tmp_path / "x_train.csv") == ["zeta", "alpha", "beta"]  # first appearance
+    (tmp_path / "bad.json").write_text(json.dumps({"a": 0, "b": 0}))
+    with pytest.raises(ValueError, match="bad.json"):
+        load_class_names(tmp_path / "bad.json")
+
+
+def test_three_crops_cover_the_longer_side_and_frames_stay_bgr():
+    assert crop_offsets(43, 32, 3) == [0, 6, 11] and crop_offsets(43, 32, 1) == [5]
+    frames = np.zeros((2 * 4, 36, 64, 3), np.uint8)  # resized to 32 x 57: crops start at 0, 12, 25
+    frames[..., 2] = 255  # red in BGR order
+    frames[:, :, :6] = 0  # a black band on the left: only the left crop sees it
+    cfg = ViewConfig(clip_length=4, size=32, clips=2, crops=3)
+    views = make_views(frames, cfg, **get_config())
+    assert views.shape == (6, 3, 4, 32, 32)
+    mean, std = get_config()["mean"], get_config()["std"]
+    red = (1 - mean[2]) / std[2]
+    assert views[1, 2].mean().item() == pytest.approx(red, rel=1e-5)  # centre crop: pure red in channel 2
+    assert views[1, 0].mean().item() == pytest.approx(-mean[0] / std[0], rel=1e-5)  # channel 0 = blue = 0
+    assert views[0, 2].mean() < views[1, 2].mean() == views[2, 2].mean()
+    portrait = spatial_views(torch.zeros(4, 3, 50, 32, dtype=torch.uint8), 32, 3)
+    assert [v.shape for v in portrait] == [(4, 3, 32, 32)] * 3

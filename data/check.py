@@ -102,12 +102,16 @@ def check_csv(csv_path: Path, jpg_dir: Path, timeslices: bool) -> list[str]:
 
 
 def find_jpg_dir(dst: Path) -> Path:
-    """``DST/jpg`` if it exists, else ``DST`` when it is itself the ``jpg`` folder."""
+    """``DST/jpg``, ``DST`` itself if named ``jpg``, or the single ``DST/data/<Folder>/jpg`` of a data set root."""
     if (dst / "jpg").is_dir():
         return dst / "jpg"
     if dst.is_dir() and dst.name == "jpg":
         return dst
-    raise FileNotFoundError(f"{dst}: no jpg/ folder (expected DST/jpg/<class>/<video>/{DB_NAME})")
+    nested = sorted(p for p in dst.glob("data/*/jpg") if p.is_dir())
+    if len(nested) == 1:
+        return nested[0]
+    raise FileNotFoundError(f"{dst}: no jpg/ folder (expected DST/jpg/<class>/<video>/{DB_NAME}"
+                            f"{'; several under data/: pass one' if nested else ''})")
 
 
 def run_check(dst: Path, csvs: list[Path] = (), timeslices: bool = False, quick: bool = False,

@@ -43,7 +43,8 @@ def connect_readonly(db_path: str | Path) -> sqlite3.Connection:
 def read_blobs(con: sqlite3.Connection, video_dir: str | Path, indices: Sequence[int]) -> list[bytes]:
     """JPEG blobs of the 0-based ``indices`` in the order given (repeats allowed), with one query."""
     unique = sorted(set(int(i) for i in indices))
-    names = [frame_id(video_dir, i) for i in unique]
+    prefix = os.path.basename(os.fspath(video_dir).rstrip("/"))  # once per clip, not per frame (hot path)
+    names = [f"{prefix}/frame_{i + 1:05d}" for i in unique]
     sql = f"SELECT ObjId, frames FROM Images WHERE ObjId IN ({','.join('?' * len(names))})"
     try:
         rows = dict(con.execute(sql, names).fetchall())
@@ -61,7 +62,7 @@ def decode_jpeg(blob: bytes, where: str = "") -> np.ndarray:
     """Decode one JPEG blob to a BGR ``uint8`` array ``(H, W, 3)`` (OpenCV order, as the original)."""
     img = cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
-        raise FrameReadError(f"{where}: frame is not a decodable JPEG")
+        raise FrameReadError(f"{where or 'blob'}: frame is not a decodable JPEG")
     return img
 
 
@@ -78,7 +79,10 @@ def read_frames(video_dir: str | Path, indices: Sequence[int], con: sqlite3.Conn
     out = []
     for i, blob in zip(indices, blobs):
         if i not in decoded:
-            decoded[i] = decode_jpeg(blob, f"{Path(video_dir) / DB_NAME} frame {i + 1}")
+            try:  # the message is built only on failure: this loop is the loader's hot path
+                decoded[i] = decode_jpeg(blob)
+            except FrameReadError:
+                raise FrameReadError(f"{Path(video_dir) / DB_NAME} frame {i + 1}: frame is not a decodable JPEG") from None
         out.append(decoded[i])
     try:
         return np.stack(out)

@@ -55,7 +55,7 @@ def test_every_breakage_is_one_line_and_fix_repairs_counts(tmp_path, capsys):
 
 
 def test_clean_set_passes_and_bad_root_is_reported(tmp_path, tiny_synthetic, capsys):
-    assert check.main([str(tiny_synthetic.jpg_dir.parent), "--csv", str(tiny_synthetic.train_csv),
+    assert check.main([str(tiny_synthetic.root), "--csv", str(tiny_synthetic.train_csv),
                        str(tiny_synthetic.val_csv)]) == 0
     assert "checked 16 videos and 2 CSV file(s): 0 broken, 0 fixed" in capsys.readouterr().out
     assert check.main([str(tmp_path / "nothing")]) == 2

@@ -22,8 +22,9 @@ DEFAULT_DIR = "synthetic_data"
 SPEC = replace(SYNTHETIC_SPEC, defaults={
     **SYNTHETIC_SPEC.defaults, "dataset": DEFAULT_DIR, "network": "srtg_r3d_18", "clip_length": 8,
     "clip_size": 32, "train_frame_interval": [4], "val_frame_interval": 4, "batch_size": 16,
-    "long_cycles": False, "short_cycles": False, "lr_base": 0.1, "lr_steps": [6, 9], "end_epoch": 10,
-    "workers": 2, "log_interval": 5})
+    "long_cycles": False, "short_cycles": False, "lr_base": 0.01, "lr_steps": [5], "end_epoch": 6,
+    "workers": 1, "log_interval": 10})
+VIDEOS_PER_CLASS = 240
 
 
 def ensure_dataset(argv: Sequence[str] | None) -> None:
@@ -34,7 +35,7 @@ def ensure_dataset(argv: Sequence[str] | None) -> None:
     out = Path(DEFAULT_DIR)
     if not (out / "labels" / SPEC.val_csv).is_file():  # the CSVs are written last: their presence = complete
         print(f"generating the synthetic data set in ./{DEFAULT_DIR} (once) ...", file=sys.stderr)
-        generate(out, workers=2)
+        generate(out, videos_per_class=VIDEOS_PER_CLASS, workers=2)
 
 
 if __name__ == "__main__":

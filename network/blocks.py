@@ -145,7 +145,7 @@ class BasicBlock(_SRPlacement):
 
     ``groups`` and ``base_width`` are accepted and ignored, as in the original (so ``r3dxt34_32d`` is
     ``r3d_34``). With ``recursion=True`` a Squeeze_and_Recursion module ``sar`` of width ``planes`` is applied
-    at ``place``. The original sized the 'top' SR block with ``inplanes`` although it sees ``planes``
+    at ``place`` (``sr_init``: its ``init``). The original sized the 'top' SR block with ``inplanes`` although it sees ``planes``
     channels; it is sized correctly here.
     """
 
@@ -155,7 +155,8 @@ class BasicBlock(_SRPlacement):
 
     def __init__(self, inplanes: int, planes: int, conv_builder: ConvBuilder, stride: int = 1,
                  downsample: nn.Module | None = None, groups: int = 1, base_width: int = 64, place: str = "final",
-                 recursion: bool = False, gates: bool = False, recurrent: str = "lstm") -> None:
+                 recursion: bool = False, gates: bool = False, recurrent: str = "lstm",
+                 sr_init: str = "identity") -> None:
         super().__init__()
         self._check_place(place)
         midplanes = midplanes_for(inplanes, planes)
@@ -167,7 +168,7 @@ class BasicBlock(_SRPlacement):
         self.downsample = downsample
         self.stride = stride
         self.place = place
-        self.sar = Squeeze_and_Recursion(planes, gates=gates, recurrent=recurrent) if recursion else None
+        self.sar = Squeeze_and_Recursion(planes, gates=gates, recurrent=recurrent, init=sr_init) if recursion else None
 
     @property
     def last_bn(self) -> nn.BatchNorm3d:
@@ -200,7 +201,8 @@ class Bottleneck(_SRPlacement):
 
     def __init__(self, inplanes: int, planes: int, conv_builder: ConvBuilder, stride: int = 1,
                  downsample: nn.Module | None = None, groups: int = 1, base_width: int = 64, place: str = "final",
-                 recursion: bool = False, gates: bool = False, recurrent: str = "lstm") -> None:
+                 recursion: bool = False, gates: bool = False, recurrent: str = "lstm",
+                 sr_init: str = "identity") -> None:
         super().__init__()
         self._check_place(place)
         midplanes = midplanes_for(inplanes, planes)
@@ -216,7 +218,8 @@ class Bottleneck(_SRPlacement):
         self.stride = stride
         self.place = place
         sr_planes = {"start": inplanes, "top": width, "mid": width}.get(place, planes)
-        self.sar = Squeeze_and_Recursion(sr_planes, gates=gates, recurrent=recurrent) if recursion else None
+        self.sar = (Squeeze_and_Recursion(sr_planes, gates=gates, recurrent=recurrent, init=sr_init)
+                    if recursion else None)
 
     @property
     def last_bn(self) -> nn.BatchNorm3d:

@@ -2,7 +2,8 @@
 
 Every constructor is one registered line over two tables: ``FAMILIES`` (stem + conv builder) and ``DEPTHS``
 (block + layers per stage). ``srtg_<name>`` is ``<name>`` with ``recursion=True``; unlike the original, it
-accepts ``gates=``, ``place=`` and ``recurrent=`` (the original hard-coded ``gates=False``).
+accepts ``gates=``, ``place=``, ``recurrent=`` and ``sr_init=`` (the original hard-coded ``gates=False``;
+``sr_init='identity'``, the default, starts the SR multipliers near 1, ``'pytorch'`` is the original's init).
 """
 from __future__ import annotations
 
@@ -41,19 +42,20 @@ class VideoResNet(nn.Module):
     layer1..4 (64/128/256/512 channels, strides 1/2/2/2) -> global average pool -> fc(512). With
     ``recursion=True`` every block gets an SR block at ``place`` (``'final'``, as all original models).
     ``zero_init_residual`` zeroes the last BN of each residual branch (the original crashed on ``bn3``).
+    ``sr_init`` initialises the SR blocks' recurrent cells (``Squeeze_and_Recursion(init=...)``).
     """
 
     def __init__(self, block: Block, conv_makers: list[type[nn.Module]], layers: list[int] | tuple[int, ...],
                  stem: type[nn.Module], num_classes: int = 400, groups: int = 1, width_per_group: int = 64,
                  zero_init_residual: bool = False, recursion: bool = False, gates: bool = False,
-                 place: str = "final", recurrent: str = "lstm") -> None:
+                 place: str = "final", recurrent: str = "lstm", sr_init: str = "identity") -> None:
         super().__init__()
         if not recursion and (gates or place != "final" or recurrent != "lstm"):
             raise ValueError("gates/place/recurrent only apply with recursion=True (the srtg_* models)")
         self.inplanes = 64
         self.groups = groups
         self.base_width = width_per_group
-        sr = {"recursion": recursion, "gates": gates, "place": place, "recurrent": recurrent}
+        sr = {"recursion": recursion, "gates": gates, "place": place, "recurrent": recurrent, "sr_init": sr_init}
         self.stem = stem()
         # use_softpool (SoftPool3d) of the original is dropped: no constructor set it.
         self.pool = nn.MaxPool3d(kernel_size=3, stride=2, padding=1)
@@ -303,7 +305,7 @@ def _srtg(plain: Callable[..., VideoResNet]) -> Callable[..., VideoResNet]:
 
     builder.__name__ = builder.__qualname__ = f"srtg_{plain.__name__}"
     builder.__doc__ = (f"SRTG {plain.__name__}: SR block after every residual block; accepts gates=, place=, "
-                       "recurrent= (the original hard-coded gates=False).")
+                       "recurrent=, sr_init= (the original hard-coded gates=False).")
     return register_model(builder)
 
 

@@ -158,3 +158,28 @@ def test_compiled_sr_block_matches_eager_with_gradients() -> None:
     torch.testing.assert_close(out, sr(x))
     out.sum().backward()
     assert float(sr.lstm.weight_ih_l0.grad.abs().sum()) > 0
+
+
+@pytest.mark.parametrize("recurrent", ["lstm", "gru"])
+def test_identity_init_starts_the_multiplier_near_one_with_the_same_keys(recurrent: str) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(3, 16, 6, 4, 4)
+    ident = Squeeze_and_Recursion(16, recurrent=recurrent)
+    orig = Squeeze_and_Recursion(16, recurrent=recurrent, init="pytorch")
+    r_ident = ident.squeeze_recur(x)[1]
+    r_orig = orig.squeeze_recur(x)[1]
+    assert r_ident.min() > 0.3 and r_ident.mean() > 0.6
+    assert r_orig.abs().mean() < 0.3
+    assert {k: v.shape for k, v in ident.state_dict().items()} == {k: v.shape for k, v in orig.state_dict().items()}
+    with pytest.raises(ValueError, match="SR init"):
+        Squeeze_and_Recursion(16, init="ones")
+
+
+def test_sr_init_reaches_every_block_of_srtg_r3d_18() -> None:
+    from network.registry import create_model
+
+    model = create_model("srtg_r3d_18", num_classes=4, sr_init="pytorch")
+    biases = [m.lstm.bias_ih_l0 for m in model.modules() if isinstance(m, Squeeze_and_Recursion)]
+    assert len(biases) == 8 and all(b.abs().max() < 1 for b in biases)
+    model = create_model("srtg_r3d_18", num_classes=4)
+    assert all(m.lstm.bias_ih_l0.max() == 2 for m in model.modules() if isinstance(m, Squeeze_and_Recursion))

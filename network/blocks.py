@@ -23,6 +23,22 @@ def midplanes_for(inplanes: int, planes: int) -> int:
     return (inplanes * planes * 3 * 3 * 3) // (inplanes * 3 * 3 + 3 * planes)
 
 
+
+def init_weights(root: nn.Module) -> None:
+    """The original's initialisation for every module under ``root``: Conv3d kaiming-normal (fan_out, relu),
+    BatchNorm/GroupNorm weight 1 and bias 0, Linear N(0, 0.01) and bias 0 (recurrent cells keep their own)."""
+    for m in root.modules():
+        if isinstance(m, nn.Conv3d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm3d, nn.GroupNorm)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)
+
 class Conv3DSimple(nn.Sequential):
     """Full 3x3x3 convolution (R3D); ``midplanes`` is unused."""
 

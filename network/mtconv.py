@@ -10,6 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from network.blocks import init_weights
+
 Streams = tuple[torch.Tensor, torch.Tensor]
 Size3 = int | tuple[int, int, int]
 
@@ -105,12 +107,7 @@ class MTConv(nn.Module):
         self._initialise_weights()
 
     def _initialise_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, (nn.BatchNorm3d, nn.GroupNorm)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self)  # the original re-applied the network's init inside every MTConv
 
     def forward(self, x: Streams) -> Streams:
         short, long = self.conv_short(x[0]), self.conv_long(x[1])

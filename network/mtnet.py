@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from network.blocks import BasicStem
+from network.blocks import BasicStem, init_weights
 from network.mtconv import MTConv, RecurrentAlignment, Streams, resize3d, temporal_cossim_pool
 from network.registry import register_model
 
@@ -122,15 +122,7 @@ class MTNet(nn.Module):
         return nn.Sequential(*layers)
 
     def _initialise_weights(self, zero_init_residual: bool) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, (nn.BatchNorm3d, nn.GroupNorm)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_weights(self)
         if zero_init_residual:
             # Original looked for a ``bn3`` that MTBlock does not have and crashed; the last norms of a block
             # are conv3's, so those start at zero and each block starts as its identity path.

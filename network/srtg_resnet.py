@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from network.blocks import (BasicBlock, BasicStem, Bottleneck, Conv2Plus1D, Conv3DDepthwise, Conv3DSimple,
-                            IPConv3DDepthwise, R2Plus1dStem)
+                            IPConv3DDepthwise, R2Plus1dStem, init_weights)
 from network.registry import register_model
 from network.srtg import Squeeze_and_Recursion
 
@@ -84,17 +84,7 @@ class VideoResNet(nn.Module):
     def _initialise_weights(self, zero_init_residual: bool) -> None:
         if self.fc.weight.is_meta:  # shapes only (torch.device("meta")): random init would be slow and moot
             return
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.constant_(m.bias, 0)
-            elif isinstance(m, (nn.BatchNorm3d, nn.GroupNorm)):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.constant_(m.bias, 0)
+        init_weights(self)
         if zero_init_residual:
             for m in self.modules():
                 if isinstance(m, (BasicBlock, Bottleneck)):

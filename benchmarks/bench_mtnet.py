@@ -9,39 +9,11 @@ present; timings on a shared machine are noisy, so compare ratios from one run o
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
 from network import create_model
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_model(name: str, shape: list[int], repeats: int, device: torch.device) -> tuple[float, float]:
-    """Median (forward, forward+backward) seconds of ``name`` in train mode on a random clip of ``shape``."""
-    model = create_model(name, num_classes=400).to(device).train()
-    x = torch.randn(shape, device=device)
-    fwd, step = [], []
-    for i in range(repeats + 1):
-        _sync(device)
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            model(x)
-        _sync(device)
-        t1 = time.perf_counter()
-        model(x).sum().backward()
-        model.zero_grad(set_to_none=True)
-        _sync(device)
-        t2 = time.perf_counter()
-        if i:  # the first pass is a warm-up
-            fwd.append(t1 - t0)
-            step.append(t2 - t1)
-    return statistics.median(fwd), statistics.median(step)
+from tools.profile_model import time_model
 
 
 def main() -> None:
@@ -54,7 +26,11 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    results = {name: time_model(name, args.shape, args.repeats, device) for name in [args.baseline, *args.models]}
+    clip = torch.randn(args.shape, device=device)
+    results = {}
+    for name in [args.baseline, *args.models]:
+        t = time_model(create_model(name, num_classes=400).to(device), clip, args.repeats, warmup=1)
+        results[name] = (t["forward_eval"], t["forward_train"] + t["backward"])
     base_fwd, base_step = results[args.baseline]
     print(f"input {tuple(args.shape)} on {device}, {args.threads} threads, median of {args.repeats}")
     print(f"{'model':<14} {'forward s':>10} {'vs base':>8} {'fwd+bwd s':>10} {'vs base':>8}")

@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from network.conv import TrimmedConv3d
 from network.srtg import Squeeze_and_Recursion
 
 ConvBuilder = Callable[..., nn.Module]
@@ -44,8 +45,8 @@ class Conv3DSimple(nn.Sequential):
 
     def __init__(self, in_planes: int, out_planes: int, midplanes: int | None = None, stride: int = 1,
                  padding: int = 1) -> None:
-        super().__init__(nn.Conv3d(in_planes, out_planes, kernel_size=3, stride=stride, padding=padding,
-                                   bias=False))
+        super().__init__(TrimmedConv3d(in_planes, out_planes, kernel_size=3, stride=stride, padding=padding,
+                                       bias=False))
 
     @staticmethod
     def get_downsample_stride(stride: int) -> tuple[int, int, int]:
@@ -57,19 +58,19 @@ class Conv2Plus1D(nn.Sequential):
 
     def __init__(self, in_planes: int, out_planes: int, midplanes: int, stride: int = 1, padding: int = 1) -> None:
         super().__init__(
-            nn.Conv3d(in_planes, midplanes, kernel_size=(1, 3, 3), stride=(1, stride, stride),
-                      padding=(0, padding, padding), bias=False),
+            TrimmedConv3d(in_planes, midplanes, kernel_size=(1, 3, 3), stride=(1, stride, stride),
+                          padding=(0, padding, padding), bias=False),
             nn.BatchNorm3d(midplanes),
             nn.ReLU(inplace=True),
-            nn.Conv3d(midplanes, out_planes, kernel_size=(3, 1, 1), stride=(stride, 1, 1),
-                      padding=(padding, 0, 0), bias=False))
+            TrimmedConv3d(midplanes, out_planes, kernel_size=(3, 1, 1), stride=(stride, 1, 1),
+                          padding=(padding, 0, 0), bias=False))
 
     @staticmethod
     def get_downsample_stride(stride: int) -> tuple[int, int, int]:
         return stride, stride, stride
 
 
-class Conv3DNoTemporal(nn.Conv3d):
+class Conv3DNoTemporal(TrimmedConv3d):
     """1x3x3 spatial-only conv (a bare Conv3d: no ``.0`` level, as the original's surviving definition).
 
     The original defined this class twice (the first, shadowed one passed a module as ``in_channels``);
@@ -91,8 +92,8 @@ class Conv3DDepthwise(nn.Sequential):
 
     def __init__(self, in_planes: int, out_planes: int, midplanes: int | None = None, stride: int = 1,
                  padding: int = 1) -> None:
-        super().__init__(nn.Conv3d(in_planes, out_planes, kernel_size=3, stride=stride, padding=padding,
-                                   groups=in_planes, bias=False))
+        super().__init__(TrimmedConv3d(in_planes, out_planes, kernel_size=3, stride=stride, padding=padding,
+                                       groups=in_planes, bias=False))
 
     @staticmethod
     def get_downsample_stride(stride: int) -> tuple[int, int, int]:

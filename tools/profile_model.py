@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import network  # noqa: E402
+from network.conv import TrimmedConv3d  # noqa: E402
 
 REFERENCE = ROOT / "tests" / "reference" / "original_models.json.gz"
 NOT_COUNTED = [nn.BatchNorm3d, nn.GroupNorm, nn.ReLU, nn.MaxPool3d, nn.AvgPool3d, nn.AdaptiveAvgPool3d]
@@ -46,10 +47,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def count_flops(model: nn.Module, clip_length: int, clip_size: int) -> int:
     """FLOPs (2 per MAC) of one clip ``(1, 3, T, S, S)`` through ``model`` (counted on a copy, in eval mode)."""
     from ptflops import get_model_complexity_info
+    from ptflops.pytorch_ops import conv_flops_counter_hook
 
+    # nominal FLOPs, as the original counts them: a TrimmedConv3d counts as the full Conv3d it stands for
     macs, _ = get_model_complexity_info(copy.deepcopy(model).eval(), (3, clip_length, clip_size, clip_size),
                                         as_strings=False, print_per_layer_stat=False, backend="pytorch",
                                         ignore_modules=NOT_COUNTED,
+                                        custom_modules_hooks={TrimmedConv3d: conv_flops_counter_hook},
                                         backend_specific_config={"count_functional": False})
     if macs is None:
         raise RuntimeError("ptflops could not count this model (see the traceback above)")

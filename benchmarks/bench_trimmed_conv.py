@@ -2,7 +2,7 @@
 
 The same srtg_r3d_18 weights are run with every TrimmedConv3d and with each of them switched back to nn.Conv3d,
 interleaved step by step. At the demo's 8x32² clips layer4 works on 1x1x1 maps, where the plain conv spends most
-of its backward pass on taps that only meet padding; at 16x112² nothing is cut, so the ratio shows the overhead.
+of its backward pass on taps that only meet padding; at 16x112² only layer4's temporal taps are cut (T = 1).
 
     python benchmarks/bench_trimmed_conv.py [--network srtg_r3d_18 --repeats 8 --threads 0]
 """
@@ -15,24 +15,14 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import network  # noqa: E402
 from benchmarks.bench_models import step_seconds  # noqa: E402
-from network.conv import TrimmedConv3d  # noqa: E402
+from network.conv import untrimmed  # noqa: E402
 
 SHAPES = [(32, 8, 32), (16, 8, 64), (4, 16, 112)]  # (batch, frames, size)
-
-
-def plain_copy(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` whose TrimmedConv3d modules are ordinary nn.Conv3d (same weights)."""
-    plain = copy.deepcopy(model)
-    for module in plain.modules():
-        if type(module) is TrimmedConv3d:
-            module.__class__ = nn.Conv3d
-    return plain
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     trimmed = network.create_model(args.network, num_classes=8).train()
-    variants = {"nn.Conv3d": plain_copy(trimmed), "TrimmedConv3d": trimmed}
+    variants = {"nn.Conv3d": untrimmed(copy.deepcopy(trimmed)), "TrimmedConv3d": trimmed}
     print(f"{args.network}, CPU threads {torch.get_num_threads()}, forward+backward, median of {args.repeats}")
     print("| clip (B, T, S) | nn.Conv3d s | TrimmedConv3d s | speed-up |\n| --- | ---: | ---: | ---: |")
     for batch, frames, size in SHAPES:

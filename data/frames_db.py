@@ -14,6 +14,8 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
+from data.atomic import atomic_path, atomic_write_text
+
 DB_NAME = "frames.db"
 COUNT_NAME = "n_frames"
 TABLE_SQL = "CREATE TABLE Images(ObjId STRING, frames BLOB, size INT)"
@@ -128,8 +130,15 @@ def write_video(video_dir: str | Path, frames: Iterable[np.ndarray | bytes], qua
     """
     video_dir = Path(video_dir)
     video_dir.mkdir(parents=True, exist_ok=True)
-    tmp = video_dir / f".{DB_NAME}.tmp-{os.getpid()}"
-    tmp.unlink(missing_ok=True)
+    (video_dir / COUNT_NAME).unlink(missing_ok=True)
+    with atomic_path(video_dir / DB_NAME, fsync=False) as tmp:
+        n = _write_db(tmp, video_dir, frames, quality)
+    write_n_frames(video_dir, n)
+    return n
+
+
+def _write_db(tmp: Path, video_dir: Path, frames: Iterable[np.ndarray | bytes], quality: int) -> int:
+    """Fill a new database file ``tmp`` with the frames of ``video_dir``; returns the row count."""
     con = sqlite3.connect(tmp)
     n = 0
     try:
@@ -146,22 +155,14 @@ def write_video(video_dir: str | Path, frames: Iterable[np.ndarray | bytes], qua
                 blob, width = encode_jpeg(frame, quality), int(frame.shape[1])
             con.execute("INSERT INTO Images VALUES (?, ?, ?)", (frame_id(video_dir, n - 1), sqlite3.Binary(blob), width))
         con.commit()
-    except BaseException:
+    finally:
         con.close()
-        tmp.unlink(missing_ok=True)
-        raise
-    con.close()
-    (video_dir / COUNT_NAME).unlink(missing_ok=True)
-    os.replace(tmp, video_dir / DB_NAME)
-    write_n_frames(video_dir, n)
     return n
 
 
 def write_n_frames(video_dir: str | Path, n: int) -> None:
     """Write ``video_dir/n_frames`` atomically (temp file + rename)."""
-    count_tmp = Path(video_dir) / f".{COUNT_NAME}.tmp-{os.getpid()}"
-    count_tmp.write_text(f"{int(n)}\n")
-    os.replace(count_tmp, Path(video_dir) / COUNT_NAME)
+    atomic_write_text(Path(video_dir) / COUNT_NAME, f"{int(n)}\n")
 
 
 def list_video_dirs(jpg_dir: str | Path) -> list[Path]:

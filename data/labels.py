@@ -9,13 +9,13 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from data.frames_db import FrameReadError, read_n_frames
+from data.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 10_000
@@ -124,9 +124,7 @@ def load_dictionary(path: Path) -> dict[str, int]:
 
 def write_dictionary(path: Path, dictionary: dict[str, int]) -> None:
     """Write the dictionary atomically (several DDP ranks may write the same file)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(dictionary, indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(dictionary, indent=1))
 
 
 def load_records(csv_path: Path, jpg_dir: Path, timeslices: bool, *, split: str | None = None,

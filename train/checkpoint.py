@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 import pickle
 import random
 import re
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from data.atomic import atomic_write
 from network.weights import load_partial, unwrap_model, unwrap_state_dict
 
 log = logging.getLogger(__name__)
@@ -50,29 +50,7 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
 
     If anything fails the temp file is removed and an existing ``path`` is left untouched.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return path
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass  # some file systems cannot fsync a directory; the rename itself is already atomic
-    finally:
-        os.close(dir_fd)
-    return path
+    return atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def rng_state() -> dict[str, Any]:

@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torchvision.transforms.v2.functional as F
 
+from data.atomic import atomic_write_text
 from data.labels import iter_rows, load_dictionary
 from data.video_io import VideoDecodeError, iter_frames, probe
 from data.video_sampler import uniform_views
@@ -277,9 +278,4 @@ def view_probabilities(model: nn.Module, views: torch.Tensor, batch_size: int, d
 
 def dump_json(obj: Any, path: str | Path) -> Path:
     """Write ``obj`` as indented JSON (UTF-8) via a temporary file and rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write_text(path, json.dumps(obj, indent=1, ensure_ascii=False) + "\n")

@@ -15,6 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from data.atomic import atomic_path
+
 logger = logging.getLogger(__name__)
 
 COLUMNS = ("Epoch", "Top1", "Top5", "Loss", "LR")
@@ -103,9 +105,6 @@ def plot_results(results_dir: str | Path, out: str | Path | None = None) -> Path
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
     fig.suptitle(results_dir.name)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Written to a temporary name and renamed, so a reader never sees half a PNG (the engine redraws per epoch).
-    tmp = out.with_name(out.name + ".tmp")
-    fig.savefig(tmp, dpi=100, format="png")
-    tmp.replace(out)
+    with atomic_path(out, fsync=False) as tmp:  # the engine redraws per epoch: never half a PNG
+        fig.savefig(tmp, dpi=100, format="png")
     return out

@@ -1,10 +1,11 @@
 """Multi-view testing of a trained model: clip- and video-level top-1/top-5, per-class accuracy, confusion matrix.
 
-    python evaluate.py --dataset synthetic_data --network srtg_r3d_18 \
-        --checkpoint results/SYNTHETIC/srtg_r3d_18_gates_False/srtg_r3d_18_ep-0010.pth --clips 10 --crops 3
+    python evaluate.py --checkpoint results/SYNTHETIC/srtg_r3d_18_gates_False/srtg_r3d_18_ep-0016.pth
+    python evaluate.py --checkpoint ORIGINAL.pth --network srtg_r3d_34 --spec hacs --dataset <root>/data/
     torchrun --nproc_per_node 2 evaluate.py ...        # videos sharded over processes, rank 0 writes
 
-Each video gives ``--clips`` uniformly spaced clips × ``--crops`` crops (PySlowFast/MMAction2 testing); the
+The network, gates, classes, data set and validation clip settings come from the checkpoint (any argument
+overrides them); original checkpoints, which store none of it, need ``--network`` and ``--spec``. Each video gives ``--clips`` uniformly spaced clips × ``--crops`` crops (PySlowFast/MMAction2 testing); the
 softmax of its views is averaged. Writes ``results.json``, ``per_class.csv``, ``predictions.csv`` and
 ``confusion.png`` to ``--out`` (default: ``<checkpoint folder>/eval_<checkpoint>_<split>_<clips>x<crops>/``).
 """
@@ -20,12 +21,12 @@ from pathlib import Path
 
 from data.labels import dictionary_path, load_records
 from train import distributed as dist
-from train.cli import DEVICES, str2bool
+from train.cli import str2bool
+from train.config import DEVICES
 from train.checkpoint import load_checkpoint_file
 from train.evaluation import infer_spec, plot_confusion, score_videos, summarise, write_predictions
 from train.inference import check_classes, dump_json, load_model, view_config
 from train.logs import close_logging, setup_logging
-from train.run import pick_device
 
 log = logging.getLogger("evaluate")
 
@@ -38,8 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", type=str, default=None,
                    help="data set location as for training (default: the checkpoint's --dataset)")
     p.add_argument("--spec", type=str, default=None,
-                   help="data set: synthetic, hacs, kinetics-<200|400|600|700>, moments, ucf101, hmdb51, diving48 "
-                        "(default: from the checkpoint's results folder, else synthetic)")
+                   help="registered data set (data/datasets.py): synthetic, hacs, kinetics-<200|400|600|700>, "
+                        "moments, ucf101, hmdb51, diving48 (default: the one the checkpoint was trained on)")
     p.add_argument("--split", type=str, default="val", choices=("val", "train"), help="which label CSV to test")
     p.add_argument("--csv", type=Path, default=None, help="another label CSV (e.g. a test split) instead of --split")
     p.add_argument("--clips", type=int, default=10, help="uniformly spaced clips per video (1 = centre clip)")
@@ -70,9 +71,9 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> dict:
     """Evaluate (every rank) and write the results (rank 0); returns the summary without the confusion matrix."""
     info = dist.env_info()
-    device = pick_device(args.device, info.local_rank)
-    dist.init_process_group(info, device)
     try:
+        device = dist.pick_device(args.device, info.local_rank)
+        dist.init_process_group(info, device)
         return _evaluate(args, info, device)
     finally:
         close_logging()
@@ -82,18 +83,17 @@ def run(args: argparse.Namespace) -> dict:
 def _evaluate(args: argparse.Namespace, info: dist.DistInfo, device) -> dict:
     started = time.perf_counter()
     saved = load_checkpoint_file(args.checkpoint)
-    saved_args = dict(saved.get("args") or {})
-    network = args.network or saved.get("network") or saved_args.get("network")
-    if not network:
-        raise ValueError(f"{args.checkpoint}: the checkpoint does not name its network; pass --network")
-    spec = infer_spec(args.spec, saved_args, args.checkpoint)
-    cfg = view_config(saved_args, clip_length=args.clip_length, clip_size=args.clip_size,
+    loaded = load_model(args.checkpoint, args.network, gates=args.gates, device=device, contents=saved)
+    network = loaded.network
+    spec = infer_spec(args.spec, loaded.dataset, args.checkpoint)
+    cfg = view_config(loaded.config, clip_length=args.clip_length, clip_size=args.clip_size,
                       frame_interval=args.frame_interval, clips=args.clips, crops=args.crops,
-                      short_side=args.short_side)
+                      short_side=args.short_side, dataset=spec)
     split = args.csv.stem if args.csv else args.split
     out = args.out or args.checkpoint.parent / f"eval_{args.checkpoint.stem}_{split}_{cfg.clips}x{cfg.crops}"
     setup_logging(out / "evaluate.log", args.debug_mode, info.rank)
-    paths = spec.resolve(args.dataset or saved_args.get("dataset") or spec.defaults.get("dataset", spec.name))
+    trained_on = loaded.config.data.dataset if loaded.config else None
+    paths = spec.resolve(args.dataset or trained_on or spec.defaults.get("dataset", spec.name))
     csv_path = args.csv or (paths.val_csv if args.split == "val" else paths.train_csv)
     # Class indices come from the checkpoint's class list when it has one (a label it does not know is an
     # error naming the CSV row), else from the data set's dictionary JSON / first appearance in the CSV.
@@ -105,7 +105,6 @@ def _evaluate(args: argparse.Namespace, info: dist.DistInfo, device) -> dict:
                     "first appearance, which may differ from training", csv_path, dictionary_path(csv_path).name)
     if not records:
         raise ValueError(f"{csv_path}: no videos found under {paths.jpg_dir}; check --dataset / --spec")
-    loaded = load_model(network, args.checkpoint, gates=args.gates, device=device, contents=saved)
     check_classes(loaded, classes, str(csv_path))
     names = [str(i) for i in range(loaded.num_classes)]
     for label, index in classes.items():

@@ -4,8 +4,11 @@ Videos are decoded directly with PyAV (no frame database) and preprocessed as in
 ``(x/255 - mean)/std``, shorter side resized to the clip size, ``--clips`` uniformly spaced clips × ``--crops``
 crops (centre by default), softmax averaged over the views.
 
-    python predict.py video1.mp4 video2.avi --network srtg_r3d_34 \
-        --checkpoint results/HACS/srtg_r3d_34_gates_False/srtg_r3d_34_ep-0120.pth --labels labels/HACS_clips_v1.1_dictionary.json
+    python predict.py video1.mp4 video2.avi --checkpoint results/HACS/srtg_r3d_34_gates_False/srtg_r3d_34_ep-0120.pth
+    python predict.py video.mp4 --checkpoint ORIGINAL.pth --network srtg_r3d_34 --labels labels/HACS_clips_v1.1_dictionary.json
+
+The network, gates, class names and clip settings come from the checkpoint; original checkpoints, which store
+none of them, need ``--network`` (and ``--labels`` for names).
 
 A missing or undecodable video prints one error line naming it; the others still run; the exit code is 1 when
 any video failed.
@@ -20,17 +23,19 @@ import time
 from pathlib import Path
 
 from data.video_io import VideoDecodeError
-from train.cli import DEVICES, str2bool
+from train.cli import str2bool
+from train.config import DEVICES
+from train.distributed import pick_device
 from train.inference import (decode_clip_frames, load_class_names, load_model, make_views, view_config,
                              view_probabilities)
-from train.run import pick_device
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The predict.py command line."""
     p = argparse.ArgumentParser(description="Top-k action classes of video files.")
     p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="video files (.mp4, .avi, .mkv, .webm, ...)")
-    p.add_argument("--network", required=True, type=str, help="model name, e.g. srtg_r3d_34 (see network.list_models())")
+    p.add_argument("--network", type=str, default=None, help="model name, e.g. srtg_r3d_34 (default: the one saved "
+                   "in the checkpoint; needed for original checkpoints)")
     p.add_argument("--checkpoint", required=True, type=Path, help="a .pth written by training or an original checkpoint")
     p.add_argument("--labels", type=Path, default=None,
                    help="class names: the *dictionary.json or the train CSV (first-appearance order); "
@@ -56,8 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         device = pick_device(args.device)
-        loaded = load_model(args.network, args.checkpoint, device=device,
-                            gates=args.gates)
+        loaded = load_model(args.checkpoint, args.network, device=device, gates=args.gates)
         names = load_class_names(args.labels) if args.labels else loaded.classes
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -67,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
               "model; pass the labels the model was trained with", file=sys.stderr)
         return 1
     names = names or [str(i) for i in range(loaded.num_classes)]
-    cfg = view_config(loaded.args, clip_length=args.clip_length, clip_size=args.clip_size,
+    cfg = view_config(loaded.config, dataset=loaded.dataset, clip_length=args.clip_length, clip_size=args.clip_size,
                       frame_interval=args.frame_interval, clips=args.clips, crops=args.crops)
     results, failed = [], 0
     for path in args.videos:
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             for rank, entry in enumerate(results[-1]["top"], start=1):
                 print(f"  {rank}. {entry['class']:<30s} {entry['probability']:.4f}")
     if args.json:
-        print(json.dumps({"network": args.network, "checkpoint": str(args.checkpoint), "clip_length": cfg.clip_length,
+        print(json.dumps({"network": loaded.network, "checkpoint": str(args.checkpoint), "clip_length": cfg.clip_length,
                           "clip_size": cfg.size, "frame_interval": cfg.frame_interval, "results": results}, indent=1))
     return 1 if failed else 0
 

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from data.labels import load_records
 from data.multigrid import MultigridBatchSampler
+from data.rng import STREAMS, mix
 from data.spec import DatasetPaths, DatasetSpec
 from data.video_iterator import VideoIter
 from data.video_sampler import ProcessRNG, RandomSampling, SequentialSampling
@@ -81,10 +82,10 @@ class Loaders:
         that a run resumed at ``epoch`` reads what an uninterrupted run would have (see LoaderConfig)."""
         self.batch_sampler.set_epoch(epoch)
         if self.train.generator is not None:
-            self.train.generator.manual_seed(_mix(self.seed, self.rank, 0, epoch))
+            self.train.generator.manual_seed(mix(self.seed, self.rank, STREAMS["loader"], epoch))
         for part in (self.train_set.sampler, self.train_set.video_transform):
             if isinstance(getattr(part, "rng", None), ProcessRNG):
-                part.rng = ProcessRNG(_mix(self.seed, self.rank, part.rng.stream, epoch), stream=part.rng.stream)
+                part.rng = ProcessRNG(mix(self.seed, self.rank, part.rng.stream, epoch), stream=part.rng.stream)
 
 
 class ShardSampler(Sampler[int]):
@@ -104,12 +105,6 @@ class ShardSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return len(range(self.rank, self.num_samples, self.world_size))
-
-
-def _mix(*values: int) -> int:
-    """A 63-bit seed from several ints (stable across processes, unlike ``hash``)."""
-    return int(np.random.SeedSequence([v % 2**32 for v in values]).generate_state(2, np.uint32).view(np.uint64)[0]
-               >> np.uint64(1))
 
 
 def seed_worker(worker_id: int) -> None:
@@ -167,7 +162,7 @@ def build_loaders(spec: DatasetSpec, paths: DatasetPaths, cfg: LoaderConfig, mea
     # cropped at the nominal clip size, then resized to each multigrid size (the original's field of view)
     train_transform = build_transform(spec.augmentation, True, mean, std, crop_size=cfg.clip_size)
     train_set = VideoIter(train_records, size, train_sampler, train_transform, name="train",
-                          seed=_mix(cfg.seed, rank, 3), classes=dictionary)
+                          seed=mix(cfg.seed, rank, STREAMS["replacement"]), classes=dictionary)
 
     val_t = cfg.val_clip_length or cfg.clip_length
     val_s = cfg.val_clip_size or cfg.clip_size

@@ -32,15 +32,14 @@ SQRT2 = math.sqrt(2.0)
 LONG_CYCLE: tuple[tuple[int, int, float], ...] = ((8, 4, SQRT2), (4, 2, SQRT2), (2, 2, 1.0), (1, 1, 1.0))
 # (batch ×, side ÷) per short-cycle step (iteration ``i mod 3``).
 SHORT_CYCLE: tuple[tuple[int, float], ...] = ((1, 1.0), (2, SQRT2), (4, 2.0))
-# Largest long-cycle batch multiplier: ``lr_base`` is the learning rate of that batch (see ``lr_scale``).
-LONG_MAX_BATCH = LONG_CYCLE[0][0]
 
 
 class StepShape(tuple):
     """One iteration's ``(B, T, S)``: compares/unpacks as a plain 3-tuple and remembers its cycle stages.
 
     ``long_stage`` is 0..3 (``None`` without long cycles), ``short_step`` 0..2 (``None`` without short
-    cycles). The batch alone cannot tell the stage (``8B×1 == 4B×2``), which is why ``lr_scale`` reads it here.
+    cycles). The batch alone cannot tell the stage (``8B×1 == 4B×2``), which is why the learning-rate
+    scaling (`train.lr_scheduler.multigrid_scale`) reads it here.
     """
 
     long_stage: int | None
@@ -132,27 +131,6 @@ def plan_epoch(num_samples: int, base: Sequence[int], long_cycles: bool, short_c
             plan.append(shape if take == shape.batch else shape.with_batch(take))
             remaining -= take
     return plan
-
-
-def steps_per_epoch(num_samples: int, base: Sequence[int], long_cycles: bool, short_cycles: bool) -> int:
-    """Number of iterations of one epoch: ``len(plan_epoch(...))``."""
-    return len(plan_epoch(num_samples, base, long_cycles, short_cycles))
-
-
-def lr_scale(shape: StepShape, base: Sequence[int] | None = None) -> float:
-    """Learning-rate factor of a step: the long-cycle batch multiplier over the largest one (8).
-
-    Keeps the original's magnitudes: ``lr_base`` is the rate of the largest long-cycle batch (8B); the
-    other stages scale it linearly with their batch multiplier (4B → ½, 2B → ¼, B → ⅛), which is the
-    original's quarter-by-quarter halving. Short cycles leave the rate unchanged (as the original and Wu et
-    al.), and a batch capped by the data keeps its stage's rate. Without long cycles the factor is 1, i.e.
-    ``lr_base`` is then the rate of batch B. ``base`` is accepted for symmetry with ``step_shape`` and not
-    needed: the stage is recorded in ``shape``.
-    """
-    stage = getattr(shape, "long_stage", None)
-    if stage is None:
-        return 1.0
-    return LONG_CYCLE[stage][0] / LONG_MAX_BATCH
 
 
 def shard_size(num_samples: int, world_size: int, drop_last: bool) -> int:

@@ -13,7 +13,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-AUGMENTATIONS = ("large", "small", "none")
+# Augmentation policies of data.video_transforms.build_transform (the operations are data.video_augment.AUGMENTATIONS).
+AUGMENTATION_POLICIES = ("large", "small", "none")
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,9 @@ class DatasetPaths:
 class DatasetSpec:
     """One data set: class count, folder and CSV names, time-slice naming, augmentation policy, CLI defaults.
 
-    ``defaults`` are argparse defaults keyed by ``dest`` (e.g. ``clip_size``); ``variants`` maps a variant
-    number (Kinetics 200/400/600/700) to its class count.
+    ``defaults`` override the run configuration's defaults (keys are `train.config` field names, e.g.
+    ``clip_size``; checked when the spec is registered); ``variants`` maps a variant number (Kinetics
+    200/400/600/700) to its class count; ``script`` is the ``train_<dataset>.py`` that trains it.
     """
 
     name: str
@@ -44,18 +46,24 @@ class DatasetSpec:
     augmentation: str = "large"
     defaults: Mapping[str, Any] = field(default_factory=dict)
     variants: Mapping[int, int] = field(default_factory=dict)
+    script: str = ""
+    url: str = ""
 
     def __post_init__(self) -> None:
         if self.num_classes < 1:
             raise ValueError(f"DatasetSpec '{self.name}': num_classes must be >= 1, got {self.num_classes}")
-        if self.augmentation not in AUGMENTATIONS:
+        if self.augmentation not in AUGMENTATION_POLICIES:
             raise ValueError(f"DatasetSpec '{self.name}': augmentation '{self.augmentation}' is not one of "
-                             f"{', '.join(AUGMENTATIONS)}")
+                             f"{', '.join(AUGMENTATION_POLICIES)}")
         for attr in ("folder", "train_csv", "val_csv"):
             if not getattr(self, attr) or "/" in getattr(self, attr):
                 raise ValueError(f"DatasetSpec '{self.name}': {attr} must be a bare name, got '{getattr(self, attr)}'")
         object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
         object.__setattr__(self, "variants", MappingProxyType(dict(self.variants)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (saved in checkpoints, so evaluation knows the data set without its script)."""
+        return {f: (dict(v) if isinstance(v := getattr(self, f), Mapping) else v) for f in self.__dataclass_fields__}
 
     def with_variant(self, variant: int) -> "DatasetSpec":
         """The spec of another variant: ``KINETICS-700`` → ``KINETICS-400`` with ``kinetics-400_*.csv``, 400 classes."""

@@ -29,23 +29,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from data.datasets import SYNTHETIC
 from data.frames_db import write_video
 from data.labels import dictionary_path, write_dictionary
 from data.parallel import consume, parallel_map
-from data.spec import DatasetPaths, DatasetSpec
+from data.spec import DatasetPaths
 from data.video_io import write_video_file
 
 log = logging.getLogger(__name__)
 
 CLASSES = ("move_left", "move_right", "move_up", "move_down", "rotate_cw", "rotate_ccw", "grow", "shrink")
-SYNTHETIC_SPEC = DatasetSpec(
-    name="SYNTHETIC", num_classes=len(CLASSES), folder="Synthetic_videos", train_csv="synthetic_train.csv",
-    val_csv="synthetic_val.csv", timeslices=False, augmentation="none",
-    # the CPU demo's settings (`train_synthetic.py`): 97% val top-1 in under 9 minutes on 2 cores, see the README
-    defaults={"dataset": "data/synthetic", "network": "srtg_r3d_18", "clip_length": 8, "clip_size": 32,
-              "train_frame_interval": [4], "val_frame_interval": 4, "batch_size": 32, "long_cycles": False,
-              "short_cycles": False, "lr_base": 0.02, "lr_steps": [13], "end_epoch": 16, "save_frequency": 8,
-              "workers": 1, "log_interval": 10})
+SYNTHETIC_SPEC = SYNTHETIC  # registered in data.datasets with the demo's defaults
+if SYNTHETIC.num_classes != len(CLASSES):
+    raise RuntimeError(f"data.datasets.SYNTHETIC has {SYNTHETIC.num_classes} classes, data.synthetic draws {len(CLASSES)}")
 
 # Per-frame motion, in units of the frame side S (translation), degrees (rotation) and log-radius (scaling).
 SPEED = (0.025, 0.035)

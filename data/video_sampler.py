@@ -22,6 +22,8 @@ from typing import Sequence
 import numpy as np
 import torch.utils.data
 
+from data.rng import STREAMS
+
 
 class ProcessRNG:
     """A numpy Generator per process: seeded by ``(seed, stream)`` in the main process and by
@@ -112,7 +114,7 @@ class RandomSampling:
         if not 0 < self.speed[0] <= self.speed[1]:
             raise ValueError(f"speed must be (low, high) with 0 < low <= high, got {speed}")
         self.distribution = distribution
-        self.rng = ProcessRNG(seed, stream=1)
+        self.rng = ProcessRNG(seed, stream=STREAMS["sampler"])
 
     def set_num(self, num: int) -> None:
         """Change the clip length (multigrid)."""
@@ -153,7 +155,7 @@ class SequentialSampling:
         """Window starts of a video in the order they are visited (deterministic given seed and v_id)."""
         starts = sequential_starts(int(range_max), self.num if num is None else num, self.interval)
         if self.shuffle:
-            rng = np.random.default_rng([self.seed, 2] + ([] if v_id is None else [int(v_id)]))
+            rng = np.random.default_rng([self.seed, STREAMS["val_window"]] + ([] if v_id is None else [int(v_id)]))
             starts = [starts[i] for i in rng.permutation(len(starts))]
         return starts
 

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torchvision.transforms.v2.functional as F
 
+from data.rng import STREAMS
 from data.video_augment import SPATIAL, apply_augment, draw_augment
 from data.video_sampler import ProcessRNG
 
@@ -114,7 +115,7 @@ class VideoTransform:
         self.augment = default if augment is None else bool(augment)
         self.flip = default if flip is None else bool(flip)
         self.p_any, self.p_each = p_any, p_each
-        self.rng = ProcessRNG(seed, stream=2)
+        self.rng = ProcessRNG(seed, stream=STREAMS["transform"])
 
     def __repr__(self) -> str:
         return (f"VideoTransform(policy={self.policy!r}, train={self.train}, augment={self.augment}, "

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from network.contract import ClassifierMixin
 from network.blocks import BasicStem, init_weights
 from network.mtconv import MTConv, RecurrentAlignment, Streams, resize3d, temporal_cossim_pool
 from network.registry import register_model
@@ -84,7 +85,7 @@ class MTBlock(nn.Module):
         return short, long
 
 
-class MTNet(nn.Module):
+class MTNet(ClassifierMixin, nn.Module):
     """Multi-Temporal network. ``x`` (B, 3, T, H, W) → logits (B, num_classes); T >= 3, H, W >= 33.
 
     Stem → max-pool → frame selection (T → T/2) → channel split into short (7/8 of 64) and long (1/8,

@@ -50,6 +50,18 @@ def create_model(name: str, num_classes: int = 400, **kwargs: Any) -> nn.Module:
     return _MODELS[_resolve(name)](num_classes=num_classes, **kwargs)
 
 
+def build_model(name: str, num_classes: int, gates: bool = False, **gate_options: Any) -> nn.Module:
+    """``create_model`` for a run: ``gates=True`` (and the gate's options) go to the ``srtg_*`` builders only.
+
+    A non-SRTG network with ``gates=True`` is a one-line ``ValueError``.
+    """
+    if not gates:
+        return create_model(name, num_classes=num_classes)
+    if not _resolve(name).startswith("srtg_"):
+        raise ValueError(f"--gates True needs an srtg_* network, not '{name}'")
+    return create_model(name, num_classes=num_classes, gates=True, **gate_options)
+
+
 def get_symbol(name: str, print_net: bool = False, **kwargs: Any) -> tuple[nn.Module, dict[str, list[float]]]:
     """The original's factory signature: returns ``(model, input_config)`` with the input mean/std."""
     model = create_model(name, **kwargs)

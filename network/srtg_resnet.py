@@ -12,6 +12,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
+from network.contract import ClassifierMixin
 from network.blocks import (BasicBlock, BasicStem, Bottleneck, Conv2Plus1D, Conv3DDepthwise, Conv3DSimple,
                             IPConv3DDepthwise, R2Plus1dStem, init_weights)
 from network.registry import register_model
@@ -35,7 +36,7 @@ DEPTHS: dict[int, tuple[Block, tuple[int, int, int, int]]] = {
 }
 
 
-class VideoResNet(nn.Module):
+class VideoResNet(ClassifierMixin, nn.Module):
     """Video ResNet ``(B,3,T,H,W) -> (B,num_classes)`` logits.
 
     stem -> MaxPool3d(3, 2, 1) over T, H and W (unlike torchvision's video ResNets, T is halved here) ->

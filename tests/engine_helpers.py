@@ -21,12 +21,13 @@ import torch
 import torch.nn as nn
 
 from data.frames_db import connect_readonly, read_blobs, read_n_frames, write_video
+from data.datasets import get_dataset, list_datasets
 from data.spec import DatasetSpec
 from network import registry
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ("train_hacs", "train_kinetics", "train_mit", "train_ucf101", "train_hmdb51", "train_diving48",
-           "train_synthetic")
+# Every registered data set's train_<dataset>.py (enumerated from the registry, not written out here).
+SCRIPTS = tuple(sorted(Path(get_dataset(name).script).stem for name in list_datasets()))
 TINY = "tiny_test_net"
 # CLI arguments of a tiny run: 4 frames of 32², batch 2, no workers, logging every step.
 TINY_ARGS = ["--network", TINY, "--clip-length", "4", "--clip-size", "32", "--val-clip-length", "4",

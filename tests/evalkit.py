@@ -20,6 +20,7 @@ from data.video_io import write_video_file
 from network import create_model
 from network.config import get_config
 from train.checkpoint import checkpoint_path, save_checkpoint
+from train.config import RunConfig
 
 # BGR base colours; red and blue are mirror images, so swapping channels confuses exactly those two.
 COLOURS = {"red": (40, 50, 210), "green": (50, 200, 60), "blue": (210, 60, 40)}
@@ -112,7 +113,8 @@ def trained_checkpoint(base: Path) -> Path:
     torch.manual_seed(0)
     model = create_model(NETWORK, num_classes=len(COLOURS))
     fit_head(model, loaders, epochs=2)
-    args = {"network": NETWORK, "dataset": str(root), "clip_length": CLIP_LENGTH, "clip_size": CLIP_SIZE,
-            "val_clip_length": CLIP_LENGTH, "val_clip_size": CLIP_SIZE, "val_frame_interval": 1, "gates": False}
+    config = RunConfig.from_flat({"network": NETWORK, "dataset": str(root), "clip_length": CLIP_LENGTH,
+                                  "clip_size": CLIP_SIZE, "val_frame_interval": 1}, spec.name)
     out = checkpoint_path(base / "results" / spec.name / f"{NETWORK}_gates_False", NETWORK, 1)
-    return save_checkpoint(out, model, 1, network=NETWORK, classes=loaders.classes, args=args)
+    return save_checkpoint(out, model, 1, network=NETWORK, classes=loaders.classes, config=config.to_dict(),
+                           dataset=spec.to_dict())

@@ -10,7 +10,7 @@ import torch
 
 from engine_helpers import ROOT, SCRIPTS, dataset_for, load_script, tiny_args, tiny_network
 from train.checkpoint import load_checkpoint_file
-from train.cli import BASE_DEFAULTS
+from train.config import FIELD_GROUP
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,9 @@ def test_help_lists_every_argument(name, capsys):
         module.main(module.SPEC, ["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for dest in BASE_DEFAULTS:
+    for dest in FIELD_GROUP:
+        if dest == "variant" and name != "train_kinetics":
+            continue
         assert "--" + dest.replace("_", "-") in text or "--" + dest in text, dest
     for alias in ("--pretrained_3d", "--pretrained-3d", "--train-frame-inteval", "--val-frame-inteval"):
         assert alias in text
@@ -51,7 +53,10 @@ def test_one_tiny_epoch(name, tiny, tmp_path):
     out = tmp_path / f"{tiny}_gates_False"
     ckpt = load_checkpoint_file(out / f"{tiny}_ep-0001.pth")
     assert ckpt["epoch"] == 1 and ckpt["network"] == tiny
-    assert ckpt["num_classes"] == (module.SPEC.num_classes if name != "train_kinetics" else 700)
+    # the tiny CSVs name 4 classes: the classifier has 4 outputs, and a data set published with more says so
+    assert ckpt["num_classes"] == 4 and ckpt["state_dict"]["fc.weight"].shape[0] == 4
+    assert len(ckpt["classes"]) == 4 and ckpt["dataset"]["name"] == spec_name
+    assert ckpt["config"]["model"]["network"] == tiny
     assert not any(k.startswith("module.") for k in ckpt["state_dict"])
     train_rows, val_rows = _rows(out / "train_results_s0000.csv"), _rows(out / "val_results_s0000.csv")
     assert [r["Epoch"] for r in train_rows] == ["1"] and [r["Epoch"] for r in val_rows] == ["1"]
@@ -59,6 +64,8 @@ def test_one_tiny_epoch(name, tiny, tmp_path):
     assert (out / "curves.png").stat().st_size > 0
     log_text = (out / "train.log").read_text()
     assert "Speed (r=" in log_text and "\033[" not in log_text and spec_name in log_text
+    fewer = f"the label files name 4 classes, fewer than {spec_name}'s"
+    assert (fewer in log_text) == (module.SPEC.num_classes > 4)
     if name == "train_mit":
         assert any((out / "tensorboard").glob("events.out.tfevents.*"))
 
@@ -93,14 +100,24 @@ def test_fine_tune_from_checkpoint_with_other_class_count(tiny, tmp_path):
     assert synthetic.main(synthetic.SPEC, tiny_args(dataset_for(synthetic.SPEC), tmp_path / "pre",
                                                     "--end-epoch", "1")) == 0
     pretrained = tmp_path / "pre" / f"{tiny}_gates_False" / f"{tiny}_ep-0001.pth"
-    hmdb = load_script("train_hmdb51")  # 51 classes: fc does not match, everything else does
-    args = tiny_args(dataset_for(hmdb.SPEC), tmp_path / "ft", "--end-epoch", "1", "--pretrained-3d",
+    hmdb = load_script("train_hmdb51")
+    full = dataset_for(hmdb.SPEC).parents[1]  # <root> of the 4-class layout; keep 3 classes of its CSVs
+    root = tmp_path / "three"
+    (root / "labels").mkdir(parents=True)
+    (root / "data").symlink_to(full / "data")
+    for csv_name in (hmdb.SPEC.train_csv, hmdb.SPEC.val_csv):
+        lines = (full / "labels" / csv_name).read_text().splitlines()
+        keep = sorted({line.split(",")[0] for line in lines[1:]})[:3]
+        (root / "labels" / csv_name).write_text("\n".join([lines[0]] + [ln for ln in lines[1:]
+                                                                       if ln.split(",")[0] in keep]) + "\n")
+    # 3 classes: fc does not match the 4-class checkpoint, everything else does
+    args = tiny_args(root / "data" / hmdb.SPEC.folder, tmp_path / "ft", "--end-epoch", "1", "--pretrained-3d",
                      str(pretrained), "--fine-tune", "True")
     assert hmdb.main(hmdb.SPEC, args) == 0
     out = tmp_path / "ft" / f"{tiny}_gates_False"
     log_text = (out / "train.log").read_text()
     assert "skipped 2 (shape mismatch)" in log_text and "lr x0.6" in log_text
-    assert load_checkpoint_file(out / f"{tiny}_ep-0001.pth")["num_classes"] == 51
+    assert load_checkpoint_file(out / f"{tiny}_ep-0001.pth")["num_classes"] == 3
 
 
 def test_missing_dataset_is_one_line_error(tiny, tmp_path, capsys):

@@ -82,20 +82,21 @@ def verify(model: nn.Module, path: Path, fmt: str, shape: tuple[int, ...], rtol:
     return rel
 
 
-def export(network: str, checkpoint: Path | None, fmt: str, out: Path | None = None, *,
+def export(network: str | None, checkpoint: Path | None, fmt: str, out: Path | None = None, *,
            clip_length: int | None = None, clip_size: int | None = None, num_classes: int | None = None, gates: bool | None = None,
            rtol: float = 1e-4, check: bool = True) -> tuple[Path, float | None, tuple[int, ...]]:
     """Export ``network`` (weights from ``checkpoint``) in ``fmt``; returns the file, the relative error of its
     outputs against PyTorch (None with ``check=False``) and the traced input shape ``(1, 3, T, S, S)``."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
-    loaded = load_model(network, checkpoint, num_classes=num_classes, gates=gates, device="cpu")
+    loaded = load_model(checkpoint, network, num_classes=num_classes, gates=gates, device="cpu")
     model = loaded.model.float().eval()
     if out is None:
-        out = (checkpoint.with_suffix("") if checkpoint else Path(network)).with_suffix(SUFFIX[fmt])
+        out = (checkpoint.with_suffix("") if checkpoint else Path(loaded.network)).with_suffix(SUFFIX[fmt])
     out.parent.mkdir(parents=True, exist_ok=True)
     # the shape evaluation would use: explicit values, else the checkpoint's validation clips, else 16 x 256²
-    cfg = view_config(loaded.args, clip_length=clip_length, clip_size=clip_size, frame_interval=None, clips=1, crops=1)
+    cfg = view_config(loaded.config, clip_length=clip_length, clip_size=clip_size, frame_interval=None, clips=1,
+                      crops=1, dataset=loaded.dataset)
     example = torch.randn(1, 3, cfg.clip_length, cfg.size, cfg.size, generator=torch.Generator().manual_seed(1))
     (export_torchscript if fmt == "torchscript" else export_onnx)(model, example, out)
     diff = verify(model, out, fmt, tuple(example.shape), rtol) if check else None
@@ -105,7 +106,8 @@ def export(network: str, checkpoint: Path | None, fmt: str, out: Path | None = N
 def build_parser() -> argparse.ArgumentParser:
     """The export CLI."""
     p = argparse.ArgumentParser(description="Export a model to TorchScript or ONNX and verify its outputs.")
-    p.add_argument("--network", required=True, type=str, help="model name (see network.list_models())")
+    p.add_argument("--network", type=str, default=None, help="model name (default: the checkpoint's; needed for "
+                   "original checkpoints and random weights)")
     p.add_argument("--checkpoint", type=Path, default=None, help=".pth to load (default: random weights, "
                    "then --num-classes is required)")
     p.add_argument("--format", required=True, choices=FORMATS, help="torchscript (.pt) or onnx (.onnx)")

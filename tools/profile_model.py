@@ -26,6 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 import network  # noqa: E402
 from network.conv import TrimmedConv3d  # noqa: E402
+from train.distributed import pick_device  # noqa: E402
+from train.inference import load_model, view_config  # noqa: E402
 
 REFERENCE = ROOT / "tests" / "reference" / "original_models.json.gz"
 NOT_COUNTED = [nn.BatchNorm3d, nn.GroupNorm, nn.ReLU, nn.MaxPool3d, nn.AvgPool3d, nn.AdaptiveAvgPool3d]
@@ -33,15 +35,21 @@ NOT_COUNTED = [nn.BatchNorm3d, nn.GroupNorm, nn.ReLU, nn.MaxPool3d, nn.AvgPool3d
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--network", required=True, help="registered model name, e.g. srtg_r3d_50")
-    p.add_argument("--clip-length", type=int, default=16, help="frames per clip (T)")
-    p.add_argument("--clip-size", type=int, default=112, help="spatial size (H = W)")
+    p.add_argument("--network", default=None, help="registered model name, e.g. srtg_r3d_50 (default: the "
+                   "--checkpoint's)")
+    p.add_argument("--checkpoint", type=Path, default=None, help="profile the network of this checkpoint (its "
+                   "class count and validation clip size unless given)")
+    p.add_argument("--clip-length", type=int, default=None, help="frames per clip T (default: checkpoint's, else 16)")
+    p.add_argument("--clip-size", type=int, default=None, help="spatial size H = W (default: checkpoint's, else 112)")
     p.add_argument("--batch-size", type=int, default=1, help="clips per timed step (FLOPs are per clip)")
-    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA when available")
     p.add_argument("--repeats", type=int, default=5, help="timed runs; the median is reported")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs first")
-    p.add_argument("--num-classes", type=int, default=400, help="classifier width")
-    return p.parse_args(argv)
+    p.add_argument("--num-classes", type=int, default=None, help="classifier width (default: checkpoint's, else 400)")
+    args = p.parse_args(argv)
+    if not args.network and not args.checkpoint:
+        p.error("give --network or --checkpoint")
+    return args
 
 
 def count_flops(model: nn.Module, clip_length: int, clip_size: int) -> int:
@@ -93,6 +101,10 @@ def time_model(model: nn.Module, clip: torch.Tensor, repeats: int, warmup: int) 
         _sync(device)
         t1 = time.perf_counter()
         model.train()
+        if clip.shape[0] == 1:  # batch statistics of one clip are undefined on 1x1x1 maps: use the running ones
+            for m in model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         model.zero_grad(set_to_none=True)
         loss = model(clip).float().logsumexp(dim=1).mean()
         _sync(device)
@@ -106,11 +118,26 @@ def time_model(model: nn.Module, clip: torch.Tensor, repeats: int, warmup: int) 
     return {key: statistics.median(v) for key, v in runs.items()}
 
 
+def _model(args: argparse.Namespace) -> tuple[nn.Module, str, int, int]:
+    """The model to profile (from ``--checkpoint`` or ``--network``) and the clip length and size."""
+    if args.checkpoint is None:
+        model = network.create_model(args.network, num_classes=args.num_classes or 400)
+        return model, args.network, args.clip_length or 16, args.clip_size or 112
+    loaded = load_model(args.checkpoint, args.network, num_classes=args.num_classes)
+    views = view_config(loaded.config, clip_length=args.clip_length, clip_size=args.clip_size, frame_interval=None,
+                        clips=1, crops=1, dataset=loaded.dataset)
+    return loaded.model, loaded.network, views.clip_length, views.size
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
-    model = network.create_model(args.network, num_classes=args.num_classes)
+    try:
+        device = pick_device(args.device)
+        model, args.network, length, size = _model(args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    args.clip_length, args.clip_size, args.num_classes = length, size, model.get_classifier().out_features
     params = sum(p.numel() for p in model.parameters())
     flops = count_flops(model, args.clip_length, args.clip_size)
     ref = reference_figures(args.network, args.clip_length, args.clip_size, args.num_classes)

@@ -1,4 +1,4 @@
-"""Log-line callbacks with the original's exact format (spec §3.2) and the per-epoch progress bar.
+"""Log-line callbacks with the original's exact speed/metric line format.
 
 A train line reads (colour codes shown as ⟨⟩)::
 
@@ -9,19 +9,20 @@ Speeds are clips per second of reading (data loading), forward and backward, for
 """
 from __future__ import annotations
 
-import contextlib
 import logging
-import sys
 from decimal import Decimal
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 RED, YELLOW, GREEN, RESET = "\033[91m", "\033[93m", "\033[92m", "\033[0m"
 
-# clips/s: below the first value red, below the second yellow, else green (the original's limits).
+# clips/s: below the first value red, below the second yellow, else green. CUDA: the original's limits; CPU:
+# limits ~10x lower, so a healthy CPU run is not red throughout (a 3D ResNet runs 1-200 clips/s on a CPU).
 THRESHOLDS: dict[str, tuple[float, float]] = {"r": (100.0, 3000.0), "f": (50.0, 300.0), "b": (20.0, 200.0)}
+DEVICE_THRESHOLDS: dict[str, dict[str, tuple[float, float]]] = {
+    "cuda": THRESHOLDS, "cpu": {"r": (10.0, 300.0), "f": (2.0, 30.0), "b": (1.0, 20.0)}}
+SPEED_LEGEND = ("speed lines: r/f/b = clips per second of reading (waiting for the loader), forward and "
+                "backward; red < {r[0]:g}/{f[0]:g}/{b[0]:g} <= yellow < {r[1]:g}/{f[1]:g}/{b[1]:g} <= green on {device}")
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,9 @@ def sci(value: float) -> str:
     return "{:.2e}".format(Decimal(value))
 
 
-def colour(kind: str, clips_per_sec: float) -> str:
+def colour(kind: str, clips_per_sec: float, thresholds: dict[str, tuple[float, float]] | None = None) -> str:
     """``clips_per_sec`` in scientific notation wrapped in the colour of its speed band for ``kind`` (r/f/b)."""
-    low, high = THRESHOLDS[kind]
+    low, high = (thresholds or THRESHOLDS)[kind]
     code = RED if clips_per_sec < low else YELLOW if clips_per_sec < high else GREEN
     return f"{code}{sci(clips_per_sec)}{RESET}"
 
@@ -57,16 +58,21 @@ class Callback:
 class SpeedMonitor(Callback):
     """``Speed (r=.. f=.. b=..) clip/sec`` from seconds-per-clip of reading, forward and backward."""
 
+    def __init__(self, with_header: bool = False, device_type: str = "cuda") -> None:
+        super().__init__(with_header)
+        self.thresholds = DEVICE_THRESHOLDS.get(device_type, THRESHOLDS)
+
     def __call__(self, read_elapse: float | None = None, forward_elapse: float | None = None,
                  backward_elapse: float | None = None, epoch: int | None = None, batch: int | None = None,
                  **_: Any) -> str:
         out = self.header(epoch, batch)
         if read_elapse is None or forward_elapse is None:
             return out
-        parts = [f"r={colour('r', 1.0 / max(read_elapse, 1e-12))}",
-                 f"f={colour('f', 1.0 / max(forward_elapse, 1e-12))}"]
+        t = self.thresholds
+        parts = [f"r={colour('r', 1.0 / max(read_elapse, 1e-12), t)}",
+                 f"f={colour('f', 1.0 / max(forward_elapse, 1e-12), t)}"]
         if backward_elapse is not None:
-            parts.append(f"b={colour('b', 1.0 / max(backward_elapse, 1e-12))}")
+            parts.append(f"b={colour('b', 1.0 / max(backward_elapse, 1e-12), t)}")
         return out + "Speed ({}) clip/sec ".format(" ".join(parts))
 
 
@@ -105,8 +111,8 @@ class CallbackList(Callback):
         self.callbacks = list(callbacks)
 
     def __call__(self, epoch: int | None = None, batch: int | None = None, silent: bool = False,
-                 **kwargs: Any) -> str:
-        out = self.header(epoch, batch)
+                 prefix: str = "", **kwargs: Any) -> str:
+        out = prefix + self.header(epoch, batch)
         for callback in self.callbacks:
             out += callback(**kwargs) + " "
         if not silent:
@@ -114,27 +120,12 @@ class CallbackList(Callback):
         return out
 
 
-def default_callbacks() -> CallbackList:
-    """The original's ``CallbackList(SpeedMonitor(), MetricPrinter())``."""
-    return CallbackList(SpeedMonitor(), MetricPrinter())
+def default_callbacks(device_type: str = "cuda") -> CallbackList:
+    """The original's ``CallbackList(SpeedMonitor(), MetricPrinter())``, coloured for ``device_type``."""
+    return CallbackList(SpeedMonitor(device_type=device_type), MetricPrinter())
 
 
-def interactive() -> bool:
-    """True when stderr is a terminal (progress bars are drawn only then)."""
-    return sys.stderr.isatty()
-
-
-@contextlib.contextmanager
-def progress_bar(total: int, desc: str, enabled: bool | None = None) -> Iterator[tqdm]:
-    """A tqdm bar for one epoch, drawn only on interactive terminals (log lines are routed above it)."""
-    enabled = interactive() if enabled is None else enabled
-    bar = tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, disable=not enabled)
-    try:
-        if enabled:
-            with logging_redirect_tqdm():
-                yield bar
-        else:
-            yield bar
-    finally:
-        bar.close()
-
+def speed_legend(device_type: str) -> str:
+    """The one line that explains r/f/b and the colour bands (logged once per run)."""
+    t = DEVICE_THRESHOLDS.get(device_type, THRESHOLDS)
+    return SPEED_LEGEND.format(device=device_type.upper(), **t)

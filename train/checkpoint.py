@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 
 from data.atomic import atomic_write
+from network.contract import classifier_of
 from network.weights import load_partial, unwrap_model, unwrap_state_dict
 
 log = logging.getLogger(__name__)
@@ -91,8 +92,13 @@ def _plain(value: Any) -> Any:
 
 def save_checkpoint(path: str | Path, model: nn.Module, epoch: int, optimizer: torch.optim.Optimizer | None = None,
                     scaler: Any = None, scheduler: Any = None, rng: Any = None, network: str = "",
-                    classes: list[str] | None = None, args: Mapping[str, Any] | None = None) -> Path:
-    """Write the checkpoint dict (unwrapped state_dict, original keys + extras) atomically to ``path``."""
+                    classes: list[str] | None = None, config: Mapping[str, Any] | None = None,
+                    dataset: Mapping[str, Any] | None = None) -> Path:
+    """Write the checkpoint dict (unwrapped state_dict, original keys + extras) atomically to ``path``.
+
+    ``config`` is the run's `train.config.RunConfig.to_dict()`, ``dataset`` its ``DatasetSpec.to_dict()``:
+    plain data, so evaluation, prediction and export know the run without its command line.
+    """
     bare = unwrap_model(model)
     state = {"epoch": int(epoch), "state_dict": unwrap_state_dict(model)}
     if optimizer is not None:
@@ -103,10 +109,11 @@ def save_checkpoint(path: str | Path, model: nn.Module, epoch: int, optimizer: t
         state["scheduler"] = scheduler.state_dict()
     state["rng"] = rng if rng is not None else rng_state()
     state["network"] = network
-    head = getattr(bare, "fc", None)
+    head = classifier_of(bare)
     state["num_classes"] = int(head.out_features) if isinstance(head, nn.Linear) else len(classes or [])
     state["classes"] = list(classes or [])
-    state["args"] = _plain(dict(args or {}))
+    state["config"] = _plain(dict(config or {}))
+    state["dataset"] = _plain(dict(dataset or {}))
     atomic_save(state, path)
     log.info("Checkpoint saved: `%s'", path)
     return Path(path)
@@ -119,14 +126,17 @@ def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{path}: checkpoint not found (check --pretrained_3d / --resume-epoch / --model-dir)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({exc.__class__.__name__}: {first}); "
-                         "re-download it or pick another epoch") from exc
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, LookupError, TypeError) as exc:
+        # a text or truncated file makes the unpickler fail with KeyError/IndexError as well
+        raise ValueError(f"{path}: not a PyTorch checkpoint (torch.load failed with {exc.__class__.__name__}); "
+                         "pass a .pth file written by training or an original checkpoint") from None
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: expected a dict checkpoint, found {type(obj).__name__}")
     if "state_dict" not in obj:
         obj = {"state_dict": obj}
+    if not isinstance(obj["state_dict"], dict) or not all(torch.is_tensor(v) for v in obj["state_dict"].values()):
+        raise ValueError(f"{path}: holds no model weights (no 'state_dict' of tensors); pass a .pth file "
+                         "written by training or an original checkpoint")
     return obj
 
 
@@ -142,7 +152,7 @@ class StartPoint:
     path: Path | None = None
 
 
-def resolve_start(args: Any, model_dir: str | Path, network: str) -> StartPoint:
+def resolve_start(pretrained: str | None, resume_epoch: int, model_dir: str | Path, network: str) -> StartPoint:
     """Decide where to start from the arguments; every caller asks this function.
 
     1. ``--pretrained_3d FILE`` without ``--resume-epoch``: initialise from FILE (non-strict), epoch 0.
@@ -152,8 +162,7 @@ def resolve_start(args: Any, model_dir: str | Path, network: str) -> StartPoint:
     3. ``--resume-epoch N`` (N ≥ 1): resume from ``<model_dir>/<network>_ep-000N.pth``.
     4. otherwise (``--resume-epoch`` -1 or 0): from scratch.
     """
-    pretrained = getattr(args, "pretrained_3d", None)
-    resume_epoch = int(getattr(args, "resume_epoch", -1) if getattr(args, "resume_epoch", None) is not None else -1)
+    resume_epoch = int(resume_epoch)
     if pretrained:
         path = Path(pretrained)
         if not path.is_file():
@@ -171,23 +180,60 @@ def resolve_start(args: Any, model_dir: str | Path, network: str) -> StartPoint:
     return StartPoint("scratch", 0)
 
 
+PARTIAL_WARN, PARTIAL_ERROR = 0.5, 0.1  # --pretrained_3d filling less than this fraction of the model
+
+
+def check_resume_matches(ckpt: Mapping[str, Any], path: Path, network: str, classes: list[str]) -> None:
+    """A resume must continue the same run: same network and the same class list in the same order."""
+    saved_net = str(ckpt.get("network") or "")
+    if saved_net and network and saved_net.lower() != network.lower():
+        raise ValueError(f"{path}: saved by network '{saved_net}', but this run is '{network}'; resume with "
+                         f"--network {saved_net}, or start a new run with --pretrained_3d for fine-tuning")
+    saved = [str(c) for c in ckpt.get("classes") or []]
+    if saved and classes and saved != list(classes):
+        diff = next((i for i, (a, b) in enumerate(zip(saved, classes)) if a != b), min(len(saved), len(classes)))
+        raise ValueError(f"{path}: its {len(saved)} classes differ from this run's {len(classes)} (first at index "
+                         f"{diff}: '{saved[diff] if diff < len(saved) else '-'}' vs "
+                         f"'{classes[diff] if diff < len(classes) else '-'}'); resume with the label dictionary "
+                         "the checkpoint was trained with")
+
+
 def restore(start: StartPoint, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
-            scaler: Any = None, scheduler: Any = None) -> dict[str, Any] | None:
+            scaler: Any = None, scheduler: Any = None, *, network: str = "", classes: list[str] | None = None,
+            allow_partial: bool = False) -> dict[str, Any] | None:
     """Apply ``start`` to the training state; returns the loaded checkpoint dict (None from scratch).
 
     The model always goes through ``network.weights.load_partial`` (strips ``module.``/``_orig_mod.``,
-    name + shape filter, one log line of what was skipped). When resuming, the optimiser state is loaded only
-    if every model tensor matched (as the original), then the scaler, scheduler and RNG states when present.
+    name + shape filter, one log line of what was skipped). A resume must match ``network`` and ``classes``
+    (:func:`check_resume_matches`) and every tensor; then the optimiser, scaler, scheduler and RNG states
+    are restored. A ``--pretrained_3d`` load filling under half of the model's tensors is a WARNING, under
+    10% an error unless ``allow_partial``.
     """
     if start.mode == "scratch" or start.path is None:
         log.info("Training from scratch")
         return None
     ckpt = load_checkpoint_file(start.path)
+    if start.mode == "resume":
+        check_resume_matches(ckpt, start.path, network, list(classes or []))
     report = load_partial(model, ckpt["state_dict"], log=log)
     complete = not report.missing and not report.mismatched
     if start.mode == "pretrained":
-        log.info("Initialised from `%s' (%s)", start.path, "all tensors matched" if complete else "partial")
+        total = len(model.state_dict())
+        share = len(report.loaded) / max(1, total)
+        what = f"`{start.path}' filled {len(report.loaded)} of the model's {total} tensors ({share:.0%})"
+        if share < PARTIAL_ERROR and not allow_partial:
+            raise ValueError(f"{what}: it was trained as another network (saved as "
+                             f"'{ckpt.get('network') or 'unknown'}'); pass the matching --network, or "
+                             "--allow-partial True to keep the few tensors that fit")
+        if share < PARTIAL_WARN:
+            log.warning("%s: most of the model starts from scratch", what)
+        else:
+            log.info("Initialised from %s", what)
         return ckpt
+    if not complete:
+        raise ValueError(f"{start.path}: does not fit '{network}' ({len(report.missing)} tensors missing, "
+                         f"{len(report.mismatched)} with another shape); a resume needs the same network and "
+                         "class count")
     saved_epoch = ckpt.get("epoch")
     if saved_epoch is not None and int(saved_epoch) != start.epoch:
         log.warning("`%s' holds epoch %s; continuing after epoch %d as asked by --resume-epoch",

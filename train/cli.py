@@ -1,32 +1,17 @@
-"""The training command line: every argument once, typed, grouped, with the original spellings and defaults.
+"""The training command line, generated from the fields of `train.config`: each argument once, typed, grouped.
 
-The original copied the parser into six scripts with ``type=bool`` (``--fine-tune False`` was True),
-``type=list`` for ``--lr-steps`` (a list of characters), untyped clip sizes and ``--gpus`` used as both a
-device list and a count (spec bug 31). Here booleans go through :func:`str2bool`, lists are ``nargs='+'``
-ints (commas accepted too), and each data set's defaults come from its ``DatasetSpec.defaults``.
+Booleans go through :func:`str2bool` (``--fine-tune False`` is False), lists are ``nargs='+'`` ints (commas
+accepted too), ``--gpus`` is a count or a device list, and the original spellings are aliases (README
+Differences: command line). :func:`parse_config` returns the validated :class:`~train.config.RunConfig`.
 """
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
-from typing import Any, Sequence
+from dataclasses import fields
+from typing import Any, Mapping, Sequence
 
 from data.spec import DatasetSpec
-
-PRECISIONS = ("fp32", "fp16", "bf16")
-DEVICES = ("auto", "cpu", "cuda")
-
-# Defaults of the original HACS script (spec §4.1); DatasetSpec.defaults override them per data set.
-BASE_DEFAULTS: dict[str, Any] = {
-    "debug_mode": False, "dataset": "HACS", "clip_length": 16, "clip_size": 284, "val_clip_length": None,
-    "val_clip_size": None, "train_frame_interval": [1, 2], "val_frame_interval": 2, "task_name": "",
-    "model_dir": None, "log_file": "", "gpus": None, "network": "r3d_50", "gates": False, "pretrained_3d": None,
-    "fine_tune": False, "resume_epoch": -1, "batch_size": 48, "long_cycles": True, "short_cycles": True,
-    "lr_base": 0.1, "lr_steps": [40, 60, 75, 90], "lr_factor": 0.1, "save_frequency": 1.0, "end_epoch": 120,
-    "random_seed": 1, "workers": 4, "precision": None, "device": "auto", "eval_frequency": 1,
-    "tensorboard": False, "log_interval": 50,
-}
+from train.config import GROUPS, RunConfig, field_default, read_config_file
 
 TRUE = {"true", "t", "yes", "y", "1", "on"}
 FALSE = {"false", "f", "no", "n", "0", "off"}
@@ -80,127 +65,75 @@ def parse_gpus(value: str | int | None) -> tuple[int | None, list[int] | None]:
     return count, None
 
 
-def build_parser(spec: DatasetSpec) -> argparse.ArgumentParser:
-    """The parser of ``train_<dataset>.py`` for ``spec``; defaults = :data:`BASE_DEFAULTS` + ``spec.defaults``."""
+GROUP_TITLES = {"data": "data", "model": "model and initialisation", "optimisation": "optimisation",
+                "schedule": "schedule", "output": "output and monitoring", "hardware": "hardware"}
+
+
+def _add_field(group: argparse._ArgumentGroup, f: Any) -> None:
+    meta = f.metadata
+    kwargs: dict[str, Any] = {"dest": f.name, "help": meta["help"]}
+    if meta["kind"] == "bool":
+        kwargs.update(type=str2bool, nargs="?", const=True, metavar="BOOL")
+    elif meta["kind"] == "ints":
+        kwargs.update(nargs="+", type=str, metavar=meta["metavar"] or "N")
+    else:
+        annotation = str(f.type)
+        kwargs["type"] = float if "float" in annotation else int if "int" in annotation else str
+        if meta["choices"]:
+            kwargs["choices"] = meta["choices"]
+        if meta["metavar"]:
+            kwargs["metavar"] = meta["metavar"]
+    group.add_argument(*meta["flags"], **kwargs)
+
+
+def build_parser(spec: DatasetSpec, overrides: Mapping[str, Any] | None = None) -> argparse.ArgumentParser:
+    """The parser of ``train_<dataset>.py``: every `train.config` field once, grouped, with its original
+    spellings; defaults = the field's default < ``spec.defaults`` < ``overrides`` (a ``--config`` file)."""
     p = argparse.ArgumentParser(
         description=f"Train an SRTG/MTNet/R3D video network on {spec.name} ({spec.num_classes} classes).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
-    b = dict(type=str2bool, nargs="?", const=True, metavar="BOOL")
-
-    g = p.add_argument_group("data")
-    g.add_argument("--dataset", type=str, help="data set location: <root>/data/<folder>/ (original layout), "
-                   "a folder holding jpg/ and labels/, or <root> with data/ and labels/")
-    if spec.variants:
-        g.add_argument("--variant", type=int, choices=sorted(spec.variants), default=_variant_default(spec),
-                       help="data set variant (number of classes), e.g. Mini-Kinetics 200 or 400/600/700")
-    g.add_argument("--clip-length", type=int, help="frames per training clip (T)")
-    g.add_argument("--clip-size", type=int, help="height = width of training clips in pixels (S)")
-    g.add_argument("--val-clip-length", type=int, help="frames per validation clip (default: --clip-length)")
-    g.add_argument("--val-clip-size", type=int, help="validation clip side (default: --clip-size)")
-    g.add_argument("--train-frame-interval", "--train-frame-inteval", dest="train_frame_interval", nargs="+",
-                   type=str, metavar="N", help="temporal sampling interval(s) for training; several values are "
-                   "drawn at random per clip (the README's spelling 'inteval' is accepted)")
-    g.add_argument("--val-frame-interval", "--val-frame-inteval", dest="val_frame_interval", type=int,
-                   help="temporal sampling interval for validation")
-    g.add_argument("--workers", type=int, help="DataLoader worker processes per training process (0: load in "
-                   "the main process)")
-
-    g = p.add_argument_group("model and initialisation")
-    g.add_argument("--network", type=str, help="architecture name from network.list_models(), e.g. srtg_r3d_50")
-    g.add_argument("--gates", **b, help="SRTG temporal (cycle-consistency) gates on the SR blocks; also "
-                   "names the results folder <network>_gates_<bool>")
-    g.add_argument("--pretrained_3d", "--pretrained-3d", dest="pretrained_3d", type=str, metavar="PTH",
-                   help="initialise from this checkpoint (non-strict: same name and shape); with "
-                   "--resume-epoch N resume the full training state from it at epoch N")
-    g.add_argument("--fine-tune", **b, help="fine-tuning: backbone at 0.6x lr, recurrent cells 0.5x, "
-                   "classifier fc 1x (needs no --resume-epoch)")
-    g.add_argument("--resume-epoch", type=int, help="resume after N completed epochs from "
-                   "<model-dir>/<network>_gates_<bool>/<network>_ep-000N.pth (-1: do not resume)")
-
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--batch-size", type=int, help="base batch size B of one step over all processes (split "
-                   "across them, as the original's DataParallel), before multigrid scaling")
-    g.add_argument("--lr-base", type=float, help="base learning rate (of the largest long-cycle batch when "
-                   "long cycles are on)")
-    g.add_argument("--lr-steps", nargs="+", type=str, metavar="EPOCH", help="epochs at which the learning "
-                   "rate is multiplied by --lr-factor, e.g. --lr-steps 40 60 75")
-    g.add_argument("--lr-factor", type=float, help="learning rate decay factor at each of --lr-steps")
-    g.add_argument("--end-epoch", type=int, help="train until this many epochs are completed")
-    g.add_argument("--long-cycles", **b, help="multigrid long cycles (batch/frames/size change by epoch quarter)")
-    g.add_argument("--short-cycles", **b, help="multigrid short cycles (spatial size changes every iteration)")
-    g.add_argument("--random-seed", type=int, help="seed of every random operation (model init, shuffling, "
-                   "augmentation)")
-
-    g = p.add_argument_group("hardware")
-    g.add_argument("--gpus", type=str, help="number of processes/GPUs (4) or the original's device list "
-                   "(0,1,2,3); without torchrun N>1 starts N local processes; on CPU N gloo processes "
-                   "(default: all visible GPUs, or 1 on CPU)")
-    g.add_argument("--device", type=str, choices=DEVICES, help="where to train (auto: CUDA when available)")
-    g.add_argument("--precision", type=str, choices=PRECISIONS, help="fp16: autocast + GradScaler (the "
-                   "default on CUDA, replacing apex O1); bf16: autocast without scaler; fp32: the default on CPU")
-
-    g = p.add_argument_group("output and monitoring")
-    g.add_argument("--model-dir", type=str, help="parent folder of the results; files go to "
-                   "<model-dir>/<network>_gates_<bool>/ (default: ./results/<DATASET>)")
-    g.add_argument("--log-file", type=str, help="log file (default: <results folder>/train.log)")
-    g.add_argument("--task-name", type=str, help="free-form task name written to the log")
-    g.add_argument("--save-frequency", type=float, help="save a checkpoint every this many epochs "
-                   "(and always after the last epoch)")
-    g.add_argument("--eval-frequency", type=int, help="validate every this many epochs (and after the last)")
-    g.add_argument("--log-interval", type=int, help="training iterations between speed/metric log lines")
-    g.add_argument("--debug-mode", **b, help="DEBUG-level logging")
-    g.add_argument("--tensorboard", **b, help="also write TensorBoard scalars to <results folder>/tensorboard")
-
-    defaults = {**BASE_DEFAULTS, **dict(spec.defaults)}
+    p.add_argument("--config", type=str, metavar="FILE", default=None,
+                   help="JSON or YAML file of settings (e.g. a run's config.json); the command line overrides it")
+    for group_name, cls in GROUPS.items():
+        group = p.add_argument_group(GROUP_TITLES[group_name])
+        for f in fields(cls):
+            if f.name == "variant" and not spec.variants:
+                continue
+            _add_field(group, f)
+    defaults = {f.name: field_default(f.name) for cls in GROUPS.values() for f in fields(cls)}
+    defaults.update(spec.defaults)
+    defaults.update(overrides or {})
     if defaults.get("dataset") is None:
         defaults["dataset"] = spec.name
+    if spec.variants:
+        defaults["variant"] = int(defaults.get("variant") or max(spec.variants))
+        p._option_string_actions["--variant"].choices = sorted(spec.variants)
     p.set_defaults(**defaults)
     return p
 
 
-def _variant_default(spec: DatasetSpec) -> int:
-    return int(spec.defaults.get("variant", max(spec.variants)))
+def parse_config(spec: DatasetSpec, argv: Sequence[str] | None = None) -> RunConfig:
+    """The run configuration of ``train_<dataset>.py`` from ``argv`` (default ``sys.argv[1:]``).
 
-
-def parse_args(spec: DatasetSpec, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse and normalise: list arguments → ints, ``--gpus`` → ``gpus`` count + ``gpu_ids``, checks."""
+    Bad values exit through argparse with a one-line ``error:`` naming the flag (as ``--help`` does).
+    """
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default=None)
+    known, _ = pre.parse_known_args(argv)
     parser = build_parser(spec)
-    args = parser.parse_args(argv)
     try:
-        args.lr_steps = int_list(args.lr_steps)
-        args.train_frame_interval = int_list(args.train_frame_interval)
-        args.gpus, args.gpu_ids = parse_gpus(args.gpus)
-    except argparse.ArgumentTypeError as exc:
+        overrides = read_config_file(known.config) if known.config else {}
+    except (FileNotFoundError, ValueError) as exc:
         parser.error(str(exc))
-    positive = ("clip_length", "clip_size", "batch_size", "end_epoch", "val_frame_interval", "eval_frequency",
-                "log_interval")
-    for name in positive:
-        if getattr(args, name) is None or getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if not args.train_frame_interval or min(args.train_frame_interval) < 1:
-        parser.error(f"--train-frame-interval must be integers >= 1, got {args.train_frame_interval}")
-    if args.workers < 0:
-        parser.error(f"--workers must be >= 0, got {args.workers}")
-    if args.save_frequency <= 0:
-        parser.error(f"--save-frequency must be > 0, got {args.save_frequency}")
-    if args.val_clip_length is None:
-        args.val_clip_length = args.clip_length
-    if args.val_clip_size is None:
-        args.val_clip_size = args.clip_size
-    return args
-
-
-def results_dir(args: argparse.Namespace, spec: DatasetSpec) -> Path:
-    """``<model-dir or ./results/<DATASET>>/<network>_gates_<bool>`` (the folder names of the README)."""
-    parent = Path(args.model_dir) if args.model_dir else Path("results") / spec.name
-    return parent / f"{args.network}_gates_{bool(args.gates)}"
-
-
-def log_file(args: argparse.Namespace, spec: DatasetSpec) -> Path:
-    """``--log-file`` or ``<results folder>/train.log``."""
-    return Path(args.log_file) if args.log_file else results_dir(args, spec) / "train.log"
-
-
-def task_name(args: argparse.Namespace) -> str:
-    """``--task-name`` or, as the original's autofill, the name of the current directory."""
-    return args.task_name or os.path.basename(os.getcwd())
+    parser = build_parser(spec, overrides)
+    args = vars(parser.parse_args(argv))
+    args.pop("config")
+    try:
+        args["lr_steps"] = int_list(args["lr_steps"])
+        args["train_frame_interval"] = int_list(args["train_frame_interval"])
+        parse_gpus(args["gpus"])
+        name = spec.with_variant(args["variant"]).name if spec.variants else spec.name
+        return RunConfig.from_flat(args, dataset_name=name, where="command line")
+    except (argparse.ArgumentTypeError, ValueError) as exc:
+        parser.error(str(exc))
+    raise AssertionError("unreachable")  # parser.error exits

@@ -48,6 +48,18 @@ def env_info() -> DistInfo:
                     int(os.environ.get("LOCAL_RANK", 0)))
 
 
+def pick_device(requested: str, local_rank: int = 0) -> torch.device:
+    """``--device``: CUDA (device ``local_rank``) when asked or, with 'auto', when available; else CPU.
+
+    ``cuda`` without a visible GPU is a one-line ``ValueError``.
+    """
+    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda: no CUDA device is visible; use --device cpu or auto")
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
 def backend_for(device: torch.device) -> str:
     """``nccl`` for CUDA devices, ``gloo`` otherwise."""
     return "nccl" if device.type == "cuda" else "gloo"
@@ -105,15 +117,6 @@ def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
             out = out.cuda()
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
     return out.to(values.device)
-
-
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """``obj`` from rank ``src`` on every rank (identity without a process group)."""
-    if not is_initialized():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
 
 
 def free_port() -> int:

@@ -10,7 +10,6 @@ every accuracy.
 from __future__ import annotations
 
 import csv
-import importlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from matplotlib.figure import Figure
 
 from data.frames_db import FrameReadError, read_frames
 from data.labels import VideoRecord
+from data.datasets import get_dataset, list_datasets
 from data.spec import DatasetSpec
 from train import distributed as dist
 from train.inference import ViewConfig, make_views, view_probabilities
@@ -31,42 +31,15 @@ from train.inference import ViewConfig, make_views, view_probabilities
 logger = logging.getLogger(__name__)
 
 
-# --spec name -> (module, attribute) holding its DatasetSpec; Kinetics takes a variant: kinetics-400.
-SPEC_SOURCES = {
-    "synthetic": ("data.synthetic", "SYNTHETIC_SPEC"), "hacs": ("train_hacs", "SPEC"),
-    "kinetics": ("train_kinetics", "SPEC"), "moments": ("train_mit", "SPEC"), "mit": ("train_mit", "SPEC"),
-    "ucf101": ("train_ucf101", "SPEC"), "hmdb51": ("train_hmdb51", "SPEC"), "diving48": ("train_diving48", "SPEC"),
-}
-
-
-def find_spec(name: str) -> DatasetSpec:
-    """The :class:`DatasetSpec` called ``name`` (case-insensitive; ``kinetics-400`` picks that variant)."""
-    key = name.strip().lower()
-    base, _, variant = key.partition("-")
-    if base not in SPEC_SOURCES:
-        raise ValueError(f"unknown --spec '{name}'; choose one of {', '.join(SPEC_SOURCES)} (kinetics-<variant>)")
-    module, attr = SPEC_SOURCES[base]
-    spec = getattr(importlib.import_module(module), attr)
-    if variant:
-        if not variant.isdigit():
-            raise ValueError(f"--spec '{name}': the variant must be a number, e.g. kinetics-400")
-        spec = spec.with_variant(int(variant))
-    return spec
-
-
-def infer_spec(spec_arg: str | None, saved_args: dict[str, Any], checkpoint: Path | None) -> DatasetSpec:
-    """``--spec`` if given; else from the checkpoint: a saved Kinetics ``variant``, or the results folder
-    ``results/<SPEC NAME>/<network>_gates_<bool>/<file>.pth`` the engine writes; else the synthetic set."""
+def infer_spec(spec_arg: str | None, saved: DatasetSpec | None, checkpoint: Path | None) -> DatasetSpec:
+    """The data set to evaluate on: ``--spec`` (a registered name, `data.datasets`), else the one the
+    checkpoint was trained on; original checkpoints store none, so they need ``--spec``."""
     if spec_arg:
-        return find_spec(spec_arg)
-    if saved_args.get("variant"):
-        return find_spec(f"kinetics-{saved_args['variant']}")
-    if checkpoint is not None and len(checkpoint.resolve().parents) > 1:
-        folder = checkpoint.resolve().parents[1].name.lower()
-        if folder.partition("-")[0] in SPEC_SOURCES:
-            return find_spec(folder)
-    logger.info("data set spec: synthetic (pass --spec to choose another)")
-    return find_spec("synthetic")
+        return get_dataset(spec_arg)
+    if saved is not None:
+        return saved
+    raise ValueError(f"{checkpoint}: the checkpoint does not say which data set it was trained on (an original "
+                     f"checkpoint); pass --spec, one of {', '.join(list_datasets())}")
 
 
 class ViewDataset(torch.utils.data.Dataset):

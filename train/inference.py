@@ -8,7 +8,6 @@ network's constants (`network.config.get_config`), the convention of the origina
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from dataclasses import dataclass, field
@@ -21,14 +20,17 @@ import torch.nn as nn
 import torchvision.transforms.v2.functional as F
 
 from data.atomic import atomic_write_text
+from data.datasets import get_dataset, spec_from_dict
 from data.labels import iter_rows, load_dictionary
 from data.video_io import VideoDecodeError, iter_frames, probe
 from data.video_sampler import uniform_views
 from data.video_transforms import normalise
+from data.spec import DatasetSpec
 from network.config import get_config
+from network.registry import build_model
 from network.weights import LoadReport, load_partial
 from train.checkpoint import load_checkpoint_file
-from train.run import build_model
+from train.config import RunConfig
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +43,8 @@ class LoadedModel:
     network: str
     num_classes: int
     classes: list[str] = field(default_factory=list)  # empty for original checkpoints (they store none)
-    args: dict[str, Any] = field(default_factory=dict)
+    config: RunConfig | None = None  # the training run's configuration (None for original checkpoints)
+    dataset: DatasetSpec | None = None  # the data set it was trained on (None for original checkpoints)
     epoch: int | None = None
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
@@ -55,13 +58,13 @@ def head_classes(state_dict: dict[str, Any]) -> int | None:
     return None
 
 
-def load_model(network: str, checkpoint: str | Path | None, *, num_classes: int | None = None,
+def load_model(checkpoint: str | Path | None, network: str | None = None, *, num_classes: int | None = None,
                gates: bool | None = None, device: torch.device | str = "cpu",
                contents: dict[str, Any] | None = None) -> LoadedModel:
-    """Build ``network`` and load ``checkpoint`` (ours or an original ``module.``-prefixed one) in eval mode.
+    """Build the checkpoint's network and load its weights (ours or an original ``module.``-prefixed one) in
+    eval mode. Every argument left None comes from the checkpoint: ``network`` (saved name), ``gates`` (its
+    configuration), the class count (``fc.weight`` rows); original checkpoints need ``network``.
 
-    The class count is the checkpoint's (``fc.weight`` rows) unless ``num_classes`` is given and the
-    checkpoint has no head; ``gates`` defaults to the checkpoint's saved ``--gates`` (srtg_* models only).
     ``contents``: the checkpoint dict when the caller has read it already (`train.checkpoint.load_checkpoint_file`).
     """
     if contents is not None:
@@ -69,7 +72,14 @@ def load_model(network: str, checkpoint: str | Path | None, *, num_classes: int 
     else:
         ckpt = load_checkpoint_file(checkpoint) if checkpoint is not None else {"state_dict": {}}
     state = ckpt["state_dict"]
-    saved_args = dict(ckpt.get("args") or {})
+    config = RunConfig.from_saved(ckpt)
+    saved_net = ckpt.get("network") or (config.model.network if config else None)
+    network = network or saved_net
+    if not network:
+        raise ValueError(f"{checkpoint}: the checkpoint does not name its network (an original checkpoint); "
+                         "pass --network")
+    if saved_net and str(saved_net).lower() != network.lower():
+        logger.warning("%s was saved by network '%s', loading it into '%s'", checkpoint, saved_net, network)
     rows = head_classes(state)
     if rows is not None and num_classes is not None and rows != num_classes:
         logger.warning("%s: the checkpoint's classifier has %d classes, not %d: using %d", checkpoint, rows,
@@ -77,19 +87,20 @@ def load_model(network: str, checkpoint: str | Path | None, *, num_classes: int 
     n = rows or num_classes or int(ckpt.get("num_classes") or 0)
     if not n:
         raise ValueError(f"{checkpoint}: no 'fc.weight' in the checkpoint; pass --num-classes")
-    saved_net = ckpt.get("network")
-    if saved_net and str(saved_net).lower() != network.lower():
-        logger.warning("%s was saved by network '%s', loading it into '%s'", checkpoint, saved_net, network)
-    gates = bool(saved_args.get("gates", False)) if gates is None else gates
-    model = build_model(argparse.Namespace(network=network, gates=gates), n)
+    if gates is None:
+        gates = bool(config.model.gates) if config else False
+    gate_options = ({"gate_similarity": config.model.gate_similarity, "gate_temperature": config.model.gate_temperature}
+                    if gates and config else {})
+    model = build_model(network, n, gates=gates, **gate_options)
     if checkpoint is not None:
         _check_complete(load_partial(model, state), model, checkpoint, network)
     else:
         logger.warning("no checkpoint given: '%s' has random weights", network)
-    config = get_config(network)
+    norm = get_config(network)
     classes = [str(c) for c in ckpt.get("classes") or []]
-    return LoadedModel(model.to(device).eval(), network, n, classes, saved_args, ckpt.get("epoch"),
-                       config["mean"], config["std"])
+    dataset = spec_from_dict(ckpt["dataset"]) if ckpt.get("dataset") else None
+    return LoadedModel(model.to(device).eval(), network, n, classes, config, dataset, ckpt.get("epoch"),
+                       norm["mean"], norm["std"])
 
 
 def _check_complete(report: LoadReport, model: nn.Module, checkpoint: str | Path, network: str) -> None:
@@ -200,27 +211,18 @@ class ViewConfig:
         return self.clips * self.crops
 
 
-def saved_default(value: Any, saved_args: dict[str, Any], keys: Sequence[str], default: Any) -> Any:
-    """``value`` if given, else the first of ``keys`` the checkpoint's saved args hold (not None), else ``default``."""
-    if value is not None:
-        return value
-    for key in keys:
-        if saved_args.get(key) is not None:
-            saved = saved_args[key]
-            # the original's --train-frame-interval could be a list: take its first entry
-            return saved[0] if isinstance(saved, (list, tuple)) and saved else saved
-    return default
-
-
-def view_config(saved_args: dict[str, Any], *, clip_length: int | None, clip_size: int | None,
-                frame_interval: int | None, clips: int, crops: int, short_side: int | None = None) -> ViewConfig:
-    """Test views: explicit arguments win, then the checkpoint's validation settings, then the original's
-    validation defaults (16 frames of 256², interval 2)."""
-    return ViewConfig(
-        clip_length=int(saved_default(clip_length, saved_args, ("val_clip_length", "clip_length"), 16)),
-        size=int(saved_default(clip_size, saved_args, ("val_clip_size", "clip_size"), 256)),
-        frame_interval=int(saved_default(frame_interval, saved_args, ("val_frame_interval",), 2)),
-        clips=clips, crops=crops, short_side=short_side)
+def view_config(config: RunConfig | None, *, clip_length: int | None, clip_size: int | None,
+                frame_interval: int | None, clips: int, crops: int, short_side: int | None = None,
+                dataset: DatasetSpec | None = None) -> ViewConfig:
+    """Test views: explicit arguments win, then the training run's validation clips (``config``), then the
+    defaults of ``dataset`` (original checkpoints store no configuration), else of HACS (the original's)."""
+    if config is None:
+        spec = dataset or get_dataset("hacs")
+        config = RunConfig.from_flat(dict(spec.defaults), spec.name)
+    d = config.data
+    return ViewConfig(clip_length=int(clip_length or d.val_clip_length), size=int(clip_size or d.val_clip_size),
+                      frame_interval=int(frame_interval or d.val_frame_interval), clips=clips, crops=crops,
+                      short_side=short_side)
 
 
 def make_views(frames: np.ndarray, cfg: ViewConfig, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

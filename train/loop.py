@@ -1,11 +1,11 @@
 """One training epoch and one evaluation pass: the same code on CPU and CUDA, single process or DDP.
 
-Mixed precision uses ``torch.amp``: autocast + ``GradScaler`` for fp16 (the replacement of the original's apex
-O1), autocast without scaler for bf16, neither for fp32; both become no-ops where disabled. Divergences from the
-original ``fit`` (spec bugs 33-37): batches are ``(clip, label)`` pairs; no anomaly detection, sleeps or cache
-flushing; no retry loop swallowing errors: a non-finite loss is skipped through the scaler under fp16
-(counted, and fatal after ``max_nonfinite`` in a row) and stops the run under fp32/bf16; timings are
-synchronised; metrics are sample-weighted and summed over ranks.
+The optimiser, AMP scaler, lr schedule and loss travel as one :class:`TrainStep`; a step's learning rate is
+``schedule.lr_at(epoch + i / len(plan), multigrid_scale(plan[i]))``. Mixed precision is ``torch.amp``:
+autocast + ``GradScaler`` for fp16 (replacing apex O1), autocast alone for bf16, neither for fp32. A NaN/inf
+loss or fp16 gradient overflow goes through one policy (:meth:`TrainStep.skip`): skipped and counted under
+fp16, fatal after ``max_nonfinite`` in a row, and fatal at once under fp32/bf16 (README Differences: training
+loop). Batches are ``(clips (B, C, T, H, W), labels (B,))``; timings are synchronised on CUDA.
 """
 from __future__ import annotations
 
@@ -13,17 +13,18 @@ import contextlib
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator, Sequence
 
 import torch
 import torch.nn as nn
 
 from network.weights import unwrap_model
-from train.callback import CallbackList, default_callbacks, progress_bar
-from train.distributed import all_reduce_sum, get_world_size, is_main
-from train.metric import MetricList, default_metrics
+from train.distributed import all_reduce_sum, get_world_size
+from train.lr_scheduler import Schedule, multigrid_scale
+from train.metric import default_metrics
 from train.optim import set_lr
+from train.progress import Monitor
 
 log = logging.getLogger(__name__)
 
@@ -86,47 +87,69 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _skipped(loader: Any) -> int:
-    """Corrupt/missing clips replaced so far by the loader's dataset (0 if it does not count them)."""
-    return int(getattr(getattr(loader, "dataset", None), "skipped", 0) or 0)
-
-
-def _reset_skipped(loader: Any) -> None:
-    reset = getattr(getattr(loader, "dataset", None), "reset_skipped", None)
-    if callable(reset):
-        reset()
-
-
-def _global_shape(data: torch.Tensor) -> tuple[int, ...]:
-    """``(B, C, T, H, W)`` with B summed over ranks (the shape the log line reports)."""
-    shape = list(data.shape)
-    shape[0] *= get_world_size()
-    return tuple(shape)
-
-
 @dataclass
-class _Interval:
-    """Read/forward/backward seconds and clips since the last log line."""
+class TrainStep:
+    """Optimiser + scaler + lr schedule + loss: one SGD step on a batch, with the non-finite policy."""
 
-    read: float = 0.0
-    forward: float = 0.0
-    backward: float = 0.0
-    clips: int = 0
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    schedule: Schedule
+    device: torch.device
+    precision: str = "fp32"
+    criterion: nn.Module = field(default_factory=nn.CrossEntropyLoss)
+    max_nonfinite: int = MAX_NONFINITE
+    consecutive: int = 0
+    timings: tuple[float, float] = (0.0, 0.0)  # forward, backward seconds of the last call
 
-    def per_clip(self) -> dict[str, float | None]:
-        n = max(1, self.clips)
-        return {"read_elapse": self.read / n, "forward_elapse": self.forward / n,
-                "backward_elapse": self.backward / n if self.backward else None}
+    def set_lr(self, progress: float, shape: Any = None) -> float:
+        """Apply the rate at ``progress`` epochs (× the multigrid factor of ``shape``) to every group."""
+        lr = self.schedule.lr_at(progress, multigrid_scale(shape))
+        set_lr(self.optimizer, lr)
+        return lr
 
+    def __call__(self, model: nn.Module, data: torch.Tensor, target: torch.Tensor,
+                 where: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Forward, backward, update. Returns ``(logits, loss)`` detached, or None when the step was skipped."""
+        t0 = time.perf_counter()
+        with autocast(self.device, self.precision):
+            output = model(data)
+        loss = self.criterion(output.float(), target)
+        _sync(self.device)
+        t1 = time.perf_counter()
+        self.timings = (t1 - t0, 0.0)
+        self.optimizer.zero_grad(set_to_none=True)
+        # Every rank must take the same branch, or DDP's gradient all-reduce would hang.
+        bad = all_reduce_sum((~torch.isfinite(loss.detach())).to(torch.float32).reshape(1))
+        if bool(bad.item() > 0):
+            value = float(loss.detach())
+            self.skip(where, f"loss is {value}" if not math.isfinite(value) else "loss is non-finite on another rank",
+                      loss.detach())
+            return None
+        scale_before = self.scaler.get_scale() if self.scaler.is_enabled() else None
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        _sync(self.device)
+        self.timings = (t1 - t0, time.perf_counter() - t1)
+        if scale_before is not None and self.scaler.get_scale() < scale_before:
+            self.skip(where, "gradients overflowed")  # the scaler already skipped the update
+            return None
+        self.consecutive = 0
+        return output.detach().float(), loss.detach()
 
-def _finish(metrics: MetricList, loader: Any, device: torch.device, started: float, lr: float | None,
-            nonfinite: int) -> EpochResult:
-    metrics.reduce(device)
-    values = metrics.as_dict()
-    skipped = int(all_reduce_sum(torch.tensor([_skipped(loader)], dtype=torch.float64, device=device)).item())
-    return EpochResult(top1=values["top1"], top5=values["top5"], loss=values["loss-ce"], lr=lr,
-                       samples=metrics.num_samples, skipped=skipped, seconds=time.perf_counter() - started,
-                       nonfinite_steps=nonfinite)
+    def skip(self, where: str, why: str, loss: torch.Tensor | None = None) -> None:
+        """The one non-finite path: count, back the fp16 scale off, or stop the run."""
+        self.consecutive += 1
+        fp16 = self.scaler.is_enabled()
+        if not fp16 or self.consecutive > self.max_nonfinite:
+            what = (f"{self.consecutive} consecutive non-finite fp16 steps ({why})" if fp16
+                    else f"{why} under {self.precision}")
+            raise NonFiniteLossError(f"{where}: {what}; training stopped, the last saved checkpoint is kept "
+                                     "(lower --lr-base, check the data, or resume with --resume-epoch auto)")
+        if loss is not None:
+            self.scaler.scale(loss)  # creates the scale tensor on the loss's device if this is the first step
+            self.scaler.update(self.scaler.get_scale() * self.scaler.get_backoff_factor())
+        log.warning("%s: %s under fp16, step skipped (%d in a row)", where, why, self.consecutive)
 
 
 def _batches(loader: Any) -> Iterator[tuple[float, Any]]:
@@ -141,124 +164,77 @@ def _batches(loader: Any) -> Iterator[tuple[float, Any]]:
         yield time.perf_counter() - t0, batch
 
 
-def train_one_epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                    scheduler: Any, criterion: nn.Module, device: torch.device, precision: str, epoch: int,
-                    plan: Sequence[Any] | None = None, lr_scale: Callable[[Any], float] | None = None,
-                    callbacks: CallbackList | None = None, log_interval: int = 50,
-                    max_nonfinite: int = MAX_NONFINITE, show_progress: bool | None = None) -> EpochResult:
-    """Train ``model`` for one pass over ``loader`` (batches of clips ``(B, C, T, H, W)`` and labels ``(B,)``).
+def _dataset_skipped(loader: Any, reset: bool = False) -> int:
+    """Corrupt/missing clips the loader's dataset replaced (0 if it does not count them); optionally reset."""
+    dataset = getattr(loader, "dataset", None)
+    if reset and callable(getattr(dataset, "reset_skipped", None)):
+        dataset.reset_skipped()
+    return int(getattr(dataset, "skipped", 0) or 0)
 
-    The lr of iteration i is ``scheduler.update(lr_scale(plan[i]))`` (multigrid factor of the step's shape;
-    1 without a plan), applied per group × ``lr_mult``. ``epoch`` is 0-based (the log shows it as the original).
+
+def _finish(metrics: Any, loader: Any, device: torch.device, started: float, lr: float | None,
+            nonfinite: int) -> EpochResult:
+    metrics.reduce(device)
+    values = metrics.as_dict()
+    skipped = int(all_reduce_sum(torch.tensor([_dataset_skipped(loader)], dtype=torch.float64, device=device)).item())
+    return EpochResult(top1=values["top1"], top5=values["top5"], loss=values["loss-ce"], lr=lr,
+                       samples=metrics.num_samples, skipped=skipped, seconds=time.perf_counter() - started,
+                       nonfinite_steps=nonfinite)
+
+
+def train_one_epoch(model: nn.Module, loader: Any, step: TrainStep, epoch: int,
+                    plan: Sequence[Any] | None = None, monitor: Monitor | None = None) -> EpochResult:
+    """Train ``model`` for one pass over ``loader``; ``epoch`` is 0-based (the log shows ``epoch + 1``).
+
+    ``plan`` holds each iteration's multigrid shape (its lr factor); without it every step has factor 1.
     """
-    callbacks = callbacks or default_callbacks()
-    interval_metrics, epoch_metrics = default_metrics(), default_metrics()
+    monitor = monitor or Monitor()
+    metrics = default_metrics()
     model.train()
-    _reset_skipped(loader)
+    _dataset_skipped(loader, reset=True)
     started = time.perf_counter()
-    tick = _Interval()
-    nonfinite = consecutive = 0
-    lr = None
-    total = len(loader) if hasattr(loader, "__len__") else None
-    with progress_bar(total or 0, f"Epoch {epoch} train", enabled=show_progress if is_main() else False) as bar:
+    total = len(plan) if plan is not None else len(loader)
+    nonfinite, lr = 0, None
+    with monitor.epoch(epoch, total, "train") as progress:
         for i, (read_s, (data, target)) in enumerate(_batches(loader)):
-            scale = lr_scale(plan[i]) if (plan is not None and lr_scale is not None and i < len(plan)) else 1.0
-            lr = scheduler.update(scale)
-            set_lr(optimizer, lr)
-            data = data.to(device, non_blocking=True)
-            target = target.to(device, non_blocking=True)
-            t0 = time.perf_counter()
-            with autocast(device, precision):
-                output = model(data)
-            loss = criterion(output.float(), target)
-            _sync(device)
-            t1 = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            bad = ~torch.isfinite(loss.detach())
-            # Every rank must take the same branch, or DDP's gradient all-reduce would hang.
-            if bool(all_reduce_sum(bad.to(torch.float32).reshape(1)).item() > 0):
+            lr = step.set_lr(epoch + i / total, plan[i] if plan is not None and i < len(plan) else None)
+            data = data.to(step.device, non_blocking=True)
+            target = target.to(step.device, non_blocking=True)
+            out = step(model, data, target, where=f"epoch {epoch + 1}, iteration {i}")
+            if out is None:
                 nonfinite += 1
-                consecutive += 1
-                _nonfinite_step(scaler, precision, epoch, i, loss.detach(), consecutive, max_nonfinite)
-                bar.update(1)
-                continue
-            scale_before = scaler.get_scale() if scaler.is_enabled() else None
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            if scale_before is not None and scaler.get_scale() < scale_before:
-                nonfinite += 1  # gradients overflowed in fp16: the scaler skipped this step
-                consecutive += 1
-                if consecutive > max_nonfinite:
-                    raise NonFiniteLossError(f"epoch {epoch + 1}, iteration {i}: {consecutive} consecutive fp16 "
-                                             "steps with non-finite gradients; lower --lr-base or use --precision fp32")
             else:
-                consecutive = 0
-            _sync(device)
-            t2 = time.perf_counter()
-            shape = _global_shape(data)
-            for metrics in (interval_metrics, epoch_metrics):
-                metrics.update(output.detach().float(), target, loss.detach(), lr, shape)
-            tick.read += read_s
-            tick.forward += t1 - t0
-            tick.backward += t2 - t1
-            tick.clips += data.shape[0]
-            bar.update(1)
-            if is_main() and (i + 1) % log_interval == 0:
-                callbacks(epoch=epoch, batch=i, namevals=interval_metrics.get_name_value(), **tick.per_clip())
-                interval_metrics.reset()
-                tick = _Interval()
+                shape = (data.shape[0] * get_world_size(), *data.shape[1:])
+                for m in (metrics, progress.interval):
+                    m.update(out[0], target, out[1], lr, shape)
+            progress.advance(read_s, *step.timings, clips=data.shape[0] if out is not None else 0)
     if nonfinite:
-        log.warning("Epoch [%d]: %d step(s) skipped because of non-finite loss/gradients", epoch, nonfinite)
-    return _finish(epoch_metrics, loader, device, started, lr, nonfinite)
-
-
-def _nonfinite_step(scaler: torch.amp.GradScaler, precision: str, epoch: int, i: int, loss: torch.Tensor,
-                    consecutive: int, max_nonfinite: int) -> None:
-    """Skip a step whose loss is NaN/inf under fp16 (backing the scale off), else stop the run."""
-    value = float(loss)
-    if scaler.is_enabled() and consecutive <= max_nonfinite:
-        scaler.scale(loss)  # creates the scale tensor on the loss's device if this is the first step
-        scaler.update(scaler.get_scale() * scaler.get_backoff_factor())
-        log.warning("Epoch [%d] Batch [%d]: loss is %s under fp16, step skipped (%d in a row)", epoch, i, value,
-                    consecutive)
-        return
-    where = f"loss is {value}" if not math.isfinite(value) else "loss is non-finite on another rank"
-    why = (f"{consecutive} consecutive non-finite fp16 losses" if scaler.is_enabled()
-           else f"{where} under {precision}")
-    raise NonFiniteLossError(f"epoch {epoch + 1}, iteration {i}: {why}; training stopped, the last saved "
-                             "checkpoint is kept (lower --lr-base, check the data, or resume with --resume-epoch)")
+        log.warning("Epoch [%d]: %d step(s) skipped because of non-finite loss/gradients", epoch + 1, nonfinite)
+    return _finish(metrics, loader, step.device, started, lr, nonfinite)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Any, criterion: nn.Module, device: torch.device, precision: str,
-             epoch: int, callbacks: CallbackList | None = None, log_interval: int = 50,
-             show_progress: bool | None = None) -> EpochResult:
+def evaluate(model: nn.Module, loader: Any, device: torch.device, precision: str, epoch: int,
+             monitor: Monitor | None = None, criterion: nn.Module | None = None) -> EpochResult:
     """Validation pass: sample-weighted loss/top-1/top-5 over the (rank-sharded) loader, summed over ranks."""
-    callbacks = callbacks or default_callbacks()
+    monitor = monitor or Monitor()
+    criterion = criterion or nn.CrossEntropyLoss()
     metrics = default_metrics()
     # The bare module: DDP's forward would broadcast buffers, a collective that hangs when ranks hold
     # different numbers of validation batches (the shards differ by up to one clip).
     model = unwrap_model(model)
     model.eval()
-    _reset_skipped(loader)
+    _dataset_skipped(loader, reset=True)
     started = time.perf_counter()
-    tick = _Interval()
-    total = len(loader) if hasattr(loader, "__len__") else None
-    with progress_bar(total or 0, f"Epoch {epoch} val", enabled=show_progress if is_main() else False) as bar:
-        for i, (read_s, batch) in enumerate(_batches(loader)):
-            data, target = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
+    with monitor.epoch(epoch, len(loader), "val") as progress:
+        for read_s, (data, target, *_) in _batches(loader):
+            data, target = data.to(device, non_blocking=True), target.to(device, non_blocking=True)
             t0 = time.perf_counter()
             with autocast(device, precision):
-                output = model(data)
-            loss = criterion(output.float(), target)
+                output = model(data).float()
+            loss = criterion(output, target)
             _sync(device)
-            tick.read += read_s
-            tick.forward += time.perf_counter() - t0
-            tick.clips += data.shape[0]
-            metrics.update(output.float(), target, loss, None, None)
-            bar.update(1)
-            if is_main() and (i + 1) % log_interval == 0:
-                callbacks(epoch=epoch, batch=i, namevals=metrics.get_name_value(), **tick.per_clip())
-                tick = _Interval()
+            for m in (metrics, progress.interval):
+                m.update(output, target, loss, None, None)
+            progress.advance(read_s, time.perf_counter() - t0, 0.0, clips=data.shape[0])
     return _finish(metrics, loader, device, started, None, 0)

@@ -6,8 +6,7 @@ from collections import Counter
 
 import pytest
 
-from data.multigrid import (LONG_CYCLE, MultigridBatchSampler, StepShape, lr_scale, plan_epoch, shard_size,
-                            stage_sizes, step_shape, steps_per_epoch)
+from data.multigrid import LONG_CYCLE, MultigridBatchSampler, StepShape, plan_epoch, shard_size, stage_sizes, step_shape
 
 # Spec §3.6 [computed] shapes of the original: rows long_0..long_3, columns short_0..short_2.
 HACS_TABLE = [
@@ -69,7 +68,7 @@ def test_plan_uses_every_sample_once(n, long_cycles, short_cycles):
     plan = plan_epoch(n, base, long_cycles, short_cycles)
     assert sum(s.batch for s in plan) == n
     assert all(s.batch >= 1 for s in plan)
-    assert steps_per_epoch(n, base, long_cycles, short_cycles) == len(plan)
+    assert len(plan_epoch(n, base, long_cycles, short_cycles)) == len(plan)
     for i, s in enumerate(plan):
         if short_cycles:
             assert s.short_step == i % 3
@@ -104,16 +103,7 @@ def test_steps_per_epoch_hacs_scale():
     # ≈HACS: 490,000 videos, B=48. The original ran 10,208 / 2,040 / 2,188 / 580 steps (spec §4.4), the last three
     # over ≈50 % of the data; ours covers the whole set once.
     n, base = 490_000, (48, 16, 284)
-    assert [steps_per_epoch(n, base, lc, sc) for lc, sc in [(0, 0), (1, 0), (0, 1), (1, 1)]] == [10209, 4789, 4376, 2055]
-
-
-def test_lr_scale():
-    base = (48, 16, 284)
-    assert [lr_scale(step_shape(base, k, None)) for k in range(4)] == [1.0, 0.5, 0.25, 0.125]
-    assert [lr_scale(step_shape(base, 1, j)) for j in range(3)] == [0.5, 0.5, 0.5]  # short cycles: unchanged
-    assert lr_scale(step_shape(base, None, 2)) == 1.0 and lr_scale(step_shape(base, None, None), base) == 1.0
-    assert lr_scale(step_shape(base, 0, 0).with_batch(3)) == 1.0  # a capped batch keeps its stage's rate
-    assert LONG_CYCLE[0][0] == 8
+    assert [len(plan_epoch(n, base, lc, sc)) for lc, sc in [(0, 0), (1, 0), (0, 1), (1, 1)]] == [10209, 4789, 4376, 2055]
 
 
 def test_shard_size():

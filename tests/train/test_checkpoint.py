@@ -13,7 +13,7 @@ import torch.nn as nn
 from train.checkpoint import (RESULT_FIELDS, ResultsCsv, StartPoint, atomic_save, checkpoint_path,
                               list_checkpoints, load_checkpoint_file, resolve_start, restore, rng_state,
                               save_checkpoint)
-from train.lr_scheduler import MultiFactorScheduler
+from train.lr_scheduler import MultiStep
 from train.optim import build_optimizer
 
 
@@ -30,10 +30,8 @@ class Unpicklable:
         raise RuntimeError("disk full (simulated failure in the middle of a save)")
 
 
-def _args(**kw):
-    base = {"pretrained_3d": None, "resume_epoch": -1}
-    base.update(kw)
-    return argparse.Namespace(**base)
+def _args(pretrained_3d=None, resume_epoch=-1):
+    return pretrained_3d, resume_epoch
 
 
 def test_original_file_name():
@@ -55,33 +53,35 @@ def test_checkpoint_keys_and_unwrapped_state_dict(tmp_path):
     model = nn.DataParallel(Net())  # wrapped like the original: keys would start with 'module.'
     opt = build_optimizer(model.module, 0.1)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    sched = MultiFactorScheduler(0.1, [2], 0.1, iterations_per_epoch=4)
+    sched = MultiStep(0.1, [2], 0.1)
     path = save_checkpoint(tmp_path / "net_ep-0002.pth", model, 2, opt, scaler, sched, network="net",
-                           classes=["a", "b", "c"], args={"model_dir": tmp_path, "lr_steps": [2]})
+                           classes=["a", "b", "c"], config={"output": {"model_dir": tmp_path}},
+                           dataset={"name": "X"})
     ckpt = load_checkpoint_file(path)
     assert {"epoch", "state_dict", "optimizer", "scaler", "scheduler", "rng", "network", "num_classes", "classes",
-            "args"} <= set(ckpt)
+            "config", "dataset"} <= set(ckpt)
     assert ckpt["epoch"] == 2 and ckpt["num_classes"] == 3 and ckpt["classes"] == ["a", "b", "c"]
     assert set(ckpt["state_dict"]) == set(Net().state_dict())
-    assert ckpt["args"]["model_dir"] == str(tmp_path)
+    assert ckpt["config"]["output"]["model_dir"] == str(tmp_path) and ckpt["dataset"] == {"name": "X"}
+    assert ckpt["scheduler"]["steps"] == [2]
 
 
 def test_resolve_start_order(tmp_path):
-    assert resolve_start(_args(), tmp_path, "net") == StartPoint("scratch", 0)
-    assert resolve_start(_args(resume_epoch=0), tmp_path, "net") == StartPoint("scratch", 0)
+    assert resolve_start(*_args(), tmp_path, "net") == StartPoint("scratch", 0)
+    assert resolve_start(*_args(resume_epoch=0), tmp_path, "net") == StartPoint("scratch", 0)
     with pytest.raises(FileNotFoundError, match="found epochs \\[1\\]"):
         (tmp_path / "net_ep-0001.pth").write_bytes(b"x")
-        resolve_start(_args(resume_epoch=3), tmp_path, "net")
-    assert resolve_start(_args(resume_epoch=1), tmp_path, "net") == \
+        resolve_start(*_args(resume_epoch=3), tmp_path, "net")
+    assert resolve_start(*_args(resume_epoch=1), tmp_path, "net") == \
         StartPoint("resume", 1, tmp_path / "net_ep-0001.pth")
     other = tmp_path / "elsewhere.pth"
     other.write_bytes(b"x")
-    assert resolve_start(_args(pretrained_3d=str(other)), tmp_path, "net") == StartPoint("pretrained", 0, other)
+    assert resolve_start(*_args(pretrained_3d=str(other)), tmp_path, "net") == StartPoint("pretrained", 0, other)
     # the README's resume example passes both: resume from that file at the given epoch
-    assert resolve_start(_args(pretrained_3d=str(other), resume_epoch=21), tmp_path, "net") == \
+    assert resolve_start(*_args(pretrained_3d=str(other), resume_epoch=21), tmp_path, "net") == \
         StartPoint("resume", 21, other)
     with pytest.raises(FileNotFoundError, match="--pretrained_3d"):
-        resolve_start(_args(pretrained_3d=str(tmp_path / "missing.pth")), tmp_path, "net")
+        resolve_start(*_args(pretrained_3d=str(tmp_path / "missing.pth")), tmp_path, "net")
     assert list_checkpoints(tmp_path, "net") == [1]
 
 
@@ -107,9 +107,7 @@ def test_resume_restores_every_state(tmp_path):
     model.fc(torch.randn(2, 4)).sum().backward()
     opt.step()
     scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
-    sched = MultiFactorScheduler(0.1, [2], 0.1, iterations_per_epoch=4)
-    for _ in range(5):
-        sched.update()
+    sched = MultiStep(0.1, [2], 0.1)
     random.seed(5)
     np.random.seed(5)
     path = save_checkpoint(tmp_path / "net_ep-0001.pth", model, 1, opt, scaler, sched, network="net")
@@ -117,20 +115,72 @@ def test_resume_restores_every_state(tmp_path):
     fresh = Net()
     fresh_opt = build_optimizer(fresh, 0.1)
     fresh_scaler = torch.amp.GradScaler("cpu", init_scale=1.0)
-    fresh_sched = MultiFactorScheduler(0.1, [2], 0.1, iterations_per_epoch=4)
+    fresh_sched = MultiStep(0.1, [2], 0.1)
     random.seed(99)
     restore(StartPoint("resume", 1, path), fresh, fresh_opt, fresh_scaler, fresh_sched)
     assert torch.equal(fresh.fc.weight, model.fc.weight)
     assert fresh_opt.state_dict()["state"].keys() == opt.state_dict()["state"].keys()
-    assert fresh_scaler.get_scale() == 1024.0 and fresh_sched.step_counter == 5
+    assert fresh_scaler.get_scale() == 1024.0
     assert (random.random(), np.random.rand()) == expected_draws[:2] and torch.equal(torch.rand(1), expected_draws[2])
 
 
 def test_unreadable_checkpoint_is_a_one_line_error(tmp_path):
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="bad.pth: not a readable PyTorch checkpoint"):
+    with pytest.raises(ValueError, match="bad.pth: not a PyTorch checkpoint"):
         load_checkpoint_file(bad)
+
+
+@pytest.mark.parametrize("content", [b"hello world\n", b"e", b""])
+def test_text_file_is_not_a_checkpoint(tmp_path, content):
+    bad = tmp_path / "notes.txt"
+    bad.write_bytes(content)  # torch.load fails with KeyError / IndexError / EOFError on these
+    with pytest.raises(ValueError, match="notes.txt: not a PyTorch checkpoint") as info:
+        load_checkpoint_file(bad)
+    assert "\n" not in str(info.value)
+
+
+def test_a_dict_without_weights_is_not_a_checkpoint(tmp_path):
+    torch.save({"epoch": 3, "note": "hello"}, tmp_path / "x.pth")
+    with pytest.raises(ValueError, match="holds no model weights"):
+        load_checkpoint_file(tmp_path / "x.pth")
+
+
+def _saved(tmp_path, classes=("a", "b", "c"), network="net"):
+    model = Net(len(classes))
+    return save_checkpoint(tmp_path / "net_ep-0001.pth", model, 1, build_optimizer(model, 0.1), network=network,
+                           classes=list(classes))
+
+
+def test_resume_refuses_another_network(tmp_path):
+    path = _saved(tmp_path, network="ir_csn_50")
+    with pytest.raises(ValueError, match="saved by network 'ir_csn_50', but this run is 'ir_csn_101'"):
+        restore(StartPoint("resume", 1, path), Net(), network="ir_csn_101", classes=["a", "b", "c"])
+
+
+def test_resume_refuses_another_class_order(tmp_path):
+    path = _saved(tmp_path)
+    with pytest.raises(ValueError, match="first at index 0: 'a' vs 'b'"):
+        restore(StartPoint("resume", 1, path), Net(), network="net", classes=["b", "a", "c"])
+    restore(StartPoint("resume", 1, path), Net(), network="net", classes=["a", "b", "c"])  # same order: fine
+
+
+class Other(nn.Module):
+    """Shares only the classifier's name with :class:`Net`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*[nn.Conv3d(3, 3, 1) for _ in range(12)])
+        self.fc = nn.Linear(4, 3)
+
+
+def test_pretrained_filling_few_tensors(tmp_path, caplog):
+    path = _saved(tmp_path)
+    with pytest.raises(ValueError, match="filled 2 of the model's 26 tensors \\(8%\\)"):
+        restore(StartPoint("pretrained", 0, path), Other())
+    caplog.set_level("WARNING")
+    restore(StartPoint("pretrained", 0, path), Other(), allow_partial=True)
+    assert "most of the model starts from scratch" in caplog.text
 
 
 def test_rng_state_is_weights_only_loadable(tmp_path):

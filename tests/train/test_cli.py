@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from data.spec import DatasetSpec
-from train.cli import build_parser, int_list, parse_args, parse_gpus, results_dir, str2bool
+from train.cli import build_parser, int_list, parse_config, parse_gpus, str2bool
 
 HACS = DatasetSpec(name="HACS", num_classes=200, folder="HACS_videos", train_csv="HACS_clips_v1.1_train.csv",
                    val_csv="HACS_clips_v1.1_val.csv", timeslices=True,
@@ -15,6 +16,11 @@ HACS = DatasetSpec(name="HACS", num_classes=200, folder="HACS_videos", train_csv
 KINETICS = DatasetSpec(name="KINETICS-700", num_classes=700, folder="Kinetics_videos",
                        train_csv="kinetics-700_train.csv", val_csv="kinetics-700_val.csv",
                        defaults={"lr_base": 0.05, "variant": 700}, variants={200: 200, 400: 400, 600: 600, 700: 700})
+
+
+def parse_args(spec, argv):
+    """The parsed configuration as one flat namespace (the shape of the original's ``args``)."""
+    return SimpleNamespace(**parse_config(spec, argv).flat())
 
 
 @pytest.mark.parametrize("text,value", [("True", True), ("true", True), ("1", True), ("yes", True), ("on", True),
@@ -67,7 +73,7 @@ def test_gpus_count_and_device_list():
     assert parse_gpus("0,1,2,3") == (4, [0, 1, 2, 3])
     assert parse_gpus(None) == (None, None)
     args = parse_args(HACS, ["--gpus", "0,1,2,3,4,5,6,7"])
-    assert args.gpus == 8 and args.gpu_ids == list(range(8))
+    assert parse_gpus(args.gpus) == (8, list(range(8)))
     for bad in ("0", "a", "1,1"):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_gpus(bad)
@@ -100,10 +106,11 @@ def test_val_clip_defaults_follow_train_clip():
 
 
 def test_results_dir_names():
-    args = parse_args(HACS, ["--network", "srtg_r3d_34"])
-    assert results_dir(args, HACS) == Path("results/HACS/srtg_r3d_34_gates_False")
-    args = parse_args(HACS, ["--network", "srtg_r3d_34", "--gates", "True", "--model-dir", "/x/y"])
-    assert results_dir(args, HACS) == Path("/x/y/srtg_r3d_34_gates_True")
+    cfg = parse_config(HACS, ["--network", "srtg_r3d_34"])
+    assert cfg.results_dir() == Path("results/HACS/srtg_r3d_34_gates_False")
+    assert cfg.log_path() == Path("results/HACS/srtg_r3d_34_gates_False/train.log") and cfg.task() == "HACS"
+    cfg = parse_config(HACS, ["--network", "srtg_r3d_34", "--gates", "True", "--model-dir", "/x/y"])
+    assert cfg.results_dir() == Path("/x/y/srtg_r3d_34_gates_True")
 
 
 def test_every_argument_has_help_and_a_group():
@@ -112,4 +119,4 @@ def test_every_argument_has_help_and_a_group():
         if action.dest != "help":
             assert action.help, action.dest
     titles = {group.title for group in parser._action_groups}
-    assert {"data", "model and initialisation", "optimisation", "hardware", "output and monitoring"} <= titles
+    assert {"data", "model and initialisation", "optimisation", "schedule", "hardware", "output and monitoring"} <= titles

@@ -22,7 +22,7 @@ def test_original_srtg_checkpoint_without_sr_weights_runs_as_plain_backbone(tmp_
     torch.manual_seed(0)
     plain = create_model("r3d_18", num_classes=4).eval()
     ckpt = _save(tmp_path / "plain.pth", plain, "module.")
-    loaded = load_model("srtg_r3d_18", ckpt)
+    loaded = load_model(ckpt, "srtg_r3d_18")
     assert loaded.num_classes == 4 and loaded.epoch == 3 and loaded.classes == []
     assert "SR blocks off" in caplog.text
     x = torch.randn(2, 3, 4, 32, 32)
@@ -34,7 +34,7 @@ def test_checkpoint_of_another_network_is_an_error(tmp_path):
     torch.manual_seed(0)
     ckpt = _save(tmp_path / "srtg.pth", create_model("srtg_r3d_18", num_classes=4))
     with pytest.raises(ValueError, match=r"does not fit network 'r3d_18': \d+ unknown to the model"):
-        load_model("r3d_18", ckpt)
+        load_model(ckpt, "r3d_18")
     assert head_classes(torch.load(ckpt, weights_only=True)["state_dict"]) == 4
 
 

@@ -1,92 +1,98 @@
-"""MultiFactorScheduler: multi-step decay at epochs, multigrid scaling, validation, exact resume."""
+"""Learning-rate schedules: pure functions of progress in epochs, multigrid scaling, warm-up, validation."""
 from __future__ import annotations
 
 import logging
+import math
 
 import pytest
 
-from data.multigrid import lr_scale, plan_epoch
-from train.lr_scheduler import MultiFactorScheduler
+from data.multigrid import LONG_CYCLE, plan_epoch, step_shape
+from train.lr_scheduler import Cosine, MultiStep, build_schedule, multigrid_scale
 
 
-def test_decay_at_epoch_boundaries():
-    s = MultiFactorScheduler(base_lr=0.1, steps=[2, 4], factor=0.1, iterations_per_epoch=10)
-    assert s.iteration_steps == [20, 40]
+def test_multistep_decays_at_epoch_boundaries():
+    s = MultiStep(0.1, [2, 4], 0.1)
     assert s.lr_at(0) == pytest.approx(0.1)
-    assert s.lr_at(19) == pytest.approx(0.1)  # last iteration of epoch 1 (0-based): no decay yet
-    assert s.lr_at(20) == pytest.approx(0.01)  # first iteration of epoch 2
-    assert s.lr_at(39) == pytest.approx(0.01)
-    assert s.lr_at(40) == pytest.approx(0.001)
-    assert s.lr_at(10**6) == pytest.approx(0.001)
-    assert s.lr_at(25, scale=0.5) == pytest.approx(0.005)
+    assert s.lr_at(1.999) == pytest.approx(0.1)  # last iteration of epoch 1 (0-based): no decay yet
+    assert s.lr_at(2.0) == pytest.approx(0.01)  # first iteration of epoch 2
+    assert s.lr_at(3.9) == pytest.approx(0.01)
+    assert s.lr_at(4.0) == pytest.approx(0.001)
+    assert s.lr_at(1e6) == pytest.approx(0.001)
+    assert s.lr_at(2.5, scale=0.5) == pytest.approx(0.005)
 
 
-def test_update_follows_lr_at_and_logs(caplog):
-    with caplog.at_level(logging.INFO, logger="train.lr_scheduler"):
-        s = MultiFactorScheduler(base_lr=0.1, steps=[1, 3], factor=0.5, iterations_per_epoch=4)
-        got = [s.update() for _ in range(14)]
-    assert got == [s.lr_at(i) for i in range(14)]
-    assert got[3] == pytest.approx(0.1) and got[4] == pytest.approx(0.05) and got[12] == pytest.approx(0.025)
-    assert s.step_counter == 14 and s.get_lr() == got[-1]
-    text = caplog.text
-    assert "Iter 0: start with learning rate: 1.00000e-01 (next lr step: 4)" in text
-    assert "Iter: 4, change learning rate to 5.00000e-02 for step [4:12)" in text
-    assert "Iter: 12, change learning rate to 2.50000e-02 for step [12:Inf)" in text
+@pytest.mark.parametrize("iterations", [3, 7, 100])
+def test_the_rate_of_an_epoch_does_not_depend_on_its_length(iterations):
+    """A resume with another batch size (other iterations per epoch) decays at the same epochs."""
+    s = MultiStep(0.02, [2], 0.1)
+    per_epoch = [{round(s.lr_at(e + i / iterations), 12) for i in range(iterations)} for e in range(4)]
+    assert per_epoch == [{0.02}, {0.02}, {0.002}, {0.002}]
 
 
-def test_multigrid_scale_over_an_epoch():
-    base = (4, 8, 64)
-    plan = plan_epoch(64, base, True, True)
-    s = MultiFactorScheduler(base_lr=0.8, steps=[1], factor=0.1, iterations_per_epoch=len(plan))
-    lrs = [s.update(lr_scale(p)) for p in plan] + [s.update(lr_scale(p)) for p in plan]
-    first, second = lrs[:len(plan)], lrs[len(plan):]
-    assert first[0] == pytest.approx(0.8) and first[-1] == pytest.approx(0.1)  # 8B stage -> B stage
-    assert sorted(set(round(x, 9) for x in first)) == [0.1, 0.2, 0.4, 0.8]
-    assert second == pytest.approx([x * 0.1 for x in first])  # decayed at epoch 1, same in-epoch profile
+def test_multigrid_scale():
+    base = (48, 16, 284)
+    assert [multigrid_scale(step_shape(base, k, None)) for k in range(4)] == [1.0, 0.5, 0.25, 0.125]
+    assert [multigrid_scale(step_shape(base, 1, j)) for j in range(3)] == [0.5, 0.5, 0.5]  # short cycles: unchanged
+    assert multigrid_scale(step_shape(base, None, 2)) == 1.0 and multigrid_scale(None) == 1.0
+    assert multigrid_scale(step_shape(base, 0, 0).with_batch(3)) == 1.0  # a capped batch keeps its stage's rate
+    assert LONG_CYCLE[0][0] == 8
 
 
-def test_no_multigrid_means_constant_lr_within_epoch():
-    s = MultiFactorScheduler(base_lr=0.05, steps=[40, 70, 95], factor=0.1, iterations_per_epoch=100)
-    assert {s.update() for _ in range(100)} == {0.05}  # the original halved it every quarter epoch
+def test_multigrid_profile_over_two_epochs():
+    plan = plan_epoch(64, (4, 8, 64), True, True)
+    s = MultiStep(0.8, [1], 0.1)
+    lrs = [[s.lr_at(e + i / len(plan), multigrid_scale(p)) for i, p in enumerate(plan)] for e in range(2)]
+    assert lrs[0][0] == pytest.approx(0.8) and lrs[0][-1] == pytest.approx(0.1)  # 8B stage -> B stage
+    assert sorted(set(round(x, 9) for x in lrs[0])) == [0.1, 0.2, 0.4, 0.8]
+    assert lrs[1] == pytest.approx([x * 0.1 for x in lrs[0]])  # decayed at epoch 1, same in-epoch profile
 
 
 def test_min_lr_floor():
-    s = MultiFactorScheduler(base_lr=1e-4, steps=[1, 2, 3], factor=0.1, iterations_per_epoch=1)
+    s = MultiStep(1e-4, [1, 2, 3], 0.1)
     assert s.lr_at(3) == pytest.approx(1e-6)
     assert s.lr_at(3, scale=0.125) == pytest.approx(1e-6)
 
 
+def test_warmup_is_linear_from_a_tenth_then_the_schedule():
+    s = MultiStep(1.0, [10], 0.1, warmup_epochs=2)
+    assert s.lr_at(0) == pytest.approx(0.1)
+    assert s.lr_at(1) == pytest.approx(0.55)
+    assert s.lr_at(2) == pytest.approx(1.0) and s.lr_at(9.9) == pytest.approx(1.0)
+    assert s.lr_at(10) == pytest.approx(0.1)
+
+
+def test_cosine_goes_from_base_to_the_floor():
+    s = Cosine(0.4, end_epoch=10, warmup_epochs=2)
+    assert s.lr_at(0) == pytest.approx(0.04)
+    assert s.lr_at(2) == pytest.approx(0.4)
+    assert s.lr_at(6) == pytest.approx(0.2)
+    assert s.lr_at(10) == pytest.approx(1e-6)
+    values = [s.lr_at(2 + k * 0.5) for k in range(17)]
+    assert all(b <= a for a, b in zip(values, values[1:]))
+    assert s.lr_at(4) == pytest.approx(0.4 * 0.5 * (1 + math.cos(math.pi * 0.25)))
+
+
 @pytest.mark.parametrize("kwargs", [
     {"steps": [3, 2]}, {"steps": [2, 2]}, {"steps": [0, 2]}, {"steps": [1.5]}, {"steps": [True]},
-    {"factor": 1.5}, {"factor": 0.0}, {"base_lr": 0.0}, {"iterations_per_epoch": 0},
+    {"factor": 1.5}, {"factor": 0.0}, {"base_lr": 0.0},
 ])
 def test_validation(kwargs):
-    args = {"base_lr": 0.1, "steps": [2, 4], "factor": 0.1, "iterations_per_epoch": 5} | kwargs
+    args = {"base_lr": 0.1, "steps": [2, 4], "factor": 0.1} | kwargs
     with pytest.raises(ValueError, match="must"):
-        MultiFactorScheduler(**args)
+        MultiStep(**args)
 
 
-def test_state_round_trip_continues_exactly():
-    a = MultiFactorScheduler(base_lr=0.1, steps=[2, 3], factor=0.1, iterations_per_epoch=7)
-    for _ in range(13):
-        a.update(0.5)
-    b = MultiFactorScheduler(base_lr=0.1, steps=[2, 3], factor=0.1, iterations_per_epoch=7)
-    b.load_state_dict(a.state_dict())
-    assert b.step_counter == 13 and b.get_lr() == a.get_lr()
-    assert [b.update() for _ in range(12)] == [a.update() for _ in range(12)]
+def test_factory():
+    assert isinstance(build_schedule("multistep", 0.1, steps=[1]), MultiStep)
+    assert isinstance(build_schedule("cosine", 0.1, end_epoch=3), Cosine)
+    with pytest.raises(ValueError, match="--lr-schedule 'step'"):
+        build_schedule("step", 0.1)
 
 
-def test_resume_from_step_counter_equals_straight_run():
-    straight = MultiFactorScheduler(base_lr=0.2, steps=[1], factor=0.5, iterations_per_epoch=6)
-    lrs = [straight.update() for _ in range(12)]
-    resumed = MultiFactorScheduler(base_lr=0.2, steps=[1], factor=0.5, iterations_per_epoch=6, step_counter=6)
-    assert [resumed.update() for _ in range(6)] == lrs[6:]
-
-
-def test_loaded_schedule_overrides_arguments_with_warning(caplog):
-    a = MultiFactorScheduler(base_lr=0.1, steps=[2], factor=0.1, iterations_per_epoch=7, step_counter=20)
-    b = MultiFactorScheduler(base_lr=0.3, steps=[5], factor=0.1, iterations_per_epoch=7)
+def test_loading_another_schedule_warns_and_keeps_the_arguments(caplog):
+    saved = MultiStep(0.1, [2], 0.1).state_dict()
+    mine = MultiStep(0.3, [5], 0.1)
     with caplog.at_level(logging.WARNING, logger="train.lr_scheduler"):
-        b.load_state_dict(a.state_dict())
-    assert "base_lr: 0.3 -> 0.1" in caplog.text and "steps: [5] -> [2]" in caplog.text
-    assert b.update() == pytest.approx(0.01)
+        mine.load_state_dict({**saved, "step_counter": 20, "iterations_per_epoch": 7})  # an older checkpoint
+    assert "base_lr: 0.1 -> 0.3" in caplog.text and "steps: [2] -> [5]" in caplog.text
+    assert mine.lr_at(2) == pytest.approx(0.3)

@@ -1,0 +1,109 @@
+"""train/config.py: one typed configuration: defaults in one place, config files, validation, saved form."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from data.datasets import get_dataset, list_datasets, register_dataset
+from data.spec import DatasetSpec
+from train.cli import parse_config
+from train.config import FIELD_GROUP, RunConfig, field_default
+
+HACS = get_dataset("hacs")
+
+
+def test_every_registered_data_set_resolves_to_a_valid_configuration():
+    for name in list_datasets():
+        spec = get_dataset(name)
+        cfg = parse_config(spec, [])
+        for key, value in spec.defaults.items():
+            assert cfg.flat()[key] == value, (name, key)
+
+
+def test_unknown_defaults_key_fails_at_registration():
+    spec = replace(get_dataset("ucf101"), name="UCF-TYPO", defaults={"clip_szie": 999})
+    with pytest.raises(ValueError, match="data set 'UCF-TYPO' defaults: unknown configuration key 'clip_szie'; "
+                                         "did you mean clip_size"):
+        register_dataset(spec)
+    assert "ucf-typo" not in list_datasets()
+
+
+def test_config_file_sets_defaults_and_the_command_line_wins(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"data": {"clip_size": 112, "clip_length": 8}, "lr_base": 0.5}))
+    cfg = parse_config(HACS, ["--config", str(path), "--clip-length", "4"])
+    assert (cfg.data.clip_size, cfg.data.clip_length, cfg.optim.lr_base) == (112, 4, 0.5)
+    assert (cfg.data.val_clip_size, cfg.data.val_clip_length) == (256, 16)  # HACS's own validation clips
+
+
+def test_yaml_config_file(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("model:\n  network: srtg_r3d_18\n  gates: true\nschedule:\n  lr_steps: [3, 6]\n")
+    cfg = parse_config(HACS, ["--config", str(path)])
+    assert cfg.model.network == "srtg_r3d_18" and cfg.model.gates is True and cfg.schedule.lr_steps == [3, 6]
+
+
+@pytest.mark.parametrize("content,message", [
+    ('{"data": {"clip_szie": 3}}', "unknown configuration key 'clip_szie'; did you mean clip_size"),
+    ('{"model": {"clip_size": 3}}', "'clip_size' belongs to \\[data\\], not \\[model\\]"),
+    ('[1, 2]', "expected a mapping"),
+    ('{"data": ', "cannot parse"),
+])
+def test_bad_config_files_are_one_line_errors(tmp_path, capsys, content, message):
+    path = tmp_path / "run.json"
+    path.write_text(content)
+    with pytest.raises(SystemExit) as info:
+        parse_config(HACS, ["--config", str(path)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("train_") or "error:" in err
+    import re
+    assert re.search(message, err), err
+
+
+def test_saved_configuration_reruns_the_same_run(tmp_path):
+    cfg = parse_config(HACS, ["--network", "srtg_r3d_18", "--clip-size", "112", "--lr-steps", "5", "9"])
+    cfg.save(tmp_path / "config.json")
+    again = parse_config(HACS, ["--config", str(tmp_path / "config.json")])
+    assert again.to_dict() == cfg.to_dict()
+    assert RunConfig.from_dict(json.loads((tmp_path / "config.json").read_text())) == cfg
+
+
+def test_checkpoint_forms():
+    cfg = parse_config(HACS, ["--clip-size", "112"])
+    assert RunConfig.from_saved({"config": cfg.to_dict()}) == cfg
+    old = {"args": {**cfg.flat(), "gpu_ids": None, "dataset_name": "HACS"}}  # an earlier flat `vars(args)` dump
+    assert RunConfig.from_saved(old).data.clip_size == 112
+    assert RunConfig.from_saved({"state_dict": {}}) is None  # original checkpoints store no configuration
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--resume-epoch", "2", "--end-epoch", "1"], "--resume-epoch 2 with --end-epoch 1: nothing left to train"),
+    (["--lr-steps", "9", "3"], "--lr-steps must be strictly increasing"),
+    (["--lr-factor", "2"], "--lr-factor must be in"),
+    (["--lr-warmup-epochs", "500"], "--lr-warmup-epochs must be in"),
+    (["--gate-temperature", "0"], "--gate-temperature must be > 0"),
+    (["--val-clip-size", "0"], "--val-clip-size must be >= 1"),
+])
+def test_cross_field_rules(capsys, argv, message):
+    with pytest.raises(SystemExit):
+        parse_config(HACS, argv)
+    assert message in capsys.readouterr().err
+
+
+def test_each_default_lives_in_one_place():
+    """The configuration's defaults are the original HACS script's; the HACS spec restates none of them."""
+    assert field_default("clip_size") == 284 and field_default("lr_steps") == [40, 60, 75, 90]
+    for key, value in HACS.defaults.items():
+        assert field_default(key) != value, key
+    assert set(FIELD_GROUP) >= set().union(*(get_dataset(n).defaults for n in list_datasets()))
+
+
+def test_spec_dict_round_trip():
+    from data.datasets import spec_from_dict
+
+    spec = get_dataset("kinetics-400")
+    assert spec_from_dict(spec.to_dict()) == spec
+    assert isinstance(spec_from_dict(json.loads(json.dumps(spec.to_dict()))), DatasetSpec)

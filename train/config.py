@@ -1,0 +1,349 @@
+"""The typed run configuration: six groups of fields, each field declared once with its default, flags and help.
+
+``RunConfig`` is built once per run by :func:`train.cli.parse_config` (defaults < data set overrides <
+``--config`` file < command line), validated where it is built, passed down instead of an argparse
+``Namespace``, saved in every checkpoint as plain data (``RunConfig.to_dict``) and read back by evaluation,
+prediction and export (``RunConfig.from_saved``). Field names are the original's argparse ``dest`` names, so
+the original spellings (``--pretrained_3d``, ``--train-frame-inteval``) and ``vars(args)`` dumps still map.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+DEVICES = ("auto", "cpu", "cuda")
+LR_SCHEDULES = ("multistep", "cosine")
+GATE_SIMILARITIES = ("raw", "tcc", "cosine", "tstd", "recal")
+
+
+def opt(default: Any, *flags: str, help: str, kind: str = "", choices: tuple | None = None,
+        metavar: str | None = None) -> Any:
+    """A config field with its command-line description. ``kind``: '' (plain), 'bool', 'ints', 'gpus'.
+
+    The first flag is the canonical spelling; the others are the original's aliases.
+    """
+    meta = {"flags": flags, "help": help, "kind": kind, "choices": choices, "metavar": metavar}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class DataConfig:
+    """Where the frames are and how clips are cut from them."""
+
+    dataset: str | None = opt(None, "--dataset", help="data set location: <root>/data/<folder>/ (original "
+                              "layout), a folder holding jpg/ and labels/, or <root> with data/ and labels/")
+    variant: int | None = opt(None, "--variant", help="data set variant (number of classes), e.g. Kinetics "
+                              "200/400/600/700")
+    clip_length: int = opt(16, "--clip-length", help="frames per training clip (T)")
+    clip_size: int = opt(284, "--clip-size", help="height = width of training clips in pixels (S)")
+    val_clip_length: int | None = opt(None, "--val-clip-length", help="frames per validation clip (default: "
+                                      "--clip-length)")
+    val_clip_size: int | None = opt(None, "--val-clip-size", help="validation clip side (default: --clip-size)")
+    train_frame_interval: list[int] = opt([1, 2], "--train-frame-interval", "--train-frame-inteval", kind="ints",
+                                          metavar="N", help="temporal sampling interval(s) for training; several "
+                                          "values are drawn at random per clip (the README's 'inteval' works too)")
+    val_frame_interval: int = opt(2, "--val-frame-interval", "--val-frame-inteval",
+                                  help="temporal sampling interval for validation")
+    workers: int = opt(4, "--workers", help="DataLoader worker processes per training process (0: load in the "
+                       "main process)")
+
+
+@dataclass
+class ModelConfig:
+    """Which network, its gate, and where its weights start."""
+
+    network: str = opt("r3d_50", "--network", help="architecture name from network.list_models(), e.g. "
+                       "srtg_r3d_50")
+    gates: bool = opt(False, "--gates", kind="bool", help="SRTG temporal (cycle-consistency) gates on the SR "
+                      "blocks; also names the results folder <network>_gates_<bool>")
+    gate_similarity: str = opt("raw", "--gate-similarity", choices=GATE_SIMILARITIES,
+                               help="frame similarity inside the gate's cycle-consistency check")
+    gate_temperature: float = opt(0.1, "--gate-temperature", help="softmax temperature of the 'tcc', 'cosine' "
+                                  "and 'tstd' similarities")
+    gates_from_epoch: int = opt(0, "--gates-from-epoch", help="gate warm-up: until this many epochs are "
+                                "completed the SR blocks recalibrate every sample (gate off)")
+    pretrained_3d: str | None = opt(None, "--pretrained_3d", "--pretrained-3d", metavar="PTH",
+                                    help="initialise from this checkpoint (non-strict: same name and shape); "
+                                    "with --resume-epoch N resume the full training state from it at epoch N")
+    allow_partial: bool = opt(False, "--allow-partial", kind="bool", help="accept a --pretrained_3d file "
+                              "that fills under 10%% of the model's tensors")
+    fine_tune: bool = opt(False, "--fine-tune", kind="bool", help="fine-tuning: backbone at 0.6x lr, recurrent "
+                          "cells 0.5x, classifier fc 1x (needs no --resume-epoch)")
+    resume_epoch: int = opt(-1, "--resume-epoch", help="resume after N completed epochs from <model-dir>/"
+                            "<network>_gates_<bool>/<network>_ep-000N.pth (-1: do not resume)")
+
+
+@dataclass
+class OptimConfig:
+    """The SGD step: batch, base rate, seed."""
+
+    batch_size: int = opt(48, "--batch-size", help="base batch size B of one step over all processes (split "
+                          "across them, as the original's DataParallel), before multigrid scaling")
+    lr_base: float = opt(0.1, "--lr-base", help="base learning rate (of the largest long-cycle batch when long "
+                         "cycles are on)")
+    random_seed: int = opt(1, "--random-seed", help="seed of every random operation (model init, shuffling, "
+                           "augmentation)")
+
+
+@dataclass
+class ScheduleConfig:
+    """How long, and how the learning rate and the multigrid shapes change over the epochs."""
+
+    end_epoch: int = opt(120, "--end-epoch", help="train until this many epochs are completed")
+    lr_schedule: str = opt("multistep", "--lr-schedule", choices=LR_SCHEDULES,
+                           help="multistep: x --lr-factor at each of --lr-steps (the original); cosine: "
+                           "half-cosine from --lr-base to 0 at --end-epoch")
+    lr_steps: list[int] = opt([40, 60, 75, 90], "--lr-steps", kind="ints", metavar="EPOCH",
+                              help="epochs at which the learning rate is multiplied by --lr-factor (multistep)")
+    lr_factor: float = opt(0.1, "--lr-factor", help="learning rate decay factor at each of --lr-steps")
+    lr_warmup_epochs: float = opt(0.0, "--lr-warmup-epochs", help="linear warm-up from 0.1x to 1x of the "
+                                  "schedule over this many epochs (0: none, the original)")
+    long_cycles: bool = opt(True, "--long-cycles", kind="bool", help="multigrid long cycles (batch/frames/size "
+                            "change by epoch quarter)")
+    short_cycles: bool = opt(True, "--short-cycles", kind="bool", help="multigrid short cycles (spatial size "
+                             "changes every iteration)")
+
+
+@dataclass
+class OutputConfig:
+    """Where results go and what is logged."""
+
+    model_dir: str | None = opt(None, "--model-dir", help="parent folder of the results; files go to "
+                                "<model-dir>/<network>_gates_<bool>/ (default: ./results/<DATASET>)")
+    log_file: str = opt("", "--log-file", help="log file (default: <results folder>/train.log)")
+    task_name: str = opt("", "--task-name", help="free-form task name written to the log (default: the data "
+                         "set)")
+    save_frequency: float = opt(1.0, "--save-frequency", help="save a checkpoint every this many epochs (and "
+                                "always after the last epoch)")
+    eval_frequency: int = opt(1, "--eval-frequency", help="validate every this many epochs (and after the last)")
+    log_interval: int = opt(50, "--log-interval", help="training iterations between speed/metric log lines")
+    debug_mode: bool = opt(False, "--debug-mode", kind="bool", help="DEBUG-level logging and tracebacks")
+    tensorboard: bool = opt(False, "--tensorboard", kind="bool", help="also write TensorBoard scalars to "
+                            "<results folder>/tensorboard")
+
+
+@dataclass
+class HardwareConfig:
+    """Processes, devices and number formats."""
+
+    gpus: str | None = opt(None, "--gpus", kind="gpus", help="number of processes/GPUs (4) or the original's "
+                           "device list (0,1,2,3); without torchrun N>1 starts N local processes; on CPU N gloo "
+                           "processes (default: all visible GPUs, or 1 on CPU)")
+    device: str = opt("auto", "--device", choices=DEVICES, help="where to train (auto: CUDA when available)")
+    precision: str | None = opt(None, "--precision", choices=PRECISIONS, help="fp16: autocast + GradScaler "
+                                "(the default on CUDA); bf16: autocast without scaler; fp32: the default on CPU")
+
+
+GROUPS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "optimisation": OptimConfig,
+                           "schedule": ScheduleConfig, "output": OutputConfig, "hardware": HardwareConfig}
+
+
+def _group_fields() -> Iterator[tuple[str, Any]]:
+    for group, cls in GROUPS.items():
+        for f in fields(cls):
+            yield group, f
+
+
+FIELD_GROUP: dict[str, str] = {f.name: group for group, f in _group_fields()}
+
+
+def field_default(name: str) -> Any:
+    """The one default of field ``name``."""
+    f = next(f for _, f in _group_fields() if f.name == name)
+    return f.default_factory() if f.default is MISSING else f.default
+
+
+def unknown_key_error(key: str, where: str) -> ValueError:
+    """``ValueError`` naming an unknown configuration key and its close matches."""
+    close = difflib.get_close_matches(key, FIELD_GROUP, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; known keys: {', '.join(sorted(FIELD_GROUP))}"
+    return ValueError(f"{where}: unknown configuration key '{key}'{hint}")
+
+
+def check_keys(keys: Any, where: str) -> None:
+    """Raise :func:`unknown_key_error` for the first key that is not a configuration field."""
+    for key in keys:
+        if key not in FIELD_GROUP:
+            raise unknown_key_error(key, where)
+
+
+@dataclass
+class RunConfig:
+    """Everything a training run is told, in six groups; ``dataset_name`` is the registered data set's name."""
+
+    dataset_name: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
+
+    _SECTIONS = {"data": "data", "model": "model", "optimisation": "optim", "schedule": "schedule",
+                 "output": "output", "hardware": "hardware"}
+
+    @classmethod
+    def from_flat(cls, values: Mapping[str, Any], dataset_name: str = "", where: str = "configuration") -> "RunConfig":
+        """Build from ``{field: value}`` (unknown keys are an error), then :meth:`validate`."""
+        check_keys(values, where)
+        parts = {attr: GROUPS[group](**{k: v for k, v in values.items() if FIELD_GROUP[k] == group})
+                 for group, attr in cls._SECTIONS.items()}
+        return cls(dataset_name=dataset_name, **parts).validate()
+
+    def flat(self) -> dict[str, Any]:
+        """``{field: value}`` over every group (the shape of the original's ``vars(args)``)."""
+        out: dict[str, Any] = {}
+        for attr in self._SECTIONS.values():
+            out.update(asdict(getattr(self, attr)))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested data: ``{'dataset_name', 'data': {...}, 'model': {...}, ...}`` (``weights_only``-safe)."""
+        out: dict[str, Any] = {"dataset_name": self.dataset_name}
+        for group, attr in self._SECTIONS.items():
+            out[group] = asdict(getattr(self, attr))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "configuration") -> "RunConfig":
+        """Inverse of :meth:`to_dict`; also accepts a flat ``{field: value}`` mapping."""
+        return cls.from_flat(flatten(data, where), str(data.get("dataset_name", "")), where)
+
+    @classmethod
+    def from_saved(cls, checkpoint: Mapping[str, Any]) -> "RunConfig | None":
+        """The configuration stored in a checkpoint: ``config`` (this project), the older flat ``args``
+        (unknown keys dropped), or None for original checkpoints, which store neither."""
+        if checkpoint.get("config"):
+            return cls.from_dict(checkpoint["config"], where="checkpoint config")
+        args = checkpoint.get("args")
+        if args:
+            known = {k: v for k, v in dict(args).items() if k in FIELD_GROUP}
+            return cls.from_flat(known, str(args.get("dataset_name", "")), where="checkpoint args")
+        return None
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        """A copy with fields changed by name (``cfg.replace(clip_size=112)``), validated again."""
+        return RunConfig.from_flat({**self.flat(), **changes}, self.dataset_name)
+
+    def validate(self) -> "RunConfig":
+        """Check ranges and cross-field rules (raises one-line ``ValueError`` naming the flag); fill derived
+        values: the validation clip defaults to the training clip."""
+        d, m, o, s, out, hw = self.data, self.model, self.optim, self.schedule, self.output, self.hardware
+        for name in ("clip_length", "clip_size", "val_frame_interval", "batch_size", "end_epoch", "eval_frequency",
+                     "log_interval"):
+            value = getattr(self, self._SECTIONS[FIELD_GROUP[name]]).__dict__[name]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be an integer >= 1, got {value!r}")
+        if d.val_clip_length is None:
+            d.val_clip_length = d.clip_length
+        if d.val_clip_size is None:
+            d.val_clip_size = d.clip_size
+        for name in ("val_clip_length", "val_clip_size"):
+            if int(getattr(d, name)) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(d, name)}")
+        d.train_frame_interval = [int(v) for v in d.train_frame_interval]
+        if not d.train_frame_interval or min(d.train_frame_interval) < 1:
+            raise ValueError(f"--train-frame-interval must be integers >= 1, got {d.train_frame_interval}")
+        if d.workers < 0:
+            raise ValueError(f"--workers must be >= 0, got {d.workers}")
+        if not (o.lr_base > 0 and math.isfinite(o.lr_base)):
+            raise ValueError(f"--lr-base must be > 0, got {o.lr_base}")
+        if not 0 < s.lr_factor <= 1:
+            raise ValueError(f"--lr-factor must be in (0, 1] so the rate does not grow, got {s.lr_factor}")
+        s.lr_steps = [int(v) for v in s.lr_steps]
+        if any(v < 1 for v in s.lr_steps) or any(b <= a for a, b in zip(s.lr_steps, s.lr_steps[1:])):
+            raise ValueError(f"--lr-steps must be strictly increasing epochs >= 1, got {s.lr_steps}")
+        if not 0 <= s.lr_warmup_epochs < s.end_epoch:
+            raise ValueError(f"--lr-warmup-epochs must be in [0, --end-epoch {s.end_epoch}), got {s.lr_warmup_epochs}")
+        _choice("--lr-schedule", s.lr_schedule, LR_SCHEDULES)
+        _choice("--device", hw.device, DEVICES)
+        if hw.precision is not None:
+            _choice("--precision", hw.precision, PRECISIONS)
+        _choice("--gate-similarity", m.gate_similarity, GATE_SIMILARITIES)
+        if not m.gate_temperature > 0:
+            raise ValueError(f"--gate-temperature must be > 0, got {m.gate_temperature}")
+        if m.gates_from_epoch < 0:
+            raise ValueError(f"--gates-from-epoch must be >= 0, got {m.gates_from_epoch}")
+        if m.resume_epoch >= 1 and s.end_epoch <= m.resume_epoch:
+            raise ValueError(f"--resume-epoch {m.resume_epoch} with --end-epoch {s.end_epoch}: nothing left to "
+                             f"train; raise --end-epoch above {m.resume_epoch}")
+        if out.save_frequency <= 0:
+            raise ValueError(f"--save-frequency must be > 0, got {out.save_frequency}")
+        if hw.gpus is not None:
+            hw.gpus = str(hw.gpus)
+        return self
+
+    def results_dir(self) -> Path:
+        """``<model-dir or ./results/<DATASET>>/<network>_gates_<bool>`` (the folder names of the README)."""
+        parent = Path(self.output.model_dir) if self.output.model_dir else Path("results") / self.dataset_name
+        return parent / f"{self.model.network}_gates_{bool(self.model.gates)}"
+
+    def log_path(self) -> Path:
+        """``--log-file`` or ``<results folder>/train.log``."""
+        return Path(self.output.log_file) if self.output.log_file else self.results_dir() / "train.log"
+
+    def task(self) -> str:
+        """``--task-name``, or the data set's name."""
+        return self.output.task_name or self.dataset_name
+
+    def save(self, path: str | Path) -> Path:
+        """Write the resolved configuration as JSON; ``train_<dataset>.py --config FILE`` re-runs it."""
+        from data.atomic import atomic_write_text  # noqa: PLC0415  (keeps this module import-light)
+
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def _choice(flag: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ValueError(f"{flag} '{value}' is not one of {', '.join(choices)}")
+
+
+def flatten(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``{group: {field: v}}`` and/or ``{field: v}`` → ``{field: v}``; unknown groups/keys are an error."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "dataset_name":
+            continue
+        if key in GROUPS and isinstance(value, Mapping):
+            check_keys(value, f"{where} [{key}]")
+            wrong = [k for k in value if FIELD_GROUP[k] != key]
+            if wrong:
+                raise ValueError(f"{where}: '{wrong[0]}' belongs to [{FIELD_GROUP[wrong[0]]}], not [{key}]")
+            flat.update(value)
+        elif key in FIELD_GROUP:
+            flat[key] = value
+        else:
+            raise unknown_key_error(key, where)
+    return flat
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A ``--config`` file (``.json``, or ``.yaml``/``.yml``) as ``{field: value}``; one-line errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--config {path}: file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml  # noqa: PLC0415
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = json.loads(text)
+    except Exception as exc:  # json.JSONDecodeError / yaml.YAMLError: both are parse errors of the user's file
+        first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise ValueError(f"--config {path}: cannot parse ({first})") from None
+    if not isinstance(data, Mapping):
+        raise ValueError(f"--config {path}: expected a mapping of settings, found {type(data).__name__}")
+    return flatten(data, f"--config {path}")
+
+
+__all__ = ["RunConfig", "DataConfig", "ModelConfig", "OptimConfig", "ScheduleConfig", "OutputConfig",
+           "HardwareConfig", "GROUPS", "FIELD_GROUP", "field_default", "check_keys", "read_config_file", "replace"]

@@ -3,9 +3,11 @@
     python -m data.check DST [--csv FILE ...] [--timeslices] [--quick] [--fix] [--workers N]
 
 Checks every ``DST/jpg/<class>/<video>``: ``frames.db`` opens and has frames, the ``ObjId`` names match the
-folder (``<folder>/frame_00001``...), ``n_frames`` equals the stored rows, every frame decodes (``--quick``: the
-first, middle and last), and every video of the given CSVs exists. ``--fix`` rewrites wrong or missing
-``n_frames`` files. Exit code 1 if anything is (still) broken.
+folder (``<folder>/frame_00001``..., numbers compared as numbers, so 100,000 frames and more are fine),
+``n_frames`` equals the stored rows, every frame decodes (``--quick``: the first, middle and last) and all
+frames have one size. CSV rows (of the file's split) without a video folder are one WARNING with the count
+(not broken: the video may not be downloaded), as are ids found in both a train and a val CSV. ``--fix``
+rewrites wrong or missing ``n_frames`` files. Exit code 1 if anything is (still) broken.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from data.frames_db import (COUNT_NAME, DB_NAME, FrameReadError, connect_readonly, decode_jpeg, frame_id,
                             list_video_dirs, read_blobs, write_n_frames)
-from data.labels import iter_rows
+from data.labels import iter_rows, keeps_split, split_of, warn_split_overlap
 from data.parallel import parallel_map
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,23 @@ def _stored_count(video_dir: Path) -> int | None:
         return None
 
 
+def _odd_frame_id(ids: list[str], video_dir: Path) -> str | None:
+    """The first ObjId that is not ``<folder>/frame_<n>`` with ``n`` = 1..len(ids), compared as numbers."""
+    prefix = frame_id(video_dir, 0).rsplit("_", 1)[0] + "_"
+    numbers = []
+    for obj_id in ids:
+        digits = obj_id[len(prefix):] if isinstance(obj_id, str) and obj_id.startswith(prefix) else ""
+        if not digits.isdigit():
+            return str(obj_id)
+        numbers.append(int(digits))
+    numbers.sort()
+    if numbers != list(range(1, len(ids) + 1)):
+        wanted = set(range(1, len(ids) + 1))
+        return next((frame_id(video_dir, n - 1) for n in numbers if n not in wanted),
+                    f"{prefix}{numbers[0]:05d} (repeated)")
+    return None
+
+
 def check_video(video_dir: Path, quick: bool = False, fix: bool = False) -> Report:
     """Check one ``<class>/<video>`` folder; with ``fix`` a wrong ``n_frames`` is rewritten."""
     report = Report(video_dir)
@@ -61,21 +80,26 @@ def check_video(video_dir: Path, quick: bool = False, fix: bool = False) -> Repo
         if rows == 0:
             report.broken.append(f"{db}: table Images is empty; {RECONVERT}")
             return report
-        expected = [frame_id(video_dir, i) for i in range(rows)]
-        if sorted(ids) != expected:
-            wanted = set(expected)
-            odd = next((i for i in sorted(ids) if i not in wanted), ids[0])
-            report.broken.append(f"{db}: ObjIds are not {expected[0]}..{expected[-1]} (e.g. '{odd}', folder renamed?);"
-                                 f" {RECONVERT}")
+        odd = _odd_frame_id(ids, video_dir)
+        if odd is not None:
+            report.broken.append(f"{db}: ObjIds are not {frame_id(video_dir, 0)}..{frame_id(video_dir, rows - 1)} "
+                                 f"(e.g. '{odd}', folder renamed?); {RECONVERT}")
             return report
         report.frames = rows
+        widths = sorted(w for (w,) in con.execute("SELECT DISTINCT size FROM Images"))
         picks = sorted({0, rows // 2, rows - 1}) if quick else range(rows)
+        shapes: set[tuple[int, ...]] = set()
         for i, blob in zip(picks, read_blobs(con, video_dir, list(picks))):
             try:
-                decode_jpeg(blob, f"{db} frame {i + 1}")
+                shapes.add(decode_jpeg(blob, f"{db} frame {i + 1}").shape)
             except FrameReadError as exc:
                 report.broken.append(f"{exc}; {RECONVERT}")
                 break
+        if len(widths) > 1 or len(shapes) > 1:
+            sizes = ", ".join(f"{s[1]}x{s[0]}" for s in sorted(shapes)) if len(shapes) > 1 else \
+                f"widths {', '.join(str(w) for w in widths)}"
+            report.broken.append(f"{db}: frames differ in size ({sizes}); clips need one size: {RECONVERT} "
+                                 "with --short-side or --size")
     except sqlite3.DatabaseError as exc:
         report.broken.append(f"{db}: not a readable frame database ({exc}); {RECONVERT}")
         return report
@@ -95,10 +119,19 @@ def check_video(video_dir: Path, quick: bool = False, fix: bool = False) -> Repo
     return report
 
 
-def check_csv(csv_path: Path, jpg_dir: Path, timeslices: bool) -> list[str]:
-    """One line per CSV row whose video folder does not exist under ``jpg_dir``."""
-    return [f"{row.source}: video folder {jpg_dir / row.rel_path} missing; convert the video or remove the row"
-            for row in iter_rows(csv_path, timeslices) if not (jpg_dir / row.rel_path).is_dir()]
+def check_csv(csv_path: Path, jpg_dir: Path, timeslices: bool) -> tuple[list[str], int]:
+    """``(one line per row of this CSV's split whose video folder is missing, rows checked)``."""
+    kind = split_of(csv_path)
+    rows = [row for row in iter_rows(csv_path, timeslices) if keeps_split(kind, row.split)]
+    return [f"{row.source} ({jpg_dir / row.rel_path})" for row in rows if not (jpg_dir / row.rel_path).is_dir()], len(rows)
+
+
+def report_missing_rows(csv_path: Path, missing: list[str], rows: int) -> None:
+    """One WARNING with the count and the first five rows without a video."""
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        log.warning("%s: %d of %d rows have no video folder (not converted or not downloaded): %s%s", csv_path,
+                    len(missing), rows, "; ".join(missing[:5]), more)
 
 
 def find_jpg_dir(dst: Path) -> Path:
@@ -123,8 +156,15 @@ def run_check(dst: Path, csvs: list[Path] = (), timeslices: bool = False, quick:
     reports = list(parallel_map(fn, videos, workers))
     broken = [line for r in reports for line in r.broken]
     fixed = [line for r in reports for line in r.fixed]
+    by_split: dict[str, list] = {}
     for csv_path in csvs:
-        broken += check_csv(csv_path, jpg, timeslices)
+        missing, rows = check_csv(csv_path, jpg, timeslices)
+        report_missing_rows(csv_path, missing, rows)
+        kind = split_of(csv_path)
+        if kind is not None:
+            by_split.setdefault(kind, []).extend(r for r in iter_rows(csv_path, timeslices) if keeps_split(kind, r.split))
+    if "train" in by_split and "val" in by_split:
+        warn_split_overlap(by_split["train"], by_split["val"], ", ".join(str(c) for c in csvs))
     return broken, fixed, len(videos)
 
 
@@ -138,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fix", action="store_true", help="rewrite wrong or missing n_frames files")
     ap.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         broken, fixed, n = run_check(args.dst, args.csv, args.timeslices, args.quick, args.fix, args.workers)
     except (FileNotFoundError, ValueError) as exc:

@@ -4,6 +4,11 @@ No system ``ffmpeg`` binary is needed. ``iter_frames`` yields frames in display 
 ``[start, end)`` seconds, subsampled to ``fps`` (never duplicated: the ffmpeg CLI's ``-r`` duplicates frames, so
 frame counts disagreed with the decoders) and resized. ``write_video_file`` is the project's own writer, used
 by the synthetic set and the tests.
+
+Orientation: both decoders return frames as a player displays them. The container's display matrix (the
+rotation a phone writes) is read once per file and applied here with ``np.rot90``, the same code for both
+decoders; OpenCV's own auto-rotation is switched off so it cannot differ. Flips in the matrix are ignored.
+(README Differences: one orientation)
 """
 from __future__ import annotations
 
@@ -24,12 +29,24 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 DECODERS = ("opencv", "pyav")
 # Measured by benchmarks/bench_decoders.py: OpenCV decodes the same H.264 file faster here (see the README).
 DEFAULT_DECODER = "opencv"
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm")
-_CODECS = {".mp4": "libx264", ".mkv": "libx264", ".avi": "mpeg4", ".webm": "libvpx"}
+# Matched case-insensitively (``.MP4`` too) by every caller.
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts")
+_CODECS = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".avi": "mpeg4", ".webm": "libvpx"}
 
 
 class VideoDecodeError(Exception):
     """A video file could not be opened or decoded (message names the file and the reason)."""
+
+
+def is_video_file(path: Path) -> bool:
+    """True for a file whose extension (any case) is one of :data:`VIDEO_EXTENSIONS`."""
+    return path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file()
+
+
+def rotate_upright(img: np.ndarray, degrees: int) -> np.ndarray:
+    """``img`` turned ``degrees`` counter-clockwise (the display-matrix convention), nearest quarter turn."""
+    quarter = round(degrees / 90) % 4
+    return np.ascontiguousarray(np.rot90(img, quarter)) if quarter else img
 
 
 def output_size(width: int, height: int, short_side: int | None = None,
@@ -56,7 +73,7 @@ def _pyav_frames(path: Path, start: float) -> Iterator[tuple[float, np.ndarray]]
                 container.seek(int((start + base) / stream.time_base), stream=stream, backward=True)
             for i, frame in enumerate(container.decode(stream)):
                 t = frame.time - base if frame.time is not None else i / rate
-                yield t, frame.to_ndarray(format="bgr24")
+                yield t, rotate_upright(frame.to_ndarray(format="bgr24"), int(frame.rotation or 0))
     except av.FFmpegError as exc:
         raise VideoDecodeError(f"{path}: PyAV cannot decode ({exc})") from None
 
@@ -66,6 +83,8 @@ def _opencv_frames(path: Path, start: float) -> Iterator[tuple[float, np.ndarray
     try:
         if not cap.isOpened():
             raise VideoDecodeError(f"{path}: OpenCV cannot open the file (not a video, or an unsupported codec)")
+        cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)  # rotated below, as the PyAV path does
+        degrees = -int(cap.get(cv2.CAP_PROP_ORIENTATION_META) or 0)  # OpenCV reports it clockwise
         rate = cap.get(cv2.CAP_PROP_FPS) or 25.0
         i = 0
         while cap.grab():
@@ -77,7 +96,7 @@ def _opencv_frames(path: Path, start: float) -> Iterator[tuple[float, np.ndarray
             ok, img = cap.retrieve()
             if not ok or img is None:
                 raise VideoDecodeError(f"{path}: OpenCV failed to decode frame {i}")
-            yield t, img
+            yield t, rotate_upright(img, degrees)
     finally:
         cap.release()
 
@@ -91,6 +110,7 @@ def iter_frames(path: str | Path, *, decoder: str = DEFAULT_DECODER, start: floa
     path = Path(path)
     if not path.is_file():
         raise VideoDecodeError(f"{path}: file not found")
+    open(path, "rb").close()  # a PermissionError here is the machine's fault, not the video's: let it through
     start = max(0.0, start or 0.0)
     frames = _pyav_frames(path, start) if decoder == "pyav" else _opencv_frames(path, start)
     next_tick, t0 = 0, None
@@ -125,10 +145,11 @@ def probe(path: str | Path) -> dict:
 
 
 def write_video_file(path: str | Path, frames: Iterable[np.ndarray], fps: float = 25, codec: str | None = None,
-                     crf: int = 18) -> int:
+                     crf: int = 18, rotation: int = 0) -> int:
     """Encode BGR ``uint8`` frames ``(H, W, 3)`` (even H, W) into ``path`` with PyAV; returns the frame count.
 
-    The codec follows the extension (``.mp4``/``.mkv`` H.264, ``.avi`` MPEG-4 part 2, ``.webm`` VP8).
+    The codec follows the extension (``.mp4``/``.mov``/``.mkv`` H.264, ``.avi`` MPEG-4 part 2, ``.webm`` VP8);
+    ``rotation`` (degrees counter-clockwise, .mp4/.mov/.mkv) is stored as the display matrix, as phones do.
     """
     path = Path(path)
     codec = codec or _CODECS.get(path.suffix.lower())
@@ -149,6 +170,8 @@ def write_video_file(path: str | Path, frames: Iterable[np.ndarray], fps: float 
                 if h % 2 or w % 2:
                     raise ValueError(f"{path}: frame size {w}x{h} must be even for yuv420p")
                 stream.width, stream.height = w, h
+                if rotation:
+                    stream.set_display_rotation(rotation)
             container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="bgr24")))
             n += 1
         container.mux(stream.encode(None))

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from data.frames_db import write_video
-from data.labels import dictionary_path, iter_rows, load_records
+from data.labels import dictionary_path, iter_rows, load_records, split_of, warn_split_overlap
 from datagen import gradient_frames
 
 
@@ -72,7 +72,10 @@ def test_timeslices_youtube_id_and_split_filter(tmp_path):
     ("label,id\nwalk,a,extra\n", 2, "3 fields for 2 columns"),
     ("label,id\nwalk,a\n,b\n", 3, "empty label"),
     ("label,id,time_start,time_end\nwalk,a,1,2\nwalk,b,soon,3\n", 3, "time_start 'soon' is not a number"),
-    ("label,id\nwalk,a/b\n", 2, "'/' in label or id"),
+    ("label,id\nwalk,a/b\n", 2, "id 'a/b' cannot be a folder name"),
+    ("label,id\nwalk,a\n..,b\n", 3, "label '..' cannot be a folder name"),
+    ("label,id\na\\b,x\n", 2, "label 'a\\b' cannot be a folder name"),
+    ("label,id\nwalk,.\n", 2, "id '.' cannot be a folder name"),
 ])
 def test_malformed_rows_name_file_and_line(tmp_path, text, line, what):
     csv = _csv(tmp_path / "bad_train.csv", text)
@@ -113,3 +116,49 @@ def test_n_frames_fallback_and_broken_videos_are_skipped(tmp_path, caplog):
 def test_dictionary_path_uses_the_file_name_only(tmp_path, name, expected):
     parent = tmp_path / "train_val_test" / "labels"  # the original split the whole path on 'train'
     assert dictionary_path(parent / name) == parent / expected
+
+
+def test_split_column_is_honoured_and_dropped_rows_counted(tmp_path, caplog):
+    jpg = tmp_path / "jpg"
+    for vid in ("t1", "t2", "v1"):
+        _video(jpg, f"walk/{vid}")
+    labels = tmp_path / "labels"
+    train = _csv(labels / "hmdb_split1_train.csv",
+                 "label,id,split\nwalk,t1,train\nwalk,v1,val\nwalk,t2,training\nwalk,x9,testing\nwalk,t1,train\n")
+    with caplog.at_level(logging.INFO, logger="data.labels"):
+        records, _ = load_records(train, jpg, False)
+    assert [r.video_id for r in records] == ["t1", "t2"]  # the appended val row is not trained on
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert "dropped 2 rows of another split (testing: 1, val: 1); this file keeps split 'train'" in warnings[0]
+    assert f"1 duplicate rows kept once, e.g. {train}:6 repeats {train}:2" in warnings[1]
+    val = _csv(labels / "hmdb_split1_val.csv", "label,id,split\nwalk,v1,val\nwalk,t1,train\n")
+    val_records, _ = load_records(val, jpg, False, strict_labels=True)
+    assert [r.video_id for r in val_records] == ["v1"]
+    assert split_of("ucf101_split1_val.csv") == "val" and split_of("kinetics-700_train.csv") == "train"
+    assert split_of("testlist01.csv") == "val" and split_of("labels.csv") is None
+
+
+def test_ids_in_both_splits_warn_with_count_and_three_examples(tmp_path, caplog):
+    jpg = tmp_path / "jpg"
+    ids = ["a", "b", "c", "d", "e"]
+    for vid in ids:
+        _video(jpg, f"walk/{vid}")
+    train = _csv(tmp_path / "s_train.csv", "label,id\n" + "".join(f"walk,{v}\n" for v in ids))
+    val = _csv(tmp_path / "s_val.csv", "label,id\nwalk,b\nwalk,d\nwalk,e\nwalk,c\n")
+    tr, _ = load_records(train, jpg, False)
+    va, _ = load_records(val, jpg, False, strict_labels=True)
+    with caplog.at_level(logging.WARNING, logger="data.labels"):
+        assert warn_split_overlap(tr, va, str(val)) == ["b", "d", "e", "c"]
+    assert f"{val}: 4 video ids are in both train and val, e.g. b, d, e;" in caplog.text
+    caplog.clear()
+    assert warn_split_overlap(tr[:1], va, "x") == [] and not caplog.text
+
+
+def test_colliding_sub_second_slices_get_exact_times(tmp_path):
+    csv = _csv(tmp_path / "k_train.csv", "label,youtube_id,time_start,time_end,split\n"
+               "golf,g1,0.2,0.7,train\ngolf,g1,0.5,0.9,train\ngolf,g1,0.5,0.9,train\ngolf,g2,3,13,train\n"
+               "golf,g3,1.0,2.5,train\n")
+    names = [r.rel_path.name for r in iter_rows(csv, True)]
+    assert names == ["g1_000000_000000_ms000200_000700", "g1_000000_000000_ms000500_000900",
+                     "g1_000000_000000_ms000500_000900", "g2_000003_000013", "g3_000001_000002"]

@@ -186,9 +186,8 @@ def _summary_figure(confusion: np.ndarray, names: Sequence[str], title: str) -> 
     return fig
 
 
-def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], out: str | Path, title: str = "") -> Path:
-    """Draw ``confusion`` (K × K counts, rows: true class) into the PNG ``out``: the full matrix with names up
-    to ``FULL_MAX`` classes, else the summary figure of the module doc (2000 × 1200 px). Returns ``out``."""
+def confusion_figure(confusion: np.ndarray, class_names: Sequence[str], title: str = "") -> Figure:
+    """The figure :func:`plot_confusion` saves (full matrix up to ``FULL_MAX`` classes, else the summary)."""
     confusion = np.asarray(confusion, dtype=np.int64)
     k = confusion.shape[0]
     if confusion.shape != (k, k) or len(class_names) < k:
@@ -197,6 +196,13 @@ def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], out: str |
     names = [str(n) for n in class_names[:k]]
     fig = (_full_figure if k <= FULL_MAX else _summary_figure)(confusion, names, title)
     FigureCanvasAgg(fig)
+    return fig
+
+
+def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], out: str | Path, title: str = "") -> Path:
+    """Draw ``confusion`` (K × K counts, rows: true class) into the PNG ``out``: the full matrix with names up
+    to ``FULL_MAX`` classes, else the summary figure of the module doc (2000 × 1200 px). Returns ``out``."""
+    fig = confusion_figure(confusion, class_names, title)
     out = Path(out)
     with atomic_path(out, fsync=False) as tmp:
         fig.savefig(tmp, dpi=100, format="png")

@@ -174,6 +174,16 @@ def _draw_panel(ax: Axes, column: str, title: str, ylabel: str, train: Curve, va
         ax.legend()
 
 
+def curves_figure(train: Curve, val: Curve, info: RunInfo) -> Figure:
+    """The 2 × 2 figure :func:`plot_results` saves: loss, top-1, top-5 and lr against the epoch."""
+    fig = Figure(figsize=(11, 7.5), tight_layout=True)
+    FigureCanvasAgg(fig)
+    for i, panel in enumerate(PANELS):
+        _draw_panel(fig.add_subplot(2, 2, i + 1), *panel, train, val)
+    fig.suptitle(plot_title(info, val))
+    return fig
+
+
 def plot_results(results_dir: str | Path, out: str | Path | None = None,
                  title_info: RunInfo | Mapping[str, object] | None = None) -> Path:
     """Draw loss / top-1 / top-5 / lr (train vs val) from ``results_dir``'s CSVs into a PNG; returns its path.
@@ -195,11 +205,7 @@ def plot_results(results_dir: str | Path, out: str | Path | None = None,
     elif title_info is not None:
         info = RunInfo.from_mapping(title_info, info)
     out = Path(out) if out is not None else results_dir / "curves.png"
-    fig = Figure(figsize=(11, 7.5), tight_layout=True)
-    FigureCanvasAgg(fig)
-    for i, panel in enumerate(PANELS):
-        _draw_panel(fig.add_subplot(2, 2, i + 1), *panel, train, val)
-    fig.suptitle(plot_title(info, val))
+    fig = curves_figure(train, val, info)
     with atomic_path(out, fsync=False) as tmp:  # the engine redraws per epoch: never half a PNG
         fig.savefig(tmp, dpi=100, format="png")
     return out

@@ -164,10 +164,11 @@ def draw_mtconv() -> Figure:
         _arrow(ax, (0.885 + dx2, y), (0.92, y))
     ax.text(0.78, 0.5, "recurrent alignment\n(in the MTBlock,\nonce per block)", ha="center", va="center",
             fontsize=9)
-    ax.text(0.01, 0.005, "MTNet: stem → max pool → temporal_cossim_pool → channel split (7/8 short, 1/8 long; the long "
-            "part average-pooled (1, 2, 2) and frame-selected again) → 4 stages of MTBlocks\n→ global average pool "
-            "of each stream → concatenate → fc.  A downsampling MTConv (the identity path of a block's first stride) "
-            "has no lateral.", fontsize=8.5, color="#444444", va="bottom")
+    footnote = ("MTNet: stem → max pool → temporal_cossim_pool → channel split (7/8 short, 1/8 long; the long "
+                "part average-pooled (1, 2, 2) and frame-selected again) → 4 stages of MTBlocks\n→ global average "
+                "pool of each stream → concatenate → fc.  A downsampling MTConv (the identity path of a block's "
+                "first stride) has no lateral.")
+    ax.text(0.01, 0.005, footnote, fontsize=8.5, color="#444444", va="bottom")
     return fig
 
 

@@ -173,8 +173,8 @@ def verify(model: nn.Module, path: Path, fmt: str, shape: tuple[int, ...], rtol:
 
 
 def export(network: str, checkpoint: Path | None, fmt: str, out: Path | None = None, *,
-           clip_length: int | None = None, clip_size: int | None = None, num_classes: int | None = None, gates: bool | None = None,
-           rtol: float = 1e-4, check: bool = True, labels: Path | None = None
+           clip_length: int | None = None, clip_size: int | None = None, num_classes: int | None = None,
+           gates: bool | None = None, rtol: float = 1e-4, check: bool = True, labels: Path | None = None
            ) -> tuple[Path, float | None, tuple[int, ...]]:
     """Export ``network`` (weights from ``checkpoint``) in ``fmt`` with :func:`export_metadata` embedded; returns
     the file, the relative error of its outputs against PyTorch (None with ``check=False``) and the traced input

@@ -3,6 +3,8 @@
 The engine writes ``train_results_s<start:04d>.csv`` and ``val_results_s<start:04d>.csv`` (header
 ``Epoch,Top1,Top5,Loss,LR,Samples,Skipped,Seconds``), one pair per (re)started run. A resumed run starts a new
 pair, so files are read in order of their start epoch and a later file overrides the epochs it repeats.
+The figure has whole-number epoch ticks, accuracies in percent, a logarithmic loss axis when the losses span
+orders of magnitude, and a title naming the network, the data set and the best validation top-1.
 """
 from __future__ import annotations
 

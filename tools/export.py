@@ -7,10 +7,15 @@ Both formats are traced at one input shape ``(B, 3, T, S, S)``; the batch dimens
 with a batch of 2), T and S are fixed. TorchScript uses ``torch.jit.trace`` (scripting fails on the models'
 optional-tensor code paths); ONNX uses the TorchScript-based exporter (``dynamo=False``: the dynamo exporter
 needs the extra ``onnxscript`` package) and is checked with onnxruntime when it is installed.
+
+Both files carry the metadata a user needs to feed them (:func:`export_metadata`: network, class names, input
+layout, BGR order, mean/std and the normalisation formula, clip length/size, frame interval, gates): ONNX as
+``metadata_props`` (string values, lists and numbers JSON-encoded), TorchScript as the extra file ``meta.json``.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import warnings
@@ -22,28 +27,113 @@ import torch.nn as nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from train.cli import str2bool  # noqa: E402
-from train.inference import load_model, view_config  # noqa: E402
+from network.srtg import Squeeze_and_Recursion  # noqa: E402
+from train.inference import ViewConfig, load_class_names, load_model, view_config  # noqa: E402
 
 FORMATS = ("torchscript", "onnx")
 SUFFIX = {"torchscript": ".pt", "onnx": ".onnx"}
+META_FILE = "meta.json"  # TorchScript extra file holding the metadata
+INPUT_NAME, OUTPUT_NAME = "video", "logits"
 
 
-def export_torchscript(model: nn.Module, example: torch.Tensor, out: Path) -> Path:
-    """Trace ``model`` on ``example`` ``(B, 3, T, H, W)`` and save the TorchScript module to ``out``."""
+def export_metadata(network: str, class_names: list[str], cfg: ViewConfig, mean: list[float], std: list[float],
+                    gates: bool, num_classes: int, epoch: int | None = None) -> dict[str, object]:
+    """What a user of the exported file alone needs to feed it and read its output (JSON-serialisable)."""
+    return {
+        "network": network, "num_classes": num_classes, "class_names": list(class_names),
+        "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
+        "input_layout": "(B, 3, T, H, W)", "input_shape": ["B", 3, cfg.clip_length, cfg.size, cfg.size],
+        "input_dtype": "float32", "channel_order": "BGR",
+        "mean": list(mean), "std": list(std),
+        "normalisation": "(x/255 - mean)/std per channel, x = uint8 BGR pixel",
+        "clip_length": cfg.clip_length, "clip_size": cfg.size, "frame_interval": cfg.frame_interval,
+        "resize": f"short side to {cfg.size}, then a centre crop of {cfg.size}x{cfg.size}",
+        "gates": gates, "output": f"{OUTPUT_NAME} (B, {num_classes}); softmax gives class probabilities",
+        "checkpoint_epoch": epoch,
+    }
+
+
+def uses_gates(model: nn.Module) -> bool:
+    """True when an SR block of ``model`` applies the temporal gate."""
+    return any(m.gate and m.active for m in model.modules() if isinstance(m, Squeeze_and_Recursion))
+
+
+def onnx_props(meta: dict[str, object]) -> dict[str, str]:
+    """``meta`` as ONNX ``metadata_props`` (strings stay strings, everything else is JSON)."""
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
+
+
+def read_metadata(path: str | Path) -> dict[str, object]:
+    """The metadata embedded by this tool in a ``.onnx`` or TorchScript file, decoded back to Python values."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        import onnx  # noqa: PLC0415 (optional dependency)
+
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        out: dict[str, object] = {}
+        for key, value in props.items():
+            try:
+                out[key] = json.loads(value)
+            except json.JSONDecodeError:
+                out[key] = value
+        return out
+    extra = {META_FILE: ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch 2.14 marks torch.jit as deprecated
+        torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    if not extra[META_FILE]:
+        raise ValueError(f"{path}: no {META_FILE} inside; re-export it with tools/export.py")
+    return json.loads(extra[META_FILE])
+
+
+def feeding_instructions(meta: dict[str, object], fmt: str, path: Path) -> str:
+    """A few lines telling a user how to prepare the input of ``path`` and where the metadata is."""
+    t, s = meta["clip_length"], meta["clip_size"]
+    names = meta["class_names"]
+    read = (f"onnxruntime.InferenceSession('{path}').get_modelmeta().custom_metadata_map" if fmt == "onnx" else
+            f"extra = {{'{META_FILE}': ''}}; torch.jit.load('{path}', _extra_files=extra)")
+    mean = ", ".join(f"{m:.4f}" for m in meta["mean"])  # type: ignore[union-attr]
+    std = ", ".join(f"{v:.4f}" for v in meta["std"])  # type: ignore[union-attr]
+    return "\n".join([
+        f"how to feed it: input '{INPUT_NAME}' float32 (B, 3, {t}, {s}, {s}) = (batch, channels, frames, height, "
+        "width)",
+        f"  {t} frames {meta['frame_interval']} apart (frame interval); short side resized to {s}, centre crop "
+        f"{s}x{s}; channels in BGR order (OpenCV's)",
+        f"  x = (pixel/255 - mean)/std per channel, mean = [{mean}], std = [{std}]",
+        f"  output '{OUTPUT_NAME}' (B, {meta['num_classes']}): softmax -> class probabilities; "
+        + (f"class_names (in the metadata) gives their names, e.g. {names[0]!r}" if names else
+           "no class names stored (the checkpoint had none; pass --labels)"),
+        f"  metadata: {read}",
+    ])
+
+
+def export_torchscript(model: nn.Module, example: torch.Tensor, out: Path, meta: dict[str, object] | None = None
+                       ) -> Path:
+    """Trace ``model`` on ``example`` ``(B, 3, T, H, W)`` and save the TorchScript module to ``out`` (``meta`` as
+    the extra file ``meta.json``)."""
     # The tracer warns about Python control flow on shapes: expected, T/H/W are fixed by the trace.
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(model, (example,), check_trace=False)
-    traced.save(str(out))
+    traced.save(str(out), _extra_files={META_FILE: json.dumps(meta or {}, indent=1)})
     return out
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, out: Path, opset: int = 17) -> Path:
-    """Export ``model`` to ONNX at ``example``'s shape with a dynamic batch axis (input 'video', output 'logits')."""
+def export_onnx(model: nn.Module, example: torch.Tensor, out: Path, meta: dict[str, object] | None = None,
+                opset: int = 17) -> Path:
+    """Export ``model`` to ONNX at ``example``'s shape with a dynamic batch axis (input 'video', output 'logits');
+    ``meta`` goes into the model's ``metadata_props``."""
+    import onnx  # noqa: PLC0415 (optional dependency)
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), str(out), dynamo=False, opset_version=opset, input_names=["video"],
-                          output_names=["logits"], dynamic_axes={"video": {0: "batch"}, "logits": {0: "batch"}})
+        torch.onnx.export(model, (example,), str(out), dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
+                          output_names=[OUTPUT_NAME],
+                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+    proto = onnx.load(str(out))
+    for key, value in onnx_props(meta or {}).items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(out))
     return out
 
 
@@ -57,7 +147,7 @@ def run_exported(path: Path, fmt: str, x: torch.Tensor) -> torch.Tensor:
             return module(x)
     import onnxruntime  # noqa: PLC0415 (optional dependency)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return torch.from_numpy(session.run(None, {"video": x.numpy()})[0])
+    return torch.from_numpy(session.run(None, {INPUT_NAME: x.numpy()})[0])
 
 
 def verify(model: nn.Module, path: Path, fmt: str, shape: tuple[int, ...], rtol: float, seed: int = 0) -> float:
@@ -83,10 +173,13 @@ def verify(model: nn.Module, path: Path, fmt: str, shape: tuple[int, ...], rtol:
 
 
 def export(network: str | None, checkpoint: Path | None, fmt: str, out: Path | None = None, *,
-           clip_length: int | None = None, clip_size: int | None = None, num_classes: int | None = None, gates: bool | None = None,
-           rtol: float = 1e-4, check: bool = True) -> tuple[Path, float | None, tuple[int, ...]]:
-    """Export ``network`` (weights from ``checkpoint``) in ``fmt``; returns the file, the relative error of its
-    outputs against PyTorch (None with ``check=False``) and the traced input shape ``(1, 3, T, S, S)``."""
+           clip_length: int | None = None, clip_size: int | None = None, num_classes: int | None = None,
+           gates: bool | None = None, rtol: float = 1e-4, check: bool = True, labels: Path | None = None
+           ) -> tuple[Path, float | None, tuple[int, ...]]:
+    """Export ``network`` (weights from ``checkpoint``) in ``fmt`` with :func:`export_metadata` embedded; returns
+    the file, the relative error of its outputs against PyTorch (None with ``check=False``) and the traced input
+    shape ``(1, 3, T, S, S)``. Class names come from ``labels`` (dictionary JSON or label CSV), else the
+    checkpoint."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
     loaded = load_model(checkpoint, network, num_classes=num_classes, gates=gates, device="cpu")
@@ -98,7 +191,13 @@ def export(network: str | None, checkpoint: Path | None, fmt: str, out: Path | N
     cfg = view_config(loaded.config, clip_length=clip_length, clip_size=clip_size, frame_interval=None, clips=1,
                       crops=1, dataset=loaded.dataset)
     example = torch.randn(1, 3, cfg.clip_length, cfg.size, cfg.size, generator=torch.Generator().manual_seed(1))
-    (export_torchscript if fmt == "torchscript" else export_onnx)(model, example, out)
+    names = load_class_names(labels) if labels is not None else list(loaded.classes)
+    if names and len(names) != loaded.num_classes:
+        raise ValueError(f"{labels or checkpoint}: {len(names)} class names for a {loaded.num_classes}-class model; "
+                         "pass the labels the model was trained with (--labels)")
+    meta = export_metadata(loaded.network, names, cfg, loaded.mean, loaded.std, uses_gates(model), loaded.num_classes,
+                           loaded.epoch)
+    (export_torchscript if fmt == "torchscript" else export_onnx)(model, example, out, meta)
     diff = verify(model, out, fmt, tuple(example.shape), rtol) if check else None
     return out, diff, tuple(example.shape)
 
@@ -116,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-size", type=int, default=None,
                    help="side S of the traced input, fixed (default: checkpoint's val clip size, else 256)")
     p.add_argument("--num-classes", type=int, default=None, help="classifier size when the checkpoint has no fc")
+    p.add_argument("--labels", type=Path, default=None,
+                   help="class names to embed: *dictionary.json or the train CSV (default: the checkpoint's)")
     p.add_argument("--gates", type=str2bool, default=None, metavar="BOOL", help="SRTG gates (default: checkpoint's)")
     p.add_argument("--out", type=Path, default=None, help="output file (default: next to the checkpoint)")
     p.add_argument("--rtol", type=float, default=1e-4,
@@ -137,8 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out, diff, shape = export(args.network, args.checkpoint, args.format, args.out, clip_length=args.clip_length,
                            clip_size=args.clip_size, num_classes=args.num_classes,
-                           gates=args.gates,
-                           rtol=args.rtol, check=not args.no_check)
+                           gates=args.gates, rtol=args.rtol, check=not args.no_check, labels=args.labels)
     except ImportError as exc:  # onnxruntime missing for the check
         print(f"error: {exc}; install onnxruntime or pass --no-check", file=sys.stderr)
         return 1
@@ -148,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     check = "not checked" if diff is None else (f"max |exported - pytorch| / max |pytorch| = {diff:.2e} "
                                                   f"(--rtol {args.rtol:g}) OK")
     print(f"{out}: {args.format}, input (B, {', '.join(map(str, shape[1:]))}); {check}")
+    print(feeding_instructions(read_metadata(out), args.format, out))
     return 0
 
 

@@ -18,14 +18,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 import torch.nn as nn
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from data.frames_db import FrameReadError, read_frames
 from data.labels import VideoRecord
 from data.datasets import get_dataset, list_datasets
 from data.spec import DatasetSpec
 from train import distributed as dist
+from train.confusion_plot import plot_confusion  # noqa: F401 (evaluate.py imports it from here)
 from train.inference import ViewConfig, make_views, view_probabilities
 
 logger = logging.getLogger(__name__)
@@ -132,35 +131,6 @@ def summarise(scores: ViewScores, class_names: Sequence[str]) -> dict[str, Any]:
         "mean_class_top1": float(np.mean([v["top1"] for v in per_class.values()])) if per_class else float("nan"),
         "per_class": per_class, "confusion": confusion,
     }
-
-
-def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], out: str | Path, title: str = "") -> Path:
-    """Row-normalised confusion matrix (true class × predicted class) as a PNG; names shown up to 60 classes."""
-    k = confusion.shape[0]
-    rows = confusion.sum(axis=1, keepdims=True)
-    norm = np.divide(confusion, rows, out=np.zeros(confusion.shape, dtype=np.float64), where=rows > 0)
-    side = min(22.0, max(5.0, 0.28 * k + 3))
-    fig = Figure(figsize=(side + 1.5, side), tight_layout=True)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    image = ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
-    if k <= 60:
-        ax.set_xticks(range(k), labels=list(class_names)[:k], rotation=90, fontsize=7)
-        ax.set_yticks(range(k), labels=list(class_names)[:k], fontsize=7)
-        if k <= 20:
-            for r in range(k):
-                for c in range(k):
-                    if confusion[r, c]:
-                        ax.text(c, r, str(confusion[r, c]), ha="center", va="center", fontsize=7,
-                                color="white" if norm[r, c] > 0.5 else "black")
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_title(title)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    return out
 
 
 def write_predictions(scores: ViewScores, records: Sequence[VideoRecord], class_names: Sequence[str],

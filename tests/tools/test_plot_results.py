@@ -42,3 +42,32 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     _write(tmp_path / "train_results_s0000.csv", ["1,0.1,0.4,oops,0.1,64,0,10"])
     with pytest.raises(ValueError, match=r"train_results_s0000\.csv:2: not a number"):
         read_results(tmp_path, "train")
+
+
+def test_draw_figures_writes_the_sketches_and_the_demo_plots(tmp_path, capsys):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from tools.draw_figures import main as draw_main
+
+    run = tmp_path / "SYNTHETIC" / "srtg_r3d_18_gates_False"
+    run.mkdir(parents=True)
+    _write(run / "train_results_s0000.csv", ["1,0.1,0.4,2.0,0.1,64,0,10", "2,0.5,0.9,1.0,0.1,64,0,10"])
+    _write(run / "val_results_s0000.csv", ["1,0.2,0.5,1.9,0.1,16,0,2", "2,0.6,0.95,0.9,0.1,16,0,2"])
+    evaluation = run / "eval"
+    evaluation.mkdir()
+    names = ["move_left", "move_right", "rotate_cw"]
+    (evaluation / "results.json").write_text(json.dumps({"network": "srtg_r3d_18", "dataset": "SYNTHETIC",
+                                                         "video_top1": 0.5, "classes": names,
+                                                         "confusion": np.eye(3, dtype=int).tolist()}))
+    out = tmp_path / "figs"
+    assert draw_main(["--out", str(out), "--demo", str(run), "--eval", str(evaluation)]) == 0
+    written = capsys.readouterr().out.split()
+    assert [Path(p).name for p in written] == ["sr_block.png", "mtconv.png", "demo_curves.png", "demo_confusion.png"]
+    for path in written:
+        width, height = Image.open(path).size
+        assert 400 <= width <= 2000 and 300 <= height <= 2000
+    assert draw_main(["--out", str(out), "--eval", str(tmp_path)]) == 1
+    assert "results.json: not found" in capsys.readouterr().err

@@ -9,6 +9,7 @@ fields when the spec registers, so a typo (``clip_szie``) fails at import with t
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from data.spec import DatasetSpec
 
 DATASETS: dict[str, DatasetSpec] = {}
@@ -121,3 +122,53 @@ SYNTHETIC = register_dataset(DatasetSpec(
               "train_frame_interval": [4], "val_frame_interval": 4, "batch_size": 32, "long_cycles": False,
               "short_cycles": False, "lr_base": 0.02, "lr_steps": [13], "end_epoch": 16, "save_frequency": 8,
               "workers": 1, "log_interval": 10}))
+
+# Defaults of a data set that is not registered (``train.py --dataset ROOT``): a small one, trained from its
+# own label files: no multigrid, 16x112² clips, 30 epochs decayed at 20 and 25.
+GENERIC_DEFAULTS = {"clip_size": 112, "train_frame_interval": [2], "batch_size": 16, "lr_base": 0.01,
+                    "lr_steps": [20, 25], "end_epoch": 30, "long_cycles": False, "short_cycles": False}
+
+
+def _sliced(csv_path: Path, jpg: Path) -> bool:
+    """True when the first row's video is stored as a time slice ``<id>_<start:06d>_<end:06d>``."""
+    import csv  # noqa: PLC0415
+
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        row = next(csv.DictReader(fh), None) or {}
+    vid = row.get("youtube_id") or row.get("id")
+    if not row.get("time_start") or not vid:
+        return False
+    try:
+        start, end = int(float(row["time_start"])), int(float(row.get("time_end") or 0))
+    except ValueError:
+        return False
+    return (jpg / row.get("label", "") / f"{vid}_{start:06d}_{end:06d}").is_dir()
+
+
+def discover_dataset(root: str | Path) -> DatasetSpec:
+    """The spec of a prepared data set at ``root`` (``data.prepare`` layout): ``root/labels/<p>train.csv`` +
+    ``<p>val.csv`` + ``<p>dictionary.json`` and ``root/data/<folder>/jpg``; classes come from the dictionary.
+
+    Raises a one-line ``FileNotFoundError`` naming what is missing.
+    """
+    import json  # noqa: PLC0415
+
+    root = Path(root)
+    labels, data = root / "labels", root / "data"
+    trains = sorted(labels.glob("*train.csv")) if labels.is_dir() else []
+    folders = sorted(p.parent.name for p in data.glob("*/jpg") if p.is_dir()) if data.is_dir() else []
+    if len(trains) != 1 or len(folders) != 1:
+        raise FileNotFoundError(f"{root}: expected one labels/<name>train.csv and one data/<folder>/jpg (a data set "
+                                f"written by `python -m data.prepare`), found {len(trains)} CSV(s) and "
+                                f"{len(folders)} folder(s)")
+    prefix = trains[0].name[:-len("train.csv")]
+    val, dictionary = labels / f"{prefix}val.csv", labels / f"{prefix}dictionary.json"
+    for path in (val, dictionary):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing; re-run `python -m data.prepare` for {root}")
+    classes = json.loads(dictionary.read_text(encoding="utf-8"))
+    name = prefix.rstrip("_-").upper() or folders[0].upper()
+    timeslices = _sliced(trains[0], data / folders[0] / "jpg")
+    return DatasetSpec(name=name, num_classes=max(1, len(classes)), folder=folders[0], train_csv=trains[0].name,
+                       val_csv=val.name, timeslices=timeslices, augmentation="small", script="train.py",
+                       defaults={"dataset": str(root), **GENERIC_DEFAULTS})

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from data.labels import load_records
+from data.labels import load_records, warn_split_overlap
 from data.multigrid import MultigridBatchSampler
 from data.rng import STREAMS, mix
 from data.spec import DatasetPaths, DatasetSpec
@@ -149,6 +149,7 @@ def build_loaders(spec: DatasetSpec, paths: DatasetPaths, cfg: LoaderConfig, mea
                          "convert the videos first or point --dataset at the data root")
     val_records, dictionary = load_records(paths.val_csv, paths.jpg_dir, spec.timeslices, dictionary=dictionary,
                                            strict_labels=True)
+    warn_split_overlap(train_records, val_records, str(paths.val_csv))
     if not val_records:
         raise ValueError(f"{paths.val_csv}: none of its videos were found under {paths.jpg_dir}; "
                          "validation needs at least one converted video")

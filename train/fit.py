@@ -70,6 +70,7 @@ class _Outputs:
 
             self.board = TensorboardLogger(out / "tensorboard")
         self.last_plot = time.perf_counter()
+        self.title = {"network": cfg.model.network, "dataset": session.spec.name, "gates": cfg.model.gates}
 
     def write(self, phase: str, epoch: int, result: EpochResult) -> None:
         csv = self.train_csv if phase == "train" else self.val_csv
@@ -85,7 +86,7 @@ class _Outputs:
         from train.plotting import plot_results  # noqa: PLC0415  (matplotlib only when drawing)
 
         self.last_plot = time.perf_counter()
-        return str(plot_results(self.out_dir))
+        return str(plot_results(self.out_dir, title_info=self.title))
 
     def close(self) -> None:
         for f in (self.train_csv, self.val_csv):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import os
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -19,6 +20,17 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULES = ("multistep", "cosine")
 GATE_SIMILARITIES = ("raw", "tcc", "cosine", "tstd", "recal")
+
+
+MAX_DEFAULT_WORKERS = 4
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def opt(default: Any, *flags: str, help: str, kind: str = "", choices: tuple | None = None,
@@ -51,8 +63,9 @@ class DataConfig:
                                           "values are drawn at random per clip (the README's 'inteval' works too)")
     val_frame_interval: int = opt(2, "--val-frame-interval", "--val-frame-inteval",
                                   help="temporal sampling interval for validation")
-    workers: int = opt(4, "--workers", help="DataLoader worker processes per training process (0: load in the "
-                       "main process)")
+    workers: int | None = opt(None, "--workers", help="DataLoader worker processes per training process (0: load "
+                              "in the main process; default: the original's 4, or fewer on a machine with fewer "
+                              "cores)")
 
 
 @dataclass
@@ -251,6 +264,8 @@ class RunConfig:
         d.train_frame_interval = [int(v) for v in d.train_frame_interval]
         if not d.train_frame_interval or min(d.train_frame_interval) < 1:
             raise ValueError(f"--train-frame-interval must be integers >= 1, got {d.train_frame_interval}")
+        if d.workers is None:  # the original's 4, capped by the cores this process may use (no torch warning)
+            d.workers = min(MAX_DEFAULT_WORKERS, available_cores())
         if d.workers < 0:
             raise ValueError(f"--workers must be >= 0, got {d.workers}")
         if not (o.lr_base > 0 and math.isfinite(o.lr_base)):

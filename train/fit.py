@@ -21,6 +21,7 @@ from train import distributed as dist
 from train.callback import default_callbacks, speed_legend
 from train.checkpoint import ResultsCsv, checkpoint_path, save_checkpoint
 from train.config import RunConfig
+from train.health import LossWatch, check_data
 from train.loop import EpochResult, TrainStep, evaluate, train_one_epoch
 from train.progress import Monitor, format_duration
 
@@ -106,6 +107,8 @@ def fit(s: Session) -> dict[str, Any]:
     plan = s.loaders.batch_sampler.current_plan
     log.info("Epoch plan: %d iterations of %s", len(plan), _plan_text(plan, dist.get_world_size()))
     outputs = _Outputs(s)
+    watch = LossWatch(len(s.loaders.classes))
+    check_data(len(s.loaders.train_set), len(s.loaders.val_set), cfg.optim.batch_size, len(s.loaders.classes))
     summary: dict[str, Any] = {"results_dir": str(s.out_dir), "start_epoch": s.start_epoch, "end_epoch": end,
                                "log_file": str(cfg.log_path()), "best_val_top1": None, "last_val_top1": None,
                                "last_train_top1": None, "checkpoint": None, "nonfinite_steps": 0, "history": []}
@@ -121,6 +124,7 @@ def fit(s: Session) -> dict[str, Any]:
             t0 = time.perf_counter()
             tr = train_one_epoch(s.model, s.loaders.train, s.step, epoch, plan, monitor)
             log.info(_summary_line("train", done, tr))
+            watch.observe("train", done, tr.loss)
             outputs.write("train", done, tr)
             record: dict[str, Any] = {"epoch": done, "train": tr.as_dict()}
             summary.update(nonfinite_steps=summary["nonfinite_steps"] + tr.nonfinite_steps, last_train_top1=tr.top1)
@@ -128,6 +132,7 @@ def fit(s: Session) -> dict[str, Any]:
                 va = evaluate(s.model, s.loaders.val, s.step.device, s.step.precision, epoch, monitor)
                 va.lr = tr.lr
                 log.info(_summary_line("val", done, va))
+                watch.observe("val", done, va.loss)
                 outputs.write("val", done, va)
                 record["val"] = va.as_dict()
                 summary["last_val_top1"] = va.top1

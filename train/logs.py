@@ -16,6 +16,7 @@ FILE_FORMAT = "%(asctime)s %(levelname)s: %(message)s"
 CONSOLE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 _ANSI = re.compile(r"\033\[[0-9;]*m")
 _OWNED = "_srtg_handler"
+QUIET_LOGGERS = ("matplotlib", "PIL")
 
 
 class PlainFormatter(logging.Formatter):
@@ -40,6 +41,8 @@ def setup_logging(log_file: str | Path | None, debug: bool = False, rank: int = 
     if rank != 0:
         level = logging.WARNING
     root.setLevel(level)
+    for noisy in QUIET_LOGGERS:  # one-time notices such as matplotlib's "generated new fontManager"
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(level)
     fmt = CONSOLE_FORMAT if rank == 0 else f"[rank {rank}] {CONSOLE_FORMAT}"

@@ -32,7 +32,7 @@ SPLIT_NAMES = {"train": ("train", "training"), "val": ("val", "validation", "val
 
 @dataclass(frozen=True)
 class VideoRecord:
-    """One video found on disk: 0-based ``index`` among found videos (the original keyed them from 1: bug 18)."""
+    """One video found on disk: 0-based ``index`` among found videos (README Differences #13)."""
 
     index: int
     video_id: str
@@ -61,8 +61,8 @@ class CsvRow:
 def dictionary_path(csv_path: str | Path) -> Path:
     """``<dir>/<name up to 'train', else 'val', else 'test'>dictionary.json``, from the file NAME only.
 
-    Original split the whole path string on 'train'/'val' (wrong when a parent folder contains them: bug 22);
-    we look at the name only, preferring a word boundary (``interval_val.csv`` → ``interval_``).
+    Only the name is looked at, preferring a word boundary (``interval_val.csv`` → ``interval_``; README
+    Differences #16).
     """
     csv_path = Path(csv_path)
     name = csv_path.name

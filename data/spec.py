@@ -1,9 +1,8 @@
 """Per-dataset facts as data (:class:`DatasetSpec`) and where a data set lives on disk (:class:`DatasetPaths`).
 
 Layout (the original's): ``<root>/data/<folder>/jpg/<label>/<video_id>/frames.db`` + ``n_frames`` and the label
-CSVs in ``<root>/labels/``. The original also derived ``num_classes`` from the ``--dataset`` string
-(``dataset.get_config``, which raised ``NotImplemented``, a TypeError, for unknown names); here every script
-holds its own spec, and :meth:`DatasetSpec.with_variant` raises a ValueError listing the valid variants.
+CSVs in ``<root>/labels/``. The specs of the known data sets are registered in `data.datasets`;
+:meth:`DatasetSpec.with_variant` gives another variant (Kinetics-400) or a one-line error listing them.
 """
 from __future__ import annotations
 

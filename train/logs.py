@@ -1,7 +1,6 @@
 """Logging set up once, in ``run()``: coloured console (coloredlogs) and a plain log file, on rank 0 only.
 
-The original called ``coloredlogs.install()`` at import time in many modules, which made the scripts'
-``logging.basicConfig(handlers=[FileHandler, ...])`` a no-op: the log file was never written (spec bug 32).
+Nothing installs handlers at import time, so the log file is really written (README Differences #34).
 """
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """Training/validation meters with the original's names (``loss-ce``, ``top1``, ``top5``, ``batch_size``, ``lr``).
 
-Divergence (spec bug 37): the original averaged per-batch values without weights (batch sizes vary 32× under
-multigrid) and logged means of running means in validation. Here accuracies and the loss are
-sample-weighted sums, and :meth:`MetricList.reduce` sums them over all ranks before they are read.
+Accuracies and the loss are sample-weighted sums (batch sizes vary 32× under multigrid), and
+:meth:`MetricList.reduce` sums them over all ranks before they are read (README Differences #33).
 """
 from __future__ import annotations
 

@@ -1,12 +1,8 @@
 """Optimiser: SGD (momentum 0.9, Nesterov, weight decay 1e-4, as the original) over table-driven parameter groups.
 
-Divergence (spec bug 28): the original sorted parameters by *name* (``('lstm' or 'gru') in name`` only tests
-'lstm'; the fine-tune head test looked for ``classifier`` while the head is ``fc``), so fine-tuning gave every
-layer including ``fc`` 0.6× the lr and the LSTMs 1×: the opposite of the README ("decrease the learning rate
-used for convolution weights while maintaining the same base learning rate for the added layers"). Here groups
-are chosen by *module type* from :data:`GROUP_RULES`: in fine-tune mode the backbone gets 0.6×, the classifier
-``fc`` 1×, recurrent cells (LSTM and GRU) 0.5× (the original's evidently intended "rec" group); without
-fine-tuning everything trains at 1×.
+Groups are chosen by *module type* from :data:`GROUP_RULES`: with ``--fine-tune`` the backbone gets 0.6× the
+lr, the classifier (``model.get_classifier()``) 1× and recurrent cells (LSTM, GRU) 0.5×, as the original
+README describes; without fine-tuning everything trains at 1× (README Differences #28).
 """
 from __future__ import annotations
 
@@ -16,6 +12,8 @@ from typing import Iterable
 
 import torch
 import torch.nn as nn
+
+from network.contract import classifier_of
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +37,6 @@ GROUP_RULES: dict[str, GroupRule] = {
 
 MOMENTUM = 0.9
 WEIGHT_DECAY = 1e-4
-
-
-def classifier_of(model: nn.Module) -> nn.Module | None:
-    """The classification head: ``model.fc`` when it exists, else the last ``nn.Linear`` of the model."""
-    head = getattr(model, "fc", None)
-    if isinstance(head, nn.Module):
-        return head
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    return linears[-1] if linears else None
 
 
 def group_of(module: nn.Module, head_modules: set[int]) -> str:

@@ -95,15 +95,14 @@ def check_temperature(temperature: float) -> float:
     return t
 
 
-def cycle_back_to_self(u: torch.Tensor, v: torch.Tensor, similarity: str = DEFAULT_SIMILARITY,
-                       temperature: float = DEFAULT_TEMPERATURE) -> torch.Tensor:
-    """One TCC direction. ``u, v`` are ``(B,T,C)`` frame sequences; returns ``(B,)`` bool.
+def cycle_back_frames(u: torch.Tensor, v: torch.Tensor, similarity: str = DEFAULT_SIMILARITY,
+                      temperature: float = DEFAULT_TEMPERATURE) -> torch.Tensor:
+    """One TCC direction per frame. ``u, v`` are ``(B,T,C)`` frame sequences; returns ``(B,T)`` bool.
 
     For every frame ``u_i`` the soft nearest neighbour in ``v`` is ``v~_i = sum_j softmax_j(-cost(u_i, v_j)) v_j``
     (cost scaled by the similarity's gain); frame i cycles back when the nearest frame of ``u`` to ``v~_i`` is
-    ``u_i`` itself. A sample passes when every frame cycles back. The decision is a hard argmin, so it is
-    computed on detached float32 copies. ``standardise`` similarities expect already standardised inputs
-    (see :func:`cycle_consistent`).
+    ``u_i`` itself. The decision is a hard argmin, so it is computed on detached float32 copies.
+    ``standardise`` similarities expect already standardised inputs (see :func:`consistent_frames`).
     """
     sim = get_similarity(similarity)
     u = u.detach().float()
@@ -113,23 +112,40 @@ def cycle_back_to_self(u: torch.Tensor, v: torch.Tensor, similarity: str = DEFAU
     alpha = torch.softmax(logits, dim=-1)
     v_soft = (alpha.unsqueeze(-1) * v.unsqueeze(1)).sum(2)  # (B,T,C)
     back = sim.cost(v_soft, u).argmin(dim=-1)  # (B,T)
-    frames = torch.arange(u.shape[1], device=u.device)
-    return (back == frames).all(dim=-1)
+    return back == torch.arange(u.shape[1], device=u.device)
+
+
+def cycle_back_to_self(u: torch.Tensor, v: torch.Tensor, similarity: str = DEFAULT_SIMILARITY,
+                       temperature: float = DEFAULT_TEMPERATURE) -> torch.Tensor:
+    """``(B,T,C), (B,T,C) -> (B,)`` bool: every frame of ``u`` cycles back through ``v`` (:func:`cycle_back_frames`)."""
+    return cycle_back_frames(u, v, similarity, temperature).all(dim=-1)
+
+
+def consistent_frames(u: torch.Tensor, v: torch.Tensor, similarity: str = DEFAULT_SIMILARITY,
+                      temperature: float = DEFAULT_TEMPERATURE) -> torch.Tensor:
+    """``(B,T,C), (B,T,C) -> (B,T)`` bool: frame i cycles back in both directions (u->v->u AND v->u->v)."""
+    if get_similarity(similarity).standardise:
+        u, v = standardise_over_time(u.detach().float()), standardise_over_time(v.detach().float())
+    return cycle_back_frames(u, v, similarity, temperature) & cycle_back_frames(v, u, similarity, temperature)
 
 
 def cycle_consistent(u: torch.Tensor, v: torch.Tensor, similarity: str = DEFAULT_SIMILARITY,
                      temperature: float = DEFAULT_TEMPERATURE) -> torch.Tensor:
-    """``(B,T,C), (B,T,C) -> (B,)`` bool: consistent in both directions (u->v->u AND v->u->v)."""
-    if get_similarity(similarity).standardise:
-        u, v = standardise_over_time(u.detach().float()), standardise_over_time(v.detach().float())
-    return cycle_back_to_self(u, v, similarity, temperature) & cycle_back_to_self(v, u, similarity, temperature)
+    """``(B,T,C), (B,T,C) -> (B,)`` bool: every frame consistent in both directions (the sample passes)."""
+    return consistent_frames(u, v, similarity, temperature).all(dim=-1)
+
+
+def gate_frames(s: torch.Tensor, r: torch.Tensor, similarity: str = DEFAULT_SIMILARITY,
+                temperature: float = DEFAULT_TEMPERATURE) -> torch.Tensor:
+    """Per-frame check of an SR block: pooled ``s`` and recurrent ``r``, both ``(B,C,T)`` -> ``(B,T)`` bool."""
+    other = s * r if get_similarity(similarity).recalibrated else r
+    return consistent_frames(s.transpose(1, 2), other.transpose(1, 2), similarity, temperature)
 
 
 def gate_keep(s: torch.Tensor, r: torch.Tensor, similarity: str = DEFAULT_SIMILARITY,
               temperature: float = DEFAULT_TEMPERATURE) -> torch.Tensor:
-    """An SR block's gate: pooled features ``s`` and recurrent states ``r``, both ``(B,C,T)`` -> ``(B,)`` bool."""
-    other = s * r if get_similarity(similarity).recalibrated else r
-    return cycle_consistent(s.transpose(1, 2), other.transpose(1, 2), similarity, temperature)
+    """An SR block's gate: ``(B,C,T), (B,C,T) -> (B,)`` bool, True where every frame is consistent."""
+    return gate_frames(s, r, similarity, temperature).all(dim=-1)
 
 
 # Model-level API: the gated SR blocks of a (possibly DDP-wrapped or compiled) model.

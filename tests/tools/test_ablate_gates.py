@@ -49,6 +49,7 @@ def test_command_lines_carry_only_the_flags_an_arm_needs(tmp_path: Path) -> None
     assert [a.frames for a in ablate_gates.best_arms("tstd")] == [8, 16, 16]
 
 
+@pytest.mark.slow
 def test_quick_runs_every_arm(tmp_path: Path) -> None:
     assert ablate_gates.main(["--quick", "--out", str(tmp_path)]) == 0
     records = json.loads((tmp_path / "ablation.json").read_text())

@@ -36,6 +36,7 @@ from network.gate import (DEFAULT_SIMILARITY, DEFAULT_TEMPERATURE, gate_frames, 
 from network.registry import create_model  # noqa: E402
 from network.weights import load_partial  # noqa: E402
 from train.checkpoint import load_checkpoint_file  # noqa: E402
+from train.config import RunConfig  # noqa: E402
 from train.inference import ViewConfig, decode_clip_frames, head_classes, make_views, view_config  # noqa: E402
 
 
@@ -55,18 +56,20 @@ class BlockTrace:
 
 
 def load_gated_model(checkpoint: str | Path, network: str | None, similarity: str | None,
-                     temperature: float | None) -> tuple[nn.Module, str, dict]:
-    """The checkpoint's srtg_* model built with gates (applied only if it was trained with them), eval mode."""
+                     temperature: float | None) -> tuple[nn.Module, str, RunConfig | None]:
+    """The checkpoint's srtg_* model built with gates (applied only if it was trained with them), eval mode,
+    and the run configuration saved in the checkpoint (None for original checkpoints)."""
     ckpt = load_checkpoint_file(checkpoint)
-    saved = dict(ckpt.get("args") or {})
-    network = network or ckpt.get("network") or saved.get("network")
+    config = RunConfig.from_saved(ckpt)
+    model_cfg = config.model if config else None
+    network = network or ckpt.get("network") or (model_cfg.network if model_cfg else None)
     if not network:
         raise ValueError(f"{checkpoint}: the checkpoint does not name its network; pass --network")
     classes = head_classes(ckpt["state_dict"]) or int(ckpt.get("num_classes") or 0)
     if not classes:
         raise ValueError(f"{checkpoint}: no 'fc.weight' in the checkpoint; is it a model checkpoint?")
-    similarity = similarity or saved.get("gate_similarity") or DEFAULT_SIMILARITY
-    temperature = temperature or saved.get("gate_temperature") or DEFAULT_TEMPERATURE
+    similarity = similarity or (model_cfg.gate_similarity if model_cfg else DEFAULT_SIMILARITY)
+    temperature = temperature or (model_cfg.gate_temperature if model_cfg else DEFAULT_TEMPERATURE)
     try:
         model = create_model(network, num_classes=classes, gates=True, gate_similarity=similarity,
                              gate_temperature=temperature)
@@ -76,8 +79,8 @@ def load_gated_model(checkpoint: str | Path, network: str | None, similarity: st
     if report.mismatched or not report.loaded:
         raise ValueError(f"{checkpoint}: does not fit '{network}' ({len(report.mismatched)} tensors of another "
                          "shape); pass the --network it was trained with")
-    set_gates_active(model, bool(saved.get("gates", False)))
-    return model.eval(), network, saved
+    set_gates_active(model, bool(model_cfg and model_cfg.gates))
+    return model.eval(), network, config
 
 
 def load_clip(source: str | Path, cfg: ViewConfig, mean: list[float], std: list[float]) -> tuple[torch.Tensor, list[int]]:
@@ -185,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point; prints the PNG's path."""
     args = build_parser().parse_args(argv)
     try:
-        model, network, saved = load_gated_model(args.checkpoint, args.network, args.similarity, args.temperature)
-        cfg = view_config(saved, clip_length=args.clip_length, clip_size=args.clip_size,
+        model, network, config = load_gated_model(args.checkpoint, args.network, args.similarity, args.temperature)
+        cfg = view_config(config, clip_length=args.clip_length, clip_size=args.clip_size,
                           frame_interval=args.frame_interval, clips=1, crops=1)
         norm = get_config(network)
         clip, indices = load_clip(args.clip, cfg, norm["mean"], norm["std"])

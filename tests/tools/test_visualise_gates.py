@@ -14,11 +14,12 @@ from data.synthetic import render_clip
 from data.video_io import write_video_file
 from network.registry import create_model
 from train.checkpoint import save_checkpoint
+from train.config import RunConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 import visualise_gates  # noqa: E402
 
-ARGS = {"network": "srtg_r3d_18", "gates": True, "clip_length": 8, "clip_size": 32, "val_frame_interval": 2}
+RUN = {"network": "srtg_r3d_18", "gates": True, "clip_length": 8, "clip_size": 32, "val_frame_interval": 2}
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,8 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     model = create_model("srtg_r3d_18", num_classes=4)
     path = tmp_path_factory.mktemp("ckpt") / "srtg_r3d_18_ep-0001.pth"
-    return save_checkpoint(path, model, 1, network="srtg_r3d_18", classes=list("abcd"), args=ARGS)
+    return save_checkpoint(path, model, 1, network="srtg_r3d_18", classes=list("abcd"),
+                           config=RunConfig.from_flat(RUN).to_dict())
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +51,9 @@ def test_traces_a_frames_db_folder_with_per_frame_decisions(tmp_path: Path, chec
                                                             clip_frames: np.ndarray) -> None:
     folder = tmp_path / "jpg" / "rotate_cw" / "v0"
     write_video(folder, list(clip_frames))
-    model, network, saved = visualise_gates.load_gated_model(checkpoint, None, "tstd", None)
-    cfg = visualise_gates.view_config(saved, clip_length=None, clip_size=None, frame_interval=None, clips=1, crops=1)
+    model, network, config = visualise_gates.load_gated_model(checkpoint, None, "tstd", None)
+    assert network == "srtg_r3d_18" and config.model.gates
+    cfg = visualise_gates.view_config(config, clip_length=None, clip_size=None, frame_interval=None, clips=1, crops=1)
     clip, indices = visualise_gates.load_clip(folder, cfg, [0.5] * 3, [0.25] * 3)
     assert clip.shape == (1, 3, 8, 32, 32) and indices == [4, 6, 8, 10, 12, 14, 16, 18]
     traces = visualise_gates.trace_blocks(model, clip)

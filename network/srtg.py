@@ -4,41 +4,19 @@ https://arxiv.org/abs/2006.08247).
 The SR block squeezes each frame of ``x`` (B,C,T,H,W) to a vector by a spatial mean, runs a 2-layer recurrent
 cell over the T frames and multiplies its hidden states back onto ``x``. The temporal gate keeps that recalibration
 only for samples whose pooled features and recurrent features are cycle-consistent (Temporal Cycle-Consistency,
-Dwibedi et al. 2019, https://arxiv.org/abs/1904.07846).
+Dwibedi et al. 2019, https://arxiv.org/abs/1904.07846), computed by :mod:`network.gate`.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
+# The check itself lives in network.gate; re-exported here for callers of the original module.
+from network.gate import (DEFAULT_SIMILARITY, DEFAULT_TEMPERATURE, _squared_distances,  # noqa: F401
+                          check_temperature, cycle_back_to_self, cycle_consistent, gate_keep, get_similarity)
+
 RECURRENT = {"lstm": nn.LSTM, "gru": nn.GRU}
 SR_INITS = ("identity", "pytorch")
-
-
-def _squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``(B,T,C), (B,S,C) -> (B,T,S)`` squared L2 over channels (broadcast, so no autocast-lowered matmul)."""
-    return (a.unsqueeze(2) - b.unsqueeze(1)).pow(2).sum(-1)
-
-
-def cycle_back_to_self(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """One TCC direction. ``u, v`` are ``(B,T,C)`` frame sequences; returns ``(B,)`` bool.
-
-    For every frame ``u_i`` the soft nearest neighbour in ``v`` is ``v~_i = sum_j softmax_j(-|u_i - v_j|^2) v_j``;
-    frame i cycles back when the nearest frame of ``u`` to ``v~_i`` is ``u_i`` itself. A sample passes when every
-    frame cycles back. The decision is a hard argmin, so it is computed on detached float32 copies.
-    """
-    u = u.detach().float()
-    v = v.detach().float()
-    alpha = torch.softmax(-_squared_distances(u, v), dim=-1)  # (B,T,T)
-    v_soft = (alpha.unsqueeze(-1) * v.unsqueeze(1)).sum(2)  # (B,T,C)
-    back = _squared_distances(v_soft, u).argmin(dim=-1)  # (B,T)
-    frames = torch.arange(u.shape[1], device=u.device)
-    return (back == frames).all(dim=-1)
-
-
-def cycle_consistent(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """``(B,T,C), (B,T,C) -> (B,)`` bool: consistent in both directions (u->v->u AND v->u->v)."""
-    return cycle_back_to_self(u, v) & cycle_back_to_self(v, u)
 
 
 class Squeeze_and_Recursion(nn.Module):  # noqa: N801 (the original's class name)
@@ -50,10 +28,15 @@ class Squeeze_and_Recursion(nn.Module):  # noqa: N801 (the original's class name
     the original. ``gates=True`` applies the temporal gate (see ``forward``). ``active=False`` bypasses the
     block (returns ``x``), which gives the SR-free backbone used by the reference outputs.
     ``init`` sets the recurrent biases, see :meth:`reset_recurrent_biases` (``'pytorch'``: the original's).
+    ``gate_similarity`` (a name of ``network.gate.SIMILARITIES``) and ``gate_temperature`` (its softmax
+    temperature) choose how the gate compares the sequences. A gated block counts, on the input's device and
+    outside the state_dict, how many samples passed (:meth:`gate_counts`); ``gate_active=False`` (the warm-up)
+    still runs and counts the check but recalibrates every sample.
     """
 
     def __init__(self, planes: int, layers: int = 2, gates: bool = False, recurrent: str = "lstm",
-                 init: str = "identity") -> None:
+                 init: str = "identity", gate_similarity: str = DEFAULT_SIMILARITY,
+                 gate_temperature: float = DEFAULT_TEMPERATURE) -> None:
         super().__init__()
         if recurrent not in RECURRENT:
             raise ValueError(f"recurrent must be one of {sorted(RECURRENT)}, got '{recurrent}'")
@@ -62,6 +45,11 @@ class Squeeze_and_Recursion(nn.Module):  # noqa: N801 (the original's class name
         self.recurrent = recurrent
         self.gate = gates  # the original's attribute name; a flag, not a parameter
         self.active = True
+        self.set_gate(gate_similarity, gate_temperature)
+        self.gate_active = True
+        # [passed, checked] samples: a plain attribute, not a buffer, so no state_dict key and no DDP broadcast;
+        # a tensor, not ints, so torch.compile does not recompile as it changes.
+        self._gate_counts: torch.Tensor | None = None
         setattr(self, recurrent, RECURRENT[recurrent](input_size=planes, hidden_size=planes, num_layers=layers))
         if init == "identity":
             self.reset_recurrent_biases()
@@ -125,8 +113,37 @@ class Squeeze_and_Recursion(nn.Module):  # noqa: N801 (the original's class name
         out = x * r.unsqueeze(-1).unsqueeze(-1)
         if not self.gate:
             return out
-        keep = cycle_consistent(s.transpose(1, 2), r.transpose(1, 2))
+        keep = gate_keep(s, r, self.gate_similarity, self.gate_temperature)
+        self._count_gate(keep)
+        if not self.gate_active:
+            return out
         return torch.where(keep.view(-1, 1, 1, 1, 1), out, x)
 
+    def set_gate(self, similarity: str, temperature: float) -> None:
+        """Choose the gate's similarity (a name of ``network.gate.SIMILARITIES``) and softmax temperature."""
+        get_similarity(similarity)
+        self.gate_similarity = similarity
+        self.gate_temperature = check_temperature(temperature)
+
+    def _count_gate(self, keep: torch.Tensor) -> None:
+        """Add a batch's ``(B,)`` gate decisions to the counters (device tensors: no host sync)."""
+        batch = torch.stack([keep.sum(), torch.ones_like(keep, dtype=torch.long).sum()])
+        # out of place: a counter created under inference_mode cannot be updated in place outside it
+        counts = self._gate_counts
+        self._gate_counts = batch if counts is None else counts.to(batch.device) + batch
+
+    def gate_counts(self) -> torch.Tensor:
+        """``(2,)`` float64 ``[passed, checked]`` samples since the last :meth:`reset_gate_stats`."""
+        if self._gate_counts is None:
+            return torch.zeros(2, dtype=torch.float64, device=self.rnn.weight_ih_l0.device)
+        return self._gate_counts.double()
+
+    def reset_gate_stats(self) -> None:
+        """Zero the gate's pass counters."""
+        self._gate_counts = None
+
     def extra_repr(self) -> str:
-        return f"gates={self.gate}, active={self.active}"
+        text = f"gates={self.gate}, active={self.active}"
+        if self.gate:
+            text += f", similarity={self.gate_similarity}, temperature={self.gate_temperature:g}"
+        return text

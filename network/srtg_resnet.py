@@ -2,8 +2,9 @@
 
 Every constructor is one registered line over two tables: ``FAMILIES`` (stem + conv builder) and ``DEPTHS``
 (block + layers per stage). ``srtg_<name>`` is ``<name>`` with ``recursion=True``; unlike the original, it
-accepts ``gates=``, ``place=``, ``recurrent=`` and ``sr_init=`` (the original hard-coded ``gates=False``;
-``sr_init='identity'``, the default, starts the SR multipliers near 1, ``'pytorch'`` is the original's init).
+accepts ``gates=``, ``gate_similarity=``, ``gate_temperature=`` (``network.gate``), ``place=``, ``recurrent=``
+and ``sr_init=`` (the original hard-coded ``gates=False``; ``sr_init='identity'``, the default, starts the SR
+multipliers near 1, ``'pytorch'`` is the original's init).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from network.contract import ClassifierMixin
 from network.blocks import (BasicBlock, BasicStem, Bottleneck, Conv2Plus1D, Conv3DDepthwise, Conv3DSimple,
                             IPConv3DDepthwise, R2Plus1dStem, init_weights)
 from network.registry import register_model
+from network.gate import DEFAULT_SIMILARITY, DEFAULT_TEMPERATURE, check_temperature, get_similarity
 from network.srtg import Squeeze_and_Recursion
 
 Block = type[BasicBlock] | type[Bottleneck]
@@ -291,12 +293,20 @@ def ip_csn_152(**kw: Any) -> VideoResNet:
 
 def _srtg(plain: Callable[..., VideoResNet]) -> Callable[..., VideoResNet]:
     """Register ``srtg_<plain>``: ``plain`` with an SR block after every residual block (``recursion=True``)."""
-    def builder(**kw: Any) -> VideoResNet:
-        return plain(recursion=True, **kw)
+    def builder(gate_similarity: str = DEFAULT_SIMILARITY, gate_temperature: float = DEFAULT_TEMPERATURE,
+                **kw: Any) -> VideoResNet:
+        get_similarity(gate_similarity)  # fail before building a large network
+        check_temperature(gate_temperature)
+        model = plain(recursion=True, **kw)
+        for m in model.modules():
+            if isinstance(m, Squeeze_and_Recursion):
+                m.set_gate(gate_similarity, gate_temperature)
+        return model
 
     builder.__name__ = builder.__qualname__ = f"srtg_{plain.__name__}"
-    builder.__doc__ = (f"SRTG {plain.__name__}: SR block after every residual block; accepts gates=, place=, "
-                       "recurrent=, sr_init= (the original hard-coded gates=False).")
+    builder.__doc__ = (f"SRTG {plain.__name__}: SR block after every residual block; accepts gates=, "
+                       "gate_similarity=, gate_temperature=, place=, recurrent=, sr_init= (the original "
+                       "hard-coded gates=False).")
     return register_model(builder)
 
 

@@ -158,6 +158,8 @@ def test_compiled_sr_block_matches_eager_with_gradients() -> None:
     torch.testing.assert_close(out, sr(x))
     out.sum().backward()
     assert float(sr.lstm.weight_ih_l0.grad.abs().sum()) > 0
+    compiled(x)
+    assert sr.gate_counts().tolist() == [3.0, 6.0]  # compiled, eager, compiled: counted every time
 
 
 @pytest.mark.parametrize("recurrent", ["lstm", "gru"])
@@ -183,3 +185,104 @@ def test_sr_init_reaches_every_block_of_srtg_r3d_18() -> None:
     assert len(biases) == 8 and all(b.abs().max() < 1 for b in biases)
     model = create_model("srtg_r3d_18", num_classes=4)
     assert all(m.lstm.bias_ih_l0.max() == 2 for m in model.modules() if isinstance(m, Squeeze_and_Recursion))
+
+
+def _three_clips() -> torch.Tensor:
+    """(3, P, T, 3, 3): moving, static, moving (the identity-like gate passes samples 0 and 2)."""
+    moving, static = _clips()
+    return torch.stack([moving, static, torch.roll(moving, 2, dims=1)])
+
+
+def test_gate_counters_count_passes_per_batch_and_reset() -> None:
+    sr = _identity_like_sr(P, gates=True)
+    assert sr.gate_counts().tolist() == [0.0, 0.0]
+    sr(_three_clips())
+    assert sr.gate_counts().tolist() == [2.0, 3.0]
+    sr(_clips()[1:])  # one static sample: fails
+    assert sr.gate_counts().tolist() == [2.0, 4.0]
+    assert "_gate_counts" not in sr.state_dict() and not list(sr.buffers())
+    sr.reset_gate_stats()
+    assert sr.gate_counts().tolist() == [0.0, 0.0]
+
+
+def test_counters_started_under_inference_mode_keep_counting_in_training() -> None:
+    sr = _identity_like_sr(P, gates=True)
+    with torch.inference_mode():
+        sr(_three_clips())
+    sr(_three_clips().requires_grad_(True)).sum().backward()
+    assert sr.gate_counts().tolist() == [4.0, 6.0]
+
+
+def test_inactive_gate_recalibrates_every_sample_but_still_counts() -> None:
+    sr = _identity_like_sr(P, gates=True)
+    sr.gate_active = False
+    x = _three_clips()
+    _, r = sr.squeeze_recur(x)
+    torch.testing.assert_close(sr(x), x * r[..., None, None])
+    assert sr.gate_counts().tolist() == [2.0, 3.0]
+    sr.gate_active = True
+    assert torch.equal(sr(x)[1], x[1])
+
+
+class _Wrapper(torch.nn.Module):
+    """Stands in for DDP: the model sits in ``.module``."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x)
+
+
+def test_model_level_pass_rates_switch_and_names() -> None:
+    from network.gate import gate_pass_rates, gated_blocks, reset_gate_stats, set_gates_active
+
+    inner = torch.nn.Sequential()
+    inner.add_module("a", _identity_like_sr(P, gates=True))
+    inner.add_module("plain", Squeeze_and_Recursion(P))  # gates=False: not a gated block
+    inner.add_module("b", _identity_like_sr(P, gates=True))
+    model = _Wrapper(inner)
+    assert list(gated_blocks(model)) == ["a", "b"]
+    rates = gate_pass_rates(model)
+    assert list(rates) == ["a", "b"] and all(v != v for v in rates.values())  # NaN: nothing checked yet
+    x = _three_clips()
+    with torch.no_grad():
+        inner.a(x)
+        inner.b(x[1:])  # static, moving
+    assert gate_pass_rates(model) == pytest.approx({"a": 2 / 3, "b": 1 / 2})
+    other_rank = torch.tensor([[1.0, 1.0], [0.0, 2.0]])
+    assert gate_pass_rates(model, reduce=lambda c: c + other_rank) == pytest.approx({"a": 3 / 4, "b": 1 / 4})
+    reset_gate_stats(model)
+    assert all(v != v for v in gate_pass_rates(model).values())
+    assert set_gates_active(model, False) == 2
+    assert not inner.a.gate_active and not inner.b.gate_active and inner.plain.gate_active
+    with torch.no_grad():
+        _, r = inner.a.squeeze_recur(x)
+        torch.testing.assert_close(inner.a(x), x * r[..., None, None])  # the static sample too
+    assert set_gates_active(model, True) == 2 and inner.a.gate_active
+
+
+def test_srtg_builders_pass_the_gate_similarity_to_every_block() -> None:
+    from network.gate import gate_pass_rates, gated_blocks
+    from network.registry import create_model
+
+    model = create_model("srtg_r3d_18", num_classes=4, gates=True, gate_similarity="tstd", gate_temperature=0.5)
+    blocks = gated_blocks(model)
+    assert list(blocks)[:2] == ["layer1.0.sar", "layer1.1.sar"] and len(blocks) == 8
+    assert {(b.gate_similarity, b.gate_temperature) for b in blocks.values()} == {("tstd", 0.5)}
+    assert "similarity=tstd, temperature=0.5" in repr(blocks["layer1.0.sar"])
+    plain = create_model("srtg_r3d_18", num_classes=4)
+    assert model.state_dict().keys() == plain.state_dict().keys()
+    with torch.no_grad():
+        model(torch.randn(2, 3, 8, 32, 32))
+    rates = gate_pass_rates(model)
+    assert rates["layer4.1.sar"] == 1.0  # T = 1 there: trivially consistent
+    assert model.state_dict().keys() == plain.state_dict().keys()
+    assert gated_blocks(plain) == {}
+    with pytest.raises(ValueError, match="gate similarity must be one of"):
+        create_model("srtg_r3d_18", num_classes=4, gates=True, gate_similarity="l2")
+    with pytest.raises(ValueError, match="gate temperature"):
+        create_model("srtg_r3d_18", num_classes=4, gates=True, gate_temperature=0)
+    with pytest.raises(TypeError):
+        create_model("r3d_18", num_classes=4, gate_similarity="tcc")

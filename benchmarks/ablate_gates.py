@@ -1,0 +1,289 @@
+"""Ablation of the SRTG temporal gate on the built-in synthetic set: every arm on one fixed step budget.
+
+    python benchmarks/ablate_gates.py [--budget-steps 315] [--seeds 2] [--out ablation_gates] [--estimate]
+    python benchmarks/ablate_gates.py --quick          # every arm for 2 steps on a tiny set (the test suite)
+    python benchmarks/ablate_gates.py --init-table     # pass rate per block at initialisation, per similarity
+
+Arms (the demo's clip: 8 frames of 32², interval 4, batch 32, lr 0.02): r3d_18; srtg_r3d_18 with gates off;
+srtg_r3d_18 with gates on for each similarity of ``network.gate.SIMILARITIES``; mtnet_xs (at 34², MTNet needs
+at least 33 px); then, with the similarity of the best gates-on arm (mean final val top-1), that similarity
+with a warm-up (``--gates-from-epoch``: gate off for the first half of the epochs), and both at 16 frames.
+Each arm is trained through ``train.run.run`` with ``--random-seed`` 1..N; the data set is generated once into
+``OUT/data``. The table (``OUT/ablation.md``, also printed; raw numbers in ``OUT/ablation.json``) gives val
+top-1 at the end and at its best (mean ± half the range over seeds) and each block's final val pass rate from
+the run's ``gates_s0000.csv``. Arms that need a training flag the CLI does not have are listed as skipped.
+
+Budget: 315 steps = 7 epochs of 45 steps (1440 training clips / batch 32). The README's demo run (720 steps of
+srtg_r3d_18 with validation in 8 min 47 s on 2 free cores) puts an 8-frame step at about 0.73 s, so the 22
+runs (13 step-equivalents per seed: 16-frame and mtnet steps cost about twice) take about 1 h 45 min; run
+``--estimate`` first on a busy machine, which times a few steps of each kind and prints the projection.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from data.atomic import atomic_write_text  # noqa: E402
+from data.synthetic import CLASSES, SYNTHETIC_SPEC, generate, render_clip  # noqa: E402
+from data.video_transforms import normalise  # noqa: E402
+from network.config import get_config  # noqa: E402
+from network.gate import SIMILARITIES, gate_pass_rates, reset_gate_stats  # noqa: E402
+from network.registry import create_model  # noqa: E402
+from train.cli import build_parser  # noqa: E402
+from train.gate_report import read_gates  # noqa: E402
+
+SRTG = "srtg_r3d_18"
+FULL = {"videos_per_class": 240, "frames": 32, "size": 64, "batch": 32, "clip": 32}  # the demo (train_synthetic.py)
+# 16 training clips: 1 step per epoch; 16² clips for the ResNets keep the 13 runs short
+QUICK = {"videos_per_class": 3, "frames": 24, "size": 40, "batch": 16, "clip": 16}
+MTNET_SIZE = 34  # MTNet needs H, W >= 33
+GATE_FLAGS = {"similarity": "--gate-similarity", "temperature": "--gate-temperature", "warmup": "--gates-from-epoch"}
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One configuration of the ablation."""
+
+    name: str
+    network: str
+    gates: bool = False
+    similarity: str | None = None  # None: the builders' default (no flag passed)
+    warmup: bool = False
+    frames: int = 8
+    size: int = 32
+
+
+def first_arms(clip: int = 32) -> list[Arm]:
+    """The arms that do not depend on the outcome of others (``clip``: side of the ResNets' clips)."""
+    gated = [Arm(f"gates {s}", SRTG, True, s, size=clip) for s in SIMILARITIES]
+    return [Arm("r3d_18", "r3d_18", size=clip), Arm("gates off", SRTG, size=clip), *gated,
+            Arm("mtnet_xs", "mtnet_xs", size=MTNET_SIZE)]
+
+
+def best_arms(best: str, clip: int = 32) -> list[Arm]:
+    """The best similarity with a warm-up, and with and without one at 16 frames."""
+    base = Arm(f"gates {best}", SRTG, True, best, size=clip)
+    return [replace(base, name=f"gates {best} + warm-up", warmup=True),
+            replace(base, name=f"gates {best}, 16 frames", frames=16),
+            replace(base, name=f"gates {best} + warm-up, 16 frames", frames=16, warmup=True)]
+
+
+def missing_flags(arm: Arm, temperature: float | None) -> list[str]:
+    """Training flags ``arm`` needs that ``train.cli`` does not define (yet)."""
+    known = build_parser(SYNTHETIC_SPEC)._option_string_actions
+    needed = [GATE_FLAGS["similarity"]] if arm.similarity not in (None, "raw") else []
+    needed += [GATE_FLAGS["temperature"]] if arm.gates and temperature is not None else []
+    needed += [GATE_FLAGS["warmup"]] if arm.warmup else []
+    return [f for f in needed if f not in known]
+
+
+def argv_for(arm: Arm, seed: int, data: Path, runs: Path, epochs: int, cfg: dict, temperature: float | None,
+             quick: bool) -> list[str]:
+    """The ``train_synthetic.py`` command line of one run."""
+    argv = ["--dataset", str(data), "--network", arm.network, "--gates", str(arm.gates), "--clip-length",
+            str(arm.frames), "--clip-size", str(arm.size), "--end-epoch", str(epochs), "--random-seed", str(seed),
+            "--batch-size", str(cfg["batch"]), "--lr-steps", str(max(1, round(0.8 * epochs))),
+            "--save-frequency", str(epochs), "--model-dir", str(runs / f"{arm.name.replace(' ', '_')}_s{seed}"),
+            "--device", "cpu"]
+    if arm.similarity not in (None, "raw"):
+        argv += [GATE_FLAGS["similarity"], arm.similarity]
+    if arm.gates and temperature is not None:
+        argv += [GATE_FLAGS["temperature"], str(temperature)]
+    if arm.warmup:
+        argv += [GATE_FLAGS["warmup"], str(max(1, epochs // 2))]
+    if quick:
+        argv += ["--workers", "0", "--log-interval", "1", "--eval-frequency", str(epochs)]
+    return argv
+
+
+def final_pass_rates(results_dir: str | None) -> dict[str, float]:
+    """Val pass rate per block at the last epoch of the run's gates CSV ({} when there is none)."""
+    if not results_dir or not list(Path(results_dir).glob("gates_s*.csv")):
+        return {}
+    val = read_gates(results_dir).get("val", {})
+    return {block: series[max(series)] for block, series in val.items()}
+
+
+def run_arm(arm: Arm, seeds: int, data: Path, runs: Path, epochs: int, cfg: dict, temperature: float | None,
+            quick: bool, keep_checkpoints: bool) -> dict[str, Any]:
+    """Train ``arm`` once per seed; its results as plain data (``skipped`` names missing CLI flags).
+
+    The runs' checkpoints (350 MB each for srtg_r3d_18) are deleted unless ``keep_checkpoints``."""
+    from train.run import run
+
+    missing = missing_flags(arm, temperature)
+    record: dict[str, Any] = {"arm": asdict(arm), "skipped": missing, "runs": []}
+    if missing:
+        print(f"[ablate] {arm.name}: skipped, train.cli has no {' '.join(missing)}", flush=True)
+        return record
+    spec = replace(SYNTHETIC_SPEC, num_classes=len(CLASSES))
+    for seed in range(1, seeds + 1):
+        t0 = time.perf_counter()
+        summary = run(spec, argv_for(arm, seed, data, runs, epochs, cfg, temperature, quick))
+        record["runs"].append({"seed": seed, "last_val_top1": summary.get("last_val_top1"),
+                               "best_val_top1": summary.get("best_val_top1"), "seconds": time.perf_counter() - t0,
+                               "results_dir": summary.get("results_dir"),
+                               "pass_rates": final_pass_rates(summary.get("results_dir"))})
+        if not keep_checkpoints and summary.get("results_dir"):
+            for path in Path(summary["results_dir"]).glob("*.pth"):
+                path.unlink()
+        print(f"[ablate] {arm.name} seed {seed}: val top-1 {summary.get('last_val_top1')} "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    return record
+
+
+def _mean_spread(values: list[float | None]) -> tuple[float, float]:
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    if not vals:
+        return float("nan"), float("nan")
+    return statistics.fmean(vals), (max(vals) - min(vals)) / 2
+
+
+def pick_best(records: list[dict[str, Any]]) -> str:
+    """The similarity of the gates-on arm with the highest mean final val top-1 (``raw`` if none ran)."""
+    scored = [(_mean_spread([r["last_val_top1"] for r in rec["runs"]])[0], rec["arm"]["similarity"])
+              for rec in records if rec["arm"]["gates"] and rec["runs"]]
+    scored = [(score, sim) for score, sim in scored if not math.isnan(score)]
+    return max(scored, key=lambda t: t[0])[1] if scored else "raw"
+
+
+def table(records: list[dict[str, Any]]) -> str:
+    """Markdown: val top-1 (mean ± half range over seeds) and final val pass rate per block."""
+    blocks = sorted({b for rec in records for r in rec["runs"] for b in r["pass_rates"]},
+                    key=lambda b: [int(p) if p.isdigit() else p for p in b.replace(".", " ").split()])
+    head = ["arm", "T", "seeds", "val top-1 final", "val top-1 best", "s/run", *[b.removesuffix(".sar") for b in blocks]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for rec in records:
+        arm = rec["arm"]
+        if rec["skipped"]:
+            lines.append(f"| {arm['name']} | {arm['frames']} | – | skipped: no {' '.join(rec['skipped'])} |"
+                         + " |" * (len(head) - 4))
+            continue
+        runs = rec["runs"]
+        last, best = (_mean_spread([r[k] for r in runs]) for k in ("last_val_top1", "best_val_top1"))
+        seconds = statistics.fmean(r["seconds"] for r in runs)
+        rates = [_mean_spread([r["pass_rates"].get(b) for r in runs])[0] for b in blocks]
+        cells = [arm["name"], str(arm["frames"]), str(len(runs)), f"{last[0]:.3f} ± {last[1]:.3f}",
+                 f"{best[0]:.3f} ± {best[1]:.3f}", f"{seconds:.0f}", *("–" if math.isnan(v) else f"{v:.2f}" for v in rates)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def ensure_data(out: Path, cfg: dict) -> Path:
+    """Generate the synthetic set into ``out/data`` once (its val CSV, written last, marks it complete)."""
+    data = out / "data"
+    if not (data / "labels" / SYNTHETIC_SPEC.val_csv).is_file():
+        generate(data, videos_per_class=cfg["videos_per_class"], frames=cfg["frames"], size=cfg["size"], workers=2)
+    return data
+
+
+def synthetic_clips(n: int, frames: int, size: int, interval: int = 4) -> torch.Tensor:
+    """``(n, 3, frames, size, size)`` normalised synthetic clips, one class after another (every 4th frame)."""
+    cfg = get_config(SRTG)
+    clips = []
+    for i in range(n):
+        raw = render_clip(CLASSES[i % len(CLASSES)], np.random.default_rng([7, i]), frames * interval, size)
+        clips.append(normalise(torch.from_numpy(np.ascontiguousarray(raw[::interval])).permute(0, 3, 1, 2),
+                               cfg["mean"], cfg["std"]))
+    return torch.stack(clips)
+
+
+@torch.no_grad()
+def init_table(frames: int = 8, size: int = 32, clips: int = 8) -> str:
+    """Markdown: pass rate per block of a freshly initialised gated srtg_r3d_18, per similarity and input."""
+    inputs = {"random": torch.randn(clips, 3, frames, size, size, generator=torch.Generator().manual_seed(0)),
+              "synthetic": synthetic_clips(clips, frames, size)}
+    lines: list[str] = []
+    for name in SIMILARITIES:
+        torch.manual_seed(0)
+        model = create_model(SRTG, num_classes=len(CLASSES), gates=True, gate_similarity=name).eval()
+        for what, x in inputs.items():
+            reset_gate_stats(model)
+            model(x)
+            rates = gate_pass_rates(model)
+            if not lines:
+                head = ["similarity", "clips", *[b.removesuffix(".sar") for b in rates]]
+                lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            lines.append(f"| {name} | {clips} {what} | " + " | ".join(f"{v:.2f}" for v in rates.values()) + " |")
+    return "\n".join(lines)
+
+
+def estimate(arms: list[Arm], seeds: int, budget: int, cfg: dict, steps: int = 2) -> float:
+    """Seconds the ablation would take here: a few timed training steps per (network, T, size), × budget."""
+    per_step: dict[tuple, float] = {}
+    for arm in arms:
+        key = (arm.network, arm.frames, arm.size)
+        if key in per_step:
+            continue
+        model = create_model(arm.network, num_classes=len(CLASSES), **({"gates": True} if arm.gates else {}))
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        x, y = torch.randn(cfg["batch"], 3, arm.frames, arm.size, arm.size), torch.arange(cfg["batch"]) % 8
+        times = []
+        for _ in range(steps + 1):
+            t0 = time.perf_counter()
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+            times.append(time.perf_counter() - t0)
+        per_step[key] = statistics.median(times[1:])
+        print(f"[ablate] {key}: {per_step[key]:.2f} s/step", flush=True)
+    # validation (1/3 of the training clips, forward only) and start-up add about 15%
+    return 1.15 * seeds * budget * sum(per_step[(a.network, a.frames, a.size)] for a in arms)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="every arm for 2 steps on a tiny set, 1 seed")
+    p.add_argument("--budget-steps", type=int, default=315, help="training steps per run (rounded up to epochs)")
+    p.add_argument("--seeds", type=int, default=2, help="runs per arm (seeds 1..N)")
+    p.add_argument("--temperature", type=float, default=None, help="--gate-temperature of the gated arms")
+    p.add_argument("--out", type=Path, default=Path("ablation_gates"), help="data set, runs and tables")
+    p.add_argument("--keep-checkpoints", action="store_true", help="keep each run's .pth (default: delete)")
+    p.add_argument("--estimate", action="store_true", help="time a few steps per arm kind and print the total")
+    p.add_argument("--init-table", action="store_true", help="print pass rates at initialisation and exit")
+    args = p.parse_args(argv)
+    if args.init_table:
+        for frames in (8, 16):
+            print(f"\nsrtg_r3d_18 at initialisation, {frames}x32² clips:\n{init_table(frames)}", flush=True)
+        return 0
+    cfg = QUICK if args.quick else FULL
+    seeds = 1 if args.quick else args.seeds
+    n_train = len(CLASSES) * (cfg["videos_per_class"] - round(0.25 * cfg["videos_per_class"]))
+    steps_per_epoch = math.ceil(n_train / cfg["batch"])
+    epochs = 2 if args.quick else max(2, math.ceil(args.budget_steps / steps_per_epoch))
+    if args.estimate:
+        arms = first_arms(cfg["clip"]) + best_arms("raw", cfg["clip"])
+        total = estimate(arms, seeds, epochs * steps_per_epoch, cfg)
+        print(f"[ablate] {len(arms)} arms x {seeds} seeds x {epochs * steps_per_epoch} steps: about "
+              f"{total / 3600:.1f} h here")
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    data = ensure_data(args.out, cfg)
+    print(f"[ablate] {epochs} epochs x {steps_per_epoch} steps per run, {seeds} seed(s)", flush=True)
+    run = dict(seeds=seeds, data=data, runs=args.out / "runs", epochs=epochs, cfg=cfg,
+               temperature=args.temperature, quick=args.quick, keep_checkpoints=args.keep_checkpoints)
+    records = [run_arm(arm, **run) for arm in first_arms(cfg["clip"])]
+    best = pick_best(records)
+    records += [run_arm(arm, **run) for arm in best_arms(best, cfg["clip"])]
+    text = (f"Synthetic set, {epochs} epochs x {steps_per_epoch} steps (batch {cfg['batch']}), seeds 1..{seeds}; "
+            f"best similarity: {best}\n\n{table(records)}\n")
+    print(text)
+    atomic_write_text(args.out / "ablation.md", text)
+    atomic_write_text(args.out / "ablation.json", json.dumps(records, indent=1, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

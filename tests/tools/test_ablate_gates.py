@@ -1,0 +1,69 @@
+"""benchmarks/ablate_gates.py: the table and arm logic on plain numbers, and --quick end to end."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from train.cli import build_parser
+from data.synthetic import SYNTHETIC_SPEC
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import ablate_gates  # noqa: E402
+
+GATE_FLAGS_MISSING = [f for f in ablate_gates.GATE_FLAGS.values()
+                      if f not in build_parser(SYNTHETIC_SPEC)._option_string_actions]
+
+
+def _record(name: str, similarity: str | None, finals: list[float], rates: dict[str, float]) -> dict:
+    arm = ablate_gates.Arm(name, ablate_gates.SRTG, similarity is not None, similarity)
+    runs = [{"seed": i + 1, "last_val_top1": v, "best_val_top1": v + 0.1, "seconds": 10.0, "pass_rates": rates}
+            for i, v in enumerate(finals)]
+    return {"arm": ablate_gates.asdict(arm), "skipped": [], "runs": runs}
+
+
+def test_best_similarity_and_table_cells() -> None:
+    records = [_record("gates off", None, [0.9, 0.9], {}),
+               _record("gates raw", "raw", [0.5, 0.7], {"layer1.0.sar": 0.0, "layer10.1.sar": 1.0}),
+               _record("gates tstd", "tstd", [0.8, 0.6], {"layer1.0.sar": 0.5}),
+               {"arm": ablate_gates.asdict(ablate_gates.Arm("gates recal", "srtg_r3d_18", True, "recal")),
+                "skipped": ["--gate-similarity"], "runs": []}]
+    assert ablate_gates.pick_best(records) == "tstd"  # 0.70 mean beats 0.60; 'gates off' is not a candidate
+    lines = ablate_gates.table(records).splitlines()
+    assert lines[0].endswith("| layer1.0 | layer10.1 |")  # numeric block order
+    assert lines[3] == "| gates raw | 8 | 2 | 0.600 ± 0.100 | 0.700 ± 0.100 | 10 | 0.00 | 1.00 |"
+    assert lines[4].endswith("| 0.50 | – |") and "skipped: no --gate-similarity" in lines[5]
+    assert all(line.count("|") == lines[0].count("|") for line in lines)
+
+
+def test_command_lines_carry_only_the_flags_an_arm_needs(tmp_path: Path) -> None:
+    cfg = ablate_gates.FULL
+    plain = ablate_gates.argv_for(ablate_gates.Arm("r3d_18", "r3d_18"), 2, tmp_path, tmp_path, 7, cfg, None, False)
+    assert plain[plain.index("--random-seed") + 1] == "2" and "--gate-similarity" not in plain
+    warm = ablate_gates.best_arms("tstd")[0]
+    argv = ablate_gates.argv_for(warm, 1, tmp_path, tmp_path, 7, cfg, 0.5, False)
+    assert argv[argv.index("--gate-similarity") + 1] == "tstd" and argv[argv.index("--gates-from-epoch") + 1] == "3"
+    assert argv[argv.index("--gate-temperature") + 1] == "0.5" and argv[argv.index("--gates") + 1] == "True"
+    assert [a.frames for a in ablate_gates.best_arms("tstd")] == [8, 16, 16]
+
+
+@pytest.mark.slow
+def test_quick_runs_every_arm(tmp_path: Path) -> None:
+    assert ablate_gates.main(["--quick", "--out", str(tmp_path)]) == 0
+    records = json.loads((tmp_path / "ablation.json").read_text())
+    names = [r["arm"]["name"] for r in records]
+    assert len(names) == 11 and names[0] == "r3d_18" and names[-1].endswith("warm-up, 16 frames")
+    ran = [r for r in records if not r["skipped"]]
+    assert {r["arm"]["name"] for r in ran} >= {"r3d_18", "gates off", "gates raw", "mtnet_xs"}
+    assert all(0.0 <= r["runs"][0]["last_val_top1"] <= 1.0 for r in ran)
+    assert not list(tmp_path.glob("runs/*/*/*.pth"))  # checkpoints deleted
+    assert "| gates raw | 8 | 1 |" in (tmp_path / "ablation.md").read_text()
+    if GATE_FLAGS_MISSING:
+        pytest.xfail(f"train.cli has no {' '.join(GATE_FLAGS_MISSING)} yet (the integrator adds them)")
+    assert all(not r["skipped"] for r in records)
+    gated = [r for r in records if r["arm"]["gates"]]
+    if not list(tmp_path.glob("runs/*/*/gates_s*.csv")):
+        pytest.xfail("training does not write gates_s*.csv yet (the integrator wires train.gate_report)")
+    assert all(r["runs"][0]["pass_rates"] for r in gated)

@@ -21,6 +21,7 @@ from train import distributed as dist
 from train.callback import default_callbacks, speed_legend
 from train.checkpoint import ResultsCsv, checkpoint_path, save_checkpoint
 from train.config import RunConfig
+from train.gate_monitor import GateMonitor
 from train.health import LossWatch, check_data
 from train.loop import EpochResult, TrainStep, evaluate, train_one_epoch
 from train.progress import Monitor, format_duration
@@ -108,6 +109,7 @@ def fit(s: Session) -> dict[str, Any]:
     log.info("Epoch plan: %d iterations of %s", len(plan), _plan_text(plan, dist.get_world_size()))
     outputs = _Outputs(s)
     watch = LossWatch(len(s.loaders.classes))
+    gates = GateMonitor.for_model(s.model, s.out_dir, s.start_epoch, cfg.model.gates_from_epoch, outputs.board)
     check_data(len(s.loaders.train_set), len(s.loaders.val_set), cfg.optim.batch_size, len(s.loaders.classes))
     summary: dict[str, Any] = {"results_dir": str(s.out_dir), "start_epoch": s.start_epoch, "end_epoch": end,
                                "log_file": str(cfg.log_path()), "best_val_top1": None, "last_val_top1": None,
@@ -121,15 +123,24 @@ def fit(s: Session) -> dict[str, Any]:
                 log.info("Epoch [%d]: learning rate %.3e", done, lr)
                 last_lr = lr
             s.loaders.set_epoch(epoch)
+            record: dict[str, Any] = {"epoch": done}
             t0 = time.perf_counter()
+            if gates:
+                gates.before("train", epoch)
             tr = train_one_epoch(s.model, s.loaders.train, s.step, epoch, plan, monitor)
+            if gates:
+                record["gates_train"] = gates.after("train", done)
             log.info(_summary_line("train", done, tr))
             watch.observe("train", done, tr.loss)
             outputs.write("train", done, tr)
-            record: dict[str, Any] = {"epoch": done, "train": tr.as_dict()}
+            record["train"] = tr.as_dict()
             summary.update(nonfinite_steps=summary["nonfinite_steps"] + tr.nonfinite_steps, last_train_top1=tr.top1)
             if _due(done, cfg.output.eval_frequency, end):
+                if gates:
+                    gates.before("val", epoch)
                 va = evaluate(s.model, s.loaders.val, s.step.device, s.step.precision, epoch, monitor)
+                if gates:
+                    record["gates_val"] = gates.after("val", done)
                 va.lr = tr.lr
                 log.info(_summary_line("val", done, va))
                 watch.observe("val", done, va.loss)
@@ -150,9 +161,14 @@ def fit(s: Session) -> dict[str, Any]:
             log.info("Epoch [%d/%d] took %s; run ETA %s", done, end, format_duration(monitor.epoch_seconds[-1]),
                      format_duration(eta or 0.0))
             summary["history"].append(record)
-            summary["plot"] = outputs.plot(force=done == end) or summary.get("plot")
+            plotted = outputs.plot(force=done == end)
+            if plotted:
+                summary["plot"] = plotted
+                summary["gates_plot"] = gates.plot() if gates else None  # gates.png beside curves.png
     finally:
         outputs.close()
+        if gates:
+            gates.close()
     summary["seconds"] = time.perf_counter() - began
     summary["train_csv"] = str(s.out_dir / f"train_results_s{s.start_epoch:04d}.csv")
     summary["val_csv"] = str(s.out_dir / f"val_results_s{s.start_epoch:04d}.csv")

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from data.labels import dictionary_path, load_records
+from network.gate import gate_pass_rates, reset_gate_stats
 from train import distributed as dist
 from train.cli import str2bool
 from train.config import DEVICES
@@ -112,9 +113,13 @@ def _evaluate(args: argparse.Namespace, info: dist.DistInfo, device) -> dict:
     log.info("evaluate %s (%s, epoch %s) on %s %s: %d videos, %d clips x %d crops of %d x %d² (interval %d), "
              "%d process(es) on %s", network, args.checkpoint, loaded.epoch, spec.name, csv_path.name, len(records),
              cfg.clips, cfg.crops, cfg.clip_length, cfg.size, cfg.frame_interval, info.world_size, device)
+    reset_gate_stats(loaded.model)
     scores = score_videos(loaded.model, records, cfg, loaded.mean, loaded.std, loaded.num_classes, device,
                           args.batch_size, args.workers)
     result = summarise(scores, names)
+    rates = gate_pass_rates(loaded.model, reduce=dist.all_reduce_sum)  # {} without gated SR blocks
+    if rates:
+        result["gate_pass_rates"] = {k: (None if math.isnan(v) else v) for k, v in rates.items()}
     confusion = result.pop("confusion")
     result.update({"network": network, "checkpoint": str(args.checkpoint), "epoch": loaded.epoch,
                    "dataset": spec.name, "csv": str(csv_path), "clips": cfg.clips, "crops": cfg.crops,
@@ -147,6 +152,8 @@ def _print(result: dict) -> None:
     print(f"  clip-level   top-1 {fmt(result['clip_top1'])}  top-5 {fmt(result['clip_top5'])}  "
           f"({result['views']} views)")
     print(f"  mean per-class top-1 {fmt(result['mean_class_top1'])}")
+    for block, rate in (result.get("gate_pass_rates") or {}).items():
+        print(f"  gate pass rate {block:<14s} {'n/a' if rate is None else f'{rate:.4f}'}")
     per_class = result["per_class"]
     if len(per_class) <= 30:
         for name, row in per_class.items():

@@ -104,3 +104,26 @@ def test_labels_unknown_to_checkpoint_are_an_error(ckpt, tmp_path, capsys):
     assert evaluate.main(["--checkpoint", str(other), "--spec", "synthetic", *SMALL]) == 1
     err = capsys.readouterr().err
     assert "'blue'" in err and "synthetic_val.csv:" in err
+
+
+def test_gated_checkpoint_reports_gate_pass_rates(ckpt, tmp_path):
+    """A --gates True checkpoint: evaluate.py builds the gated network from the checkpoint alone and reports the
+    pass rate of each of its 8 SR blocks."""
+    from data.datasets import spec_from_dict
+    from network import build_model
+    from train.checkpoint import load_checkpoint_file, save_checkpoint
+    from train.config import RunConfig
+
+    source = load_checkpoint_file(ckpt)
+    config = RunConfig.from_saved(source).replace(network="srtg_r3d_18", gates=True, gate_similarity="tcc")
+    torch.manual_seed(0)
+    model = build_model("srtg_r3d_18", len(COLOURS), gates=True, gate_similarity="tcc")
+    path = save_checkpoint(tmp_path / "srtg_r3d_18_ep-0001.pth", model, 1, network="srtg_r3d_18",
+                           classes=source["classes"], config=config.to_dict(),
+                           dataset=spec_from_dict(source["dataset"]).to_dict())
+    out = tmp_path / "eval"
+    assert evaluate.main(["--checkpoint", str(path), *SMALL, "--out", str(out)]) == 0
+    rates = json.loads((out / "results.json").read_text())["gate_pass_rates"]
+    assert len(rates) == 8 and set(rates) >= {"layer1.0.sar", "layer4.1.sar"}
+    assert all(r is None or 0.0 <= r <= 1.0 for r in rates.values())
+    assert rates["layer4.1.sar"] == 1.0  # T = 1 there: a single frame always cycles back to itself

@@ -14,13 +14,15 @@ read from the JPEG header alone (`jpeg_size`).
 """
 from __future__ import annotations
 
-from typing import Callable, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence, Union, runtime_checkable
 
 import cv2
 import numpy as np
-import torch
 
-Frames = np.ndarray | torch.Tensor  # (T, H, W, 3) uint8, BGR
+if TYPE_CHECKING:  # torch is imported only by the torchvision decoder: the offline tools do not need it
+    import torch
+
+Frames = Union[np.ndarray, "torch.Tensor"]  # (T, H, W, 3) uint8, BGR
 REDUCED_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
                  8: cv2.IMREAD_REDUCED_COLOR_8}
 
@@ -91,10 +93,11 @@ class TorchvisionDecoder:
 
     reductions = (1,)
 
-    def __init__(self, device: str | torch.device = "cpu"):
+    def __init__(self, device: "str | torch.device" = "cpu"):
         self.device = str(device)
 
-    def decode(self, blobs: Sequence[bytes], reduce: int = 1) -> torch.Tensor:
+    def decode(self, blobs: Sequence[bytes], reduce: int = 1) -> "torch.Tensor":
+        import torch
         from torchvision.io import ImageReadMode, decode_jpeg as tv_decode_jpeg
 
         if reduce != 1:
@@ -111,7 +114,7 @@ class TorchvisionDecoder:
             raise FrameReadError(f"frames differ in size ({exc})") from exc
         return clip.permute(0, 2, 3, 1).flip(-1)
 
-    def _bad(self, data: list[torch.Tensor]) -> int | None:
+    def _bad(self, data: "list[torch.Tensor]") -> int | None:
         from torchvision.io import ImageReadMode, decode_jpeg as tv_decode_jpeg
 
         for j, d in enumerate(data):

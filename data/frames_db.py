@@ -17,7 +17,6 @@ from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
-import torch
 
 from data.atomic import atomic_path, atomic_write_text
 # FrameReadError and decode_jpeg are also imported from here by the tools and the tests
@@ -56,7 +55,7 @@ def _fetch_by_rowid(con: sqlite3.Connection, unique: list[int], names: list[str]
     return {obj: blob for rowid, obj, blob in con.execute(sql, list(expected)) if expected.get(rowid) == obj}
 
 
-def _fetch_by_objid(con: sqlite3.Connection, names: list[str]) -> dict[str, bytes]:
+def query_by_objid(con: sqlite3.Connection, names: list[str]) -> dict[str, bytes]:
     """The original's query: a search when the ObjId index exists, a scan of the whole table otherwise."""
     sql = f"SELECT ObjId, frames FROM Images WHERE ObjId IN ({','.join('?' * len(names))})"
     return dict(con.execute(sql, names).fetchall())
@@ -76,7 +75,7 @@ def read_unique_blobs(con: sqlite3.Connection, video_dir: str | Path,
     try:
         rows = _fetch_by_rowid(con, unique, names)
         if len(rows) < len(names):
-            rows.update(_fetch_by_objid(con, [n for n in names if n not in rows]))
+            rows.update(query_by_objid(con, [n for n in names if n not in rows]))
     except sqlite3.Error as exc:
         raise FrameReadError(f"{Path(video_dir) / DB_NAME}: query failed ({exc})") from exc
     missing = [n for n in names if n not in rows]
@@ -107,11 +106,8 @@ def decode_clip(blobs: Sequence[bytes], positions: Sequence[int], where: str | P
             raise FrameReadError(f"{where}: {exc}") from None
         number = (frame_indices[exc.position] if frame_indices is not None else exc.position) + 1
         raise FrameReadError(f"{where} frame {number}: frame is not a decodable JPEG") from None
-    if list(positions) == list(range(len(blobs))):
-        return frames
-    if isinstance(frames, torch.Tensor):
-        return frames[torch.as_tensor(list(positions), device=frames.device)]
-    return frames[np.asarray(positions)]
+    positions = list(positions)
+    return frames if positions == list(range(len(blobs))) else frames[positions]  # numpy or torch indexing
 
 
 def read_frames(video_dir: str | Path, indices: Sequence[int], con: sqlite3.Connection | None = None,
@@ -127,7 +123,7 @@ def read_frames(video_dir: str | Path, indices: Sequence[int], con: sqlite3.Conn
             con.close()
     frames = decode_clip(blobs, positions, Path(video_dir) / DB_NAME, decoder, reduce,
                          sorted(set(int(i) for i in indices)))
-    return frames.cpu().numpy() if isinstance(frames, torch.Tensor) else frames
+    return frames if isinstance(frames, np.ndarray) else frames.cpu().numpy()
 
 
 def count_rows(video_dir: str | Path) -> int:

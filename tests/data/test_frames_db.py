@@ -76,10 +76,9 @@ def test_list_video_dirs(tmp_path):
 # --- reads by rowid, verified, with the original's ObjId query as fallback ---
 
 def original_query(con: sqlite3.Connection, video, indices) -> list[bytes]:
-    """The original's read: one ``ObjId IN (...)`` query, blobs put back in the requested order."""
-    names = [f"{video.name}/frame_{i + 1:05d}" for i in indices]
-    rows = dict(con.execute(f"SELECT ObjId, frames FROM Images WHERE ObjId IN ({','.join('?' * len(names))})",
-                            names).fetchall())
+    """The original's read (one ``ObjId IN (...)`` query), blobs put back in the requested order."""
+    names = [fdb.frame_id(video, i) for i in indices]
+    rows = fdb.query_by_objid(con, names)
     return [rows[n] for n in names]
 
 

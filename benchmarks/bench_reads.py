@@ -11,7 +11,8 @@ could insert them), then indexed with `data.index_db`, so every rowid misses and
 It times reading one ``--clip``-frame clip (interval 2, random start): the old query on ``original`` against
 the new read (`data.frames_db.read_unique_blobs`) on each file. ``warm``: reused connection, file in the page
 cache. ``cold``: a new read-only connection, and the file evicted from the page cache with
-``posix_fadvise(DONTNEED)`` first (only our files; the machine's other caches, e.g. the disk's, stay).
+``posix_fadvise(DONTNEED)`` first (only our files; the machine's other caches, e.g. the disk's, stay; dropping
+all caches needs root).
 Methods are interleaved; medians per cell; ratios old / new.
 """
 from __future__ import annotations
@@ -60,6 +61,13 @@ def make_videos(root: Path, n: int, blobs: list[bytes]) -> dict[str, Path]:
     write_layout(videos["reordered+index"], n, blobs, [int(i) for i in np.random.default_rng(1).permutation(n)])
     index_database(videos["reordered+index"] / DB_NAME)
     return videos
+
+
+def load_into_cache(video: Path) -> None:
+    """Read the whole file once, so warm reads of every layout find it in the page cache."""
+    with open(video / DB_NAME, "rb") as fh:
+        while fh.read(1 << 24):
+            pass
 
 
 def old_read(con: sqlite3.Connection, video: Path, indices: list[int]) -> None:
@@ -114,6 +122,9 @@ def main() -> None:
             videos = make_videos(tmp, n, blobs)
             cons: dict[Path, sqlite3.Connection] = {}
             for mode, reps in (("cold", args.cold_reps), ("warm", args.warm_reps)):
+                if mode == "warm":
+                    for video in videos.values():
+                        load_into_cache(video)
                 times: dict[str, list[float]] = {m: [] for m in methods}
                 for _ in range(reps):
                     start = int(rng.integers(max(1, n - 2 * args.clip)))

@@ -35,6 +35,9 @@ from data.frames_db import (DB_NAME, TABLE_SQL, connect_readonly, encode_jpeg, f
 from data.index_db import index_database
 
 
+OLD = "old query, original"
+
+
 def textured_blobs(count: int, width: int, height: int) -> list[bytes]:
     """``count`` distinct JPEGs of textured noise (the blobs are cycled over the frames of a video)."""
     rng = np.random.default_rng(0)
@@ -81,7 +84,8 @@ def new_read(con: sqlite3.Connection, video: Path, indices: list[int]) -> None:
     assert len(blobs) == len(set(indices))
 
 
-def time_read(read: Callable, video: Path, indices: list[int], cold: bool, cons: dict[Path, sqlite3.Connection]) -> float:
+def time_read(read: Callable, video: Path, indices: list[int], cold: bool,
+              cons: dict[Path, sqlite3.Connection]) -> float:
     """Seconds for one clip read; cold: evict the file and open a new connection (inside the timing)."""
     if cold:
         evict(video)
@@ -112,12 +116,13 @@ def main() -> None:
     blobs = textured_blobs(64, width, height)
     tmp = Path(tempfile.mkdtemp(prefix="bench_reads_"))
     rng = np.random.default_rng(0)
-    methods = {"old query, original": ("original", old_read), "new, original": ("original", new_read),
+    methods = {OLD: ("original", old_read), "new, original": ("original", new_read),
                "new, ours": ("ours", new_read), "new, reordered+index": ("reordered+index", new_read)}
     results: dict[tuple[str, int, str], float] = {}
     try:
         print(f"frames {width}x{height}, {np.mean([len(b) for b in blobs]) / 1024:.1f} KB per JPEG, "
-              f"clip of {args.clip} frames (interval 2); medians of {args.cold_reps} cold / {args.warm_reps} warm reads")
+              f"clip of {args.clip} frames (interval 2); medians of {args.cold_reps} cold / {args.warm_reps} warm "
+              "reads")
         for n in (int(v) for v in args.lengths.split(",")):
             videos = make_videos(tmp, n, blobs)
             cons: dict[Path, sqlite3.Connection] = {}
@@ -143,7 +148,7 @@ def main() -> None:
         print(f"| method | {' | '.join(f'{m} {n}' for n, m in cols)} |")
         print(f"| --- | {' | '.join('---' for _ in cols)} |")
         for name in methods:
-            cells = [f"{results[(name, n, m)] * 1e3:.2f} ({results[('old query, original', n, m)] / results[(name, n, m)]:.1f}x)"
+            cells = [f"{results[(name, n, m)] * 1e3:.2f} ({results[(OLD, n, m)] / results[(name, n, m)]:.1f}x)"
                      for n, m in cols]
             print(f"| {name} | {' | '.join(cells)} |")
     finally:

@@ -141,7 +141,8 @@ class VideoIter(Dataset):
 
     def reduce_for(self, blob: bytes, size: Sequence[int], decoder: FrameDecoder | None = None) -> int:
         """Decode reduction for a clip of ``size`` whose first JPEG is ``blob`` (1 when reduced decoding is off,
-        the transform cannot say what it needs, or the header cannot be read)."""
+        the transform cannot say what it needs, or the header cannot be read). The original always decoded at
+        full size (README Differences: reduced-size decoding)."""
         decoder = decoder or self.decoder
         min_side = getattr(self.video_transform, "min_input_side", None)
         if not self.reduced_decode or min_side is None or len(decoder.reductions) < 2:
@@ -156,19 +157,22 @@ class VideoIter(Dataset):
             raise FrameReadError(f"{record.path}: n_frames is {record.n_frames}; re-convert the video")
         indices = self.sampler.sampling(range_max=record.n_frames, v_id=record.index, num=size[0])
         con = self._connection(record.path)
-        where = str(Path(record.path) / DB_NAME)
+        where, frame_indices = str(Path(record.path) / DB_NAME), sorted(set(int(i) for i in indices))
         try:
             blobs, positions = read_unique_blobs(con, record.path, indices)
             reduce = self.reduce_for(blobs[0], size)
             if self.decode == "deferred":
-                rng = getattr(self.video_transform, "rng", None)  # the clip's augmentation draws travel as a seed
-                seed = int(rng.get().integers(2 ** 63)) if rng is not None else None
-                return DeferredClip(blobs, positions, size, reduce, seed, where, sorted(set(int(i) for i in indices)))
-            frames = decode_clip(blobs, positions, where, self.decoder, reduce, sorted(set(int(i) for i in indices)))
+                return DeferredClip(blobs, positions, size, reduce, self._clip_seed(), where, frame_indices)
+            frames = decode_clip(blobs, positions, where, self.decoder, reduce, frame_indices)
         except FrameReadError:
             self._cons.pop(record.path, None)
             raise
         return self.video_transform(frames if isinstance(frames, np.ndarray) else frames.cpu().numpy(), size)
+
+    def _clip_seed(self) -> int | None:
+        """A seed for the clip's transform draws, from the transform's per-process RNG (None if it has none)."""
+        rng = getattr(self.video_transform, "rng", None)
+        return int(rng.get().integers(2 ** 63)) if hasattr(rng, "get") else None
 
     def _replacement(self, index: int, attempt: int) -> int:
         return int(np.random.default_rng([self.seed, index, attempt]).integers(len(self.records)))

@@ -156,7 +156,8 @@ class VideoTransform:
         work_hw = crop if any(name in SPATIAL for name, _ in ops) else out_hw
         x = self._resized_crop(x, top, left, bh, bw, work_hw)
         if ops:
-            x = torch.from_numpy(apply_augment(x.permute(0, 2, 3, 1).cpu().numpy(), ops)).to(x.device).permute(0, 3, 1, 2)
+            augmented = apply_augment(x.permute(0, 2, 3, 1).cpu().numpy(), ops)  # OpenCV: on the CPU
+            x = torch.from_numpy(augmented).to(x.device).permute(0, 3, 1, 2)
         if flip:
             x = F.horizontal_flip(x)
         if tuple(x.shape[-2:]) != out_hw:

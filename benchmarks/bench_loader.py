@@ -1,14 +1,18 @@
 """Clip loading speed: SQLite frame stores vs JPEG folders vs video files vs the in-memory decode bound.
 
-    python -m benchmarks.bench_loader [--videos 16] [--frames 64] [--size 256] [--clips 48]
+    python -m benchmarks.bench_loader [--videos 16] [--frames 64] [--sizes 256] [--clips 48]
                                       [--shapes 8x112,16x112,16x224] [--workers 2] [--interval 2]
+                                      [--policy small] [--crop N] [--only a,e,d]
 
 Generates one synthetic set (``data.synthetic``: frames.db + the same clips as H.264 .mp4) and dumps the very same
 JPEG bytes as ``frame_%05d.jpg`` folders, then loads the same random clips (same sampler seed) with:
 (a) ``VideoIter`` (one SQLite query per clip), (b) JPEG files (``cv2.imread`` per frame), (c) the .mp4 files
 (PyAV: seek to the clip, decode forward), (d) the decode bound: ``cv2.imdecode`` of the JPEG bytes already in
-memory. Every method ends with the same eval transform (centre crop, resize, normalise), so the ratios
-isolate the storage. Reports, in the main process and with ``--workers`` DataLoader workers, wall-clock
+memory, at full size, (e) ``VideoIter`` with reduced-size decoding (``cv2.IMREAD_REDUCED_COLOR_k``, ``k`` chosen
+per clip from the transform's ``min_input_side``; the header line of each column gives ``k``). Every method ends
+with the same eval transform (``--policy``, ``--crop``: the nominal crop of multigrid's smaller shapes), so the
+ratios isolate the storage and the decoding. Each stored frame side in ``--sizes`` (square frames) gets its
+own generated set and columns. Reports, in the main process and with ``--workers`` DataLoader workers, wall-clock
 clips/s and clips per CPU-second (main process + workers; robust to other jobs on a shared machine), best of
 ``--rounds`` interleaved rounds, and the ratio to (d). Files are in the page cache (warm reads) unless
 ``--cold``, which evicts our files from it (``posix_fadvise DONTNEED``) before each measurement.
@@ -30,6 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from data.frame_decoder import choose_reduce
 from data.frames_db import DB_NAME, decode_jpeg
 from data.labels import load_records
 from data.synthetic import generate
@@ -42,11 +47,9 @@ from network.config import get_config
 class _ClipSet(Dataset):
     """Shared parts of (b)-(d): records, the same sampler draws and transform as VideoIter."""
 
-    def __init__(self, records, size: tuple[int, int, int], interval: int):
-        self.records, self.size = records, size
+    def __init__(self, records, size: tuple[int, int, int], interval: int, transform):
+        self.records, self.size, self.transform = records, size, transform
         self.sampler = RandomSampling(size[0], interval, seed=0)
-        cfg = get_config()
-        self.transform = build_transform("small", False, cfg["mean"], cfg["std"])
 
     def __len__(self) -> int:
         return len(self.records)
@@ -63,8 +66,8 @@ class _ClipSet(Dataset):
 class MemorySet(_ClipSet):
     """(d) decode bound: JPEG bytes preloaded in RAM, decoded with cv2.imdecode."""
 
-    def __init__(self, records, size, interval):
-        super().__init__(records, size, interval)
+    def __init__(self, records, size, interval, transform):
+        super().__init__(records, size, interval, transform)
         self.blobs = {}
         for rec in records:
             con = sqlite3.connect(Path(rec.path) / DB_NAME)
@@ -79,8 +82,8 @@ class MemorySet(_ClipSet):
 class JpegFilesSet(_ClipSet):
     """(b) the same JPEG bytes as one file per frame (``<dir>/<class>/<id>/frame_%05d.jpg``)."""
 
-    def __init__(self, records, size, interval, jpg_root: Path, src_root: Path):
-        super().__init__(records, size, interval)
+    def __init__(self, records, size, interval, transform, jpg_root: Path, src_root: Path):
+        super().__init__(records, size, interval, transform)
         self.dirs = {rec.path: jpg_root / Path(rec.path).relative_to(src_root) for rec in records}
 
     def frames(self, rec, indices):
@@ -92,8 +95,8 @@ class JpegFilesSet(_ClipSet):
 class VideoFileSet(_ClipSet):
     """(c) the source .mp4: PyAV seek to the first needed frame's keyframe, decode forward to the last."""
 
-    def __init__(self, records, size, interval, video_root: Path, src_root: Path):
-        super().__init__(records, size, interval)
+    def __init__(self, records, size, interval, transform, video_root: Path, src_root: Path):
+        super().__init__(records, size, interval, transform)
         self.files = {rec.path: (video_root / Path(rec.path).relative_to(src_root)).with_suffix(".mp4")
                       for rec in records}
 
@@ -157,73 +160,100 @@ def measure(dataset: Dataset, clips: int, workers: int) -> tuple[float, float]:
     return wall, len(order) / (cpu_seconds() - c0)
 
 
+def make_sets(records, size, interval, transform, tmp: Path, jpg_dir: Path, only: str) -> dict[str, Dataset]:
+    """The methods named by their letters in ``only``, on the same records, sampler draws and transform."""
+    def video_iter(reduced: bool) -> VideoIter:
+        return VideoIter(records, size, RandomSampling(size[0], interval, seed=0), transform, reduced_decode=reduced)
+
+    builders = {
+        "a": ("(a) SQLite VideoIter", lambda: video_iter(False)),
+        "b": ("(b) JPEG files", lambda: JpegFilesSet(records, size, interval, transform, tmp / "jpgfiles", jpg_dir)),
+        "c": ("(c) video files (PyAV)", lambda: VideoFileSet(records, size, interval, transform, tmp / "videos",
+                                                             jpg_dir)),
+        "d": ("(d) decode bound (RAM)", lambda: MemorySet(records, size, interval, transform)),
+        "e": ("(e) VideoIter, reduced decode", lambda: video_iter(True)),
+    }
+    return {builders[k][0]: builders[k][1]() for k in builders if k in only}
+
+
+def generate_set(tmp: Path, args: argparse.Namespace, side: int):
+    """A synthetic set of ``side`` x ``side`` frames (+ .mp4 files and JPEG folders); returns its records."""
+    classes = min(8, args.videos)
+    paths = generate(tmp / "set", num_classes=classes, videos_per_class=max(1, args.videos // classes),
+                     frames=args.frames, size=side, val_fraction=0.0, videos_dir=tmp / "videos")
+    records, _ = load_records(paths.train_csv, paths.jpg_dir, False, save_dictionary=False)
+    for rec in records:  # (b): the same JPEG bytes as files
+        folder = tmp / "jpgfiles" / Path(rec.path).relative_to(paths.jpg_dir)
+        folder.mkdir(parents=True)
+        con = sqlite3.connect(Path(rec.path) / DB_NAME)
+        for obj_id, blob in con.execute("SELECT ObjId, frames FROM Images"):
+            (folder / f"{obj_id.split('/')[-1]}.jpg").write_bytes(blob)
+        con.close()
+    return records, paths.jpg_dir
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=16, help="videos in the generated set")
     ap.add_argument("--frames", type=int, default=64, help="frames per video")
-    ap.add_argument("--size", type=int, default=256, help="stored frame side (pixels, square)")
+    ap.add_argument("--sizes", "--size", default="256", help="comma-separated stored frame sides (pixels, square)")
     ap.add_argument("--clips", type=int, default=48, help="timed clips per measurement")
     ap.add_argument("--shapes", default="8x112,16x112,16x224", help="comma-separated TxS clip shapes")
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers for the parallel column (0: skip)")
     ap.add_argument("--interval", type=int, default=2, help="frame interval of the sampler")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per measurement; the best is kept")
     ap.add_argument("--cold", action="store_true", help="evict the files from the page cache before each measurement")
+    ap.add_argument("--policy", default="small", help="geometry policy of the eval transform (small, large, none)")
+    ap.add_argument("--crop", type=int, default=None, help="nominal crop size (multigrid; default: the clip size)")
+    ap.add_argument("--only", default="abcde", help="letters of the methods to run (default all)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.shapes.split(",")]
-    tmp = Path(tempfile.mkdtemp(prefix="bench_loader_"))
-    try:
-        t0 = time.perf_counter()
-        classes = min(8, args.videos)
-        paths = generate(tmp / "set", num_classes=classes, videos_per_class=max(1, args.videos // classes),
-                         frames=args.frames, size=args.size, val_fraction=0.0, videos_dir=tmp / "videos")
-        records, _ = load_records(paths.train_csv, paths.jpg_dir, False, save_dictionary=False)
-        for rec in records:  # (b): the same JPEG bytes as files
-            folder = tmp / "jpgfiles" / Path(rec.path).relative_to(paths.jpg_dir)
-            folder.mkdir(parents=True)
-            con = sqlite3.connect(Path(rec.path) / DB_NAME)
-            for obj_id, blob in con.execute("SELECT ObjId, frames FROM Images"):
-                (folder / f"{obj_id.split('/')[-1]}.jpg").write_bytes(blob)
-            con.close()
-        print(f"{len(records)} videos x {args.frames} frames of {args.size}x{args.size}, interval {args.interval}, "
-              f"{args.clips} clips per measurement (generated in {time.perf_counter() - t0:.1f} s)")
-        cfg = get_config()
-        wall_rows: dict[str, list[float]] = {}
-        cpu_rows: dict[str, list[float]] = {}
-        header = []
-        for t, s in shapes:
-            size = (t, s, s)
-            sets = {
-                "(a) SQLite VideoIter": VideoIter(records, size, RandomSampling(t, args.interval, seed=0),
-                                                  build_transform("small", False, cfg["mean"], cfg["std"])),
-                "(b) JPEG files": JpegFilesSet(records, size, args.interval, tmp / "jpgfiles", paths.jpg_dir),
-                "(c) video files (PyAV)": VideoFileSet(records, size, args.interval, tmp / "videos", paths.jpg_dir),
-                "(d) decode bound (RAM)": MemorySet(records, size, args.interval),
-            }
-            same = [sets[k][0][0] for k in sets]
-            assert torch.equal(same[0], same[1]) and torch.equal(same[0], same[3]), "methods disagree on pixels"
-            for workers in [0] + ([args.workers] if args.workers else []):
-                header.append(f"{t}x{s} w{workers}")
-                wall, cpu = dict.fromkeys(sets, 0.0), dict.fromkeys(sets, 0.0)
-                for _ in range(args.rounds):  # interleaved, so load from other jobs hits every method alike
-                    for name, ds in sets.items():
-                        if args.cold:
-                            evict(tmp)
-                        w, c = measure(ds, args.clips, workers)
-                        wall[name], cpu[name] = max(wall[name], w), max(cpu[name], c)
-                for name in sets:
-                    wall_rows.setdefault(name, []).append(wall[name])
-                    cpu_rows.setdefault(name, []).append(cpu[name])
-        for title, rows in (("wall-clock clips/s", wall_rows), ("clips per CPU-second", cpu_rows)):
-            bound = rows["(d) decode bound (RAM)"]
-            print(f"\n{title} (ratio to the decode bound (d)); w0 = main process, wN = N DataLoader workers")
-            print(f"| method | {' | '.join(header)} |")
-            print(f"| --- | {' | '.join('---' for _ in header)} |")
-            for name, rates in rows.items():
-                cells = [f"{r:.1f} ({r / b:.2f})" for r, b in zip(rates, bound)]
-                print(f"| {name} | {' | '.join(cells)} |")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    cfg = get_config()
+    transform = build_transform(args.policy, False, cfg["mean"], cfg["std"], crop_size=args.crop)
+    wall_rows: dict[str, list[float]] = {}
+    cpu_rows: dict[str, list[float]] = {}
+    header = []
+    for side in (int(v) for v in args.sizes.split(",")):
+        tmp = Path(tempfile.mkdtemp(prefix="bench_loader_"))
+        try:
+            t0 = time.perf_counter()
+            records, jpg_dir = generate_set(tmp, args, side)
+            print(f"{len(records)} videos x {args.frames} frames of {side}x{side}, interval {args.interval}, "
+                  f"{args.clips} clips per measurement, {transform} (generated in {time.perf_counter() - t0:.1f} s)")
+            for t, s in shapes:
+                size = (t, s, s)
+                sets = make_sets(records, size, args.interval, transform, tmp, jpg_dir, args.only)
+                first = {name: ds[0][0] for name, ds in sets.items()}
+                exact = [c for name, c in first.items() if name[1] in "abd"]
+                assert all(torch.equal(exact[0], c) for c in exact), "methods disagree on pixels"
+                k = 1
+                if "(e) VideoIter, reduced decode" in sets:
+                    k = choose_reduce(side, transform.min_input_side(size))
+                for workers in [0] + ([args.workers] if args.workers else []):
+                    header.append(f"{side}px {t}x{s} k={k} w{workers}")
+                    wall, cpu = dict.fromkeys(sets, 0.0), dict.fromkeys(sets, 0.0)
+                    for _ in range(args.rounds):  # interleaved, so load from other jobs hits every method alike
+                        for name, ds in sets.items():
+                            if args.cold:
+                                evict(tmp)
+                            w, c = measure(ds, args.clips, workers)
+                            wall[name], cpu[name] = max(wall[name], w), max(cpu[name], c)
+                    for name in sets:
+                        wall_rows.setdefault(name, []).append(wall[name])
+                        cpu_rows.setdefault(name, []).append(cpu[name])
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    base = "(d) decode bound (RAM)"
+    for title, rows in (("wall-clock clips/s", wall_rows), ("clips per CPU-second", cpu_rows)):
+        bound = rows.get(base)
+        print(f"\n{title}" + (" (ratio to the full-decode bound (d))" if bound else "")
+              + "; k = reduction of (e); w0 = main process, wN = N DataLoader workers")
+        print(f"| method | {' | '.join(header)} |")
+        print(f"| --- | {' | '.join('---' for _ in header)} |")
+        for name, rates in rows.items():
+            cells = [f"{r:.1f} ({r / b:.2f})" if bound else f"{r:.1f}" for r, b in zip(rates, bound or rates)]
+            print(f"| {name} | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":

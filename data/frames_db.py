@@ -2,7 +2,11 @@
 
 Schema (exactly the original's): table ``Images(ObjId STRING, frames BLOB, size INT)`` where
 ``ObjId = '<video_dir name>/frame_%05d'`` (1-based frame number), ``frames`` holds encoded JPEG bytes and
-``size`` the image width. ``n_frames`` is a text file with the number of stored frames.
+``size`` the image width. ``n_frames`` is a text file with the number of stored frames. Our writer inserts the
+frames in order (frame ``i`` is ``rowid`` ``i + 1``) and adds the index `INDEX_NAME` on ``ObjId``, which the
+original's reader (plain SELECTs) ignores or uses; `data.index_db` adds it to existing files.
+Reads fetch by ``rowid`` and verify the ObjIds (`read_unique_blobs`); decoding goes through a
+`data.frame_decoder.FrameDecoder` (OpenCV by default).
 """
 from __future__ import annotations
 
@@ -15,14 +19,16 @@ import cv2
 import numpy as np
 
 from data.atomic import atomic_path, atomic_write_text
+# FrameReadError and decode_jpeg are also imported from here by the tools and the tests
+from data.frame_decoder import FrameDecoder, FrameReadError, Frames, OpenCVDecoder, decode_jpeg
 
 DB_NAME = "frames.db"
 COUNT_NAME = "n_frames"
 TABLE_SQL = "CREATE TABLE Images(ObjId STRING, frames BLOB, size INT)"
-
-
-class FrameReadError(Exception):
-    """A clip could not be read: missing/corrupt database, missing frames or undecodable JPEG."""
+INDEX_NAME = "Images_ObjId"
+# (README Differences: ObjId index) the original had no index, so every ObjId query scanned the table
+INDEX_SQL = f"CREATE INDEX IF NOT EXISTS {INDEX_NAME} ON Images(ObjId)"
+DEFAULT_DECODER = OpenCVDecoder()
 
 
 def frame_id(video_dir: str | Path, index: int) -> str:
@@ -42,54 +48,82 @@ def connect_readonly(db_path: str | Path) -> sqlite3.Connection:
         raise FrameReadError(f"{path}: cannot open frame database ({exc})") from exc
 
 
-def read_blobs(con: sqlite3.Connection, video_dir: str | Path, indices: Sequence[int]) -> list[bytes]:
-    """JPEG blobs of the 0-based ``indices`` in the order given (repeats allowed), with one query."""
+def _fetch_by_rowid(con: sqlite3.Connection, unique: list[int], names: list[str]) -> dict[str, bytes]:
+    """Rows ``i + 1`` (where our writer puts frame ``i``), keeping only those whose ObjId is the expected one."""
+    expected = {i + 1: n for i, n in zip(unique, names)}
+    sql = f"SELECT rowid, ObjId, frames FROM Images WHERE rowid IN ({','.join('?' * len(expected))})"
+    return {obj: blob for rowid, obj, blob in con.execute(sql, list(expected)) if expected.get(rowid) == obj}
+
+
+def query_by_objid(con: sqlite3.Connection, names: list[str]) -> dict[str, bytes]:
+    """The original's query: a search when the ObjId index exists, a scan of the whole table otherwise."""
+    sql = f"SELECT ObjId, frames FROM Images WHERE ObjId IN ({','.join('?' * len(names))})"
+    return dict(con.execute(sql, names).fetchall())
+
+
+def read_unique_blobs(con: sqlite3.Connection, video_dir: str | Path,
+                      indices: Sequence[int]) -> tuple[list[bytes], list[int]]:
+    """JPEG blobs of the distinct 0-based ``indices`` (ascending) and, per requested index, its position there.
+
+    Fetches by ``rowid`` (a lookup whose cost does not grow with the video) and verifies every ObjId; the frames
+    whose row holds another ObjId (files inserted out of order, as the original's converter did, or with gaps)
+    are fetched by ObjId with the original's query (README Differences: rowid reads).
+    """
     unique = sorted(set(int(i) for i in indices))
     prefix = os.path.basename(os.fspath(video_dir).rstrip("/"))  # once per clip, not per frame (hot path)
     names = [f"{prefix}/frame_{i + 1:05d}" for i in unique]
-    sql = f"SELECT ObjId, frames FROM Images WHERE ObjId IN ({','.join('?' * len(names))})"
     try:
-        rows = dict(con.execute(sql, names).fetchall())
+        rows = _fetch_by_rowid(con, unique, names)
+        if len(rows) < len(names):
+            rows.update(query_by_objid(con, [n for n in names if n not in rows]))
     except sqlite3.Error as exc:
         raise FrameReadError(f"{Path(video_dir) / DB_NAME}: query failed ({exc})") from exc
     missing = [n for n in names if n not in rows]
     if missing:
         raise FrameReadError(f"{Path(video_dir) / DB_NAME}: {len(missing)} frame(s) missing, e.g. '{missing[0]}'"
                              " (n_frames larger than the table? re-run `python -m data.check`)")
-    by_index = {i: rows[n] for i, n in zip(unique, names)}
-    return [by_index[int(i)] for i in indices]
+    position = {i: p for p, i in enumerate(unique)}
+    return [rows[n] for n in names], [position[int(i)] for i in indices]
 
 
-def decode_jpeg(blob: bytes, where: str = "") -> np.ndarray:
-    """Decode one JPEG blob to a BGR ``uint8`` array ``(H, W, 3)`` (OpenCV order, as the original)."""
-    img = cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        raise FrameReadError(f"{where or 'blob'}: frame is not a decodable JPEG")
-    return img
+def read_blobs(con: sqlite3.Connection, video_dir: str | Path, indices: Sequence[int]) -> list[bytes]:
+    """JPEG blobs of the 0-based ``indices`` in the order given (repeats allowed)."""
+    blobs, positions = read_unique_blobs(con, video_dir, indices)
+    return [blobs[p] for p in positions]
 
 
-def read_frames(video_dir: str | Path, indices: Sequence[int], con: sqlite3.Connection | None = None) -> np.ndarray:
-    """Frames ``(T, H, W, 3)`` BGR uint8 of ``video_dir`` at the 0-based ``indices``, in that order."""
+def decode_clip(blobs: Sequence[bytes], positions: Sequence[int], where: str | Path,
+                decoder: FrameDecoder | None = None, reduce: int = 1,
+                frame_indices: Sequence[int] | None = None) -> Frames:
+    """Decode each distinct blob once and expand to the clip ``frames[positions]`` ``(T, H, W, 3)`` uint8 BGR.
+
+    ``where`` (the database) and ``frame_indices`` (0-based frame of each blob) name a bad blob in the error.
+    """
+    try:
+        frames = (decoder or DEFAULT_DECODER).decode(blobs, reduce)
+    except FrameReadError as exc:
+        if exc.position is None:
+            raise FrameReadError(f"{where}: {exc}") from None
+        number = (frame_indices[exc.position] if frame_indices is not None else exc.position) + 1
+        raise FrameReadError(f"{where} frame {number}: frame is not a decodable JPEG") from None
+    positions = list(positions)
+    return frames if positions == list(range(len(blobs))) else frames[positions]  # numpy or torch indexing
+
+
+def read_frames(video_dir: str | Path, indices: Sequence[int], con: sqlite3.Connection | None = None,
+                decoder: FrameDecoder | None = None, reduce: int = 1) -> np.ndarray:
+    """Frames ``(T, H, W, 3)`` BGR uint8 of ``video_dir`` at the 0-based ``indices``, in that order, decoded at
+    1/``reduce`` scale by ``decoder`` (default: OpenCV)."""
     own = con is None
     con = con or connect_readonly(Path(video_dir) / DB_NAME)
     try:
-        blobs = read_blobs(con, video_dir, indices)
+        blobs, positions = read_unique_blobs(con, video_dir, indices)
     finally:
         if own:
             con.close()
-    decoded: dict[int, np.ndarray] = {}
-    out = []
-    for i, blob in zip(indices, blobs):
-        if i not in decoded:
-            try:  # the message is built only on failure: this loop is the loader's hot path
-                decoded[i] = decode_jpeg(blob)
-            except FrameReadError:
-                raise FrameReadError(f"{Path(video_dir) / DB_NAME} frame {i + 1}: frame is not a decodable JPEG") from None
-        out.append(decoded[i])
-    try:
-        return np.stack(out)
-    except ValueError as exc:
-        raise FrameReadError(f"{Path(video_dir) / DB_NAME}: frames differ in size ({exc})") from exc
+    frames = decode_clip(blobs, positions, Path(video_dir) / DB_NAME, decoder, reduce,
+                         sorted(set(int(i) for i in indices)))
+    return frames if isinstance(frames, np.ndarray) else frames.cpu().numpy()
 
 
 def count_rows(video_dir: str | Path) -> int:
@@ -126,7 +160,8 @@ def write_video(video_dir: str | Path, frames: Iterable[np.ndarray | bytes], qua
     """Write ``frames`` (BGR arrays or ready JPEG bytes) as ``video_dir/frames.db`` + ``n_frames``.
 
     Atomic: the database is built under a temporary name and renamed, and ``n_frames`` (the number of rows
-    really stored) is written last, so a half-written video never looks finished. Returns that number.
+    really stored) is written last, so a half-written video never looks finished. Frame ``i`` is row ``i + 1``
+    and the ObjId index `INDEX_NAME` is created. Returns the number of frames.
     """
     video_dir = Path(video_dir)
     video_dir.mkdir(parents=True, exist_ok=True)
@@ -154,6 +189,7 @@ def _write_db(tmp: Path, video_dir: Path, frames: Iterable[np.ndarray | bytes], 
             else:
                 blob, width = encode_jpeg(frame, quality), int(frame.shape[1])
             con.execute("INSERT INTO Images VALUES (?, ?, ?)", (frame_id(video_dir, n - 1), sqlite3.Binary(blob), width))
+        con.execute(INDEX_SQL)
         con.commit()
     finally:
         con.close()

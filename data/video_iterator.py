@@ -1,7 +1,10 @@
 """`VideoIter`: a Dataset of clips read from per-video SQLite frame stores (``video_iterator.py`` of the original).
 
-record -> sampler indices -> ONE SQLite query for the clip's frames (`data.frames_db.read_frames`, frames in
-temporal order, repeats allowed) -> transform -> ``(clip (3, T, H, W) float32, label[, path])``.
+record -> sampler indices -> ONE SQLite query for the clip's distinct frames (`data.frames_db.read_unique_blobs`)
+-> decode (`data.frame_decoder`, OpenCV by default; at 1/2, 1/4 or 1/8 scale when the transform still gets frames
+at least as large as it needs) -> frames in temporal order, repeats allowed -> transform ->
+``(clip (3, T, H, W) float32, label[, path])``. With ``decode='deferred'`` the workers stop after the query
+and `decode_batch` decodes and transforms the collated batch on a device (e.g. a GPU JPEG decoder).
 
 Differences from the original (spec section 2.6 and bugs 18-21): records are 0-based (the original's 1-based
 keys drew record 1 twice and never record N); a repeated index yields a repeated frame (the original's SQL
@@ -18,6 +21,7 @@ import multiprocessing
 import os
 import sqlite3
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -25,11 +29,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from data.frames_db import DB_NAME, FrameReadError, connect_readonly, read_frames
+from data.frame_decoder import FrameDecoder, OpenCVDecoder, choose_reduce, jpeg_size
+from data.frames_db import DB_NAME, FrameReadError, connect_readonly, decode_clip, read_unique_blobs
 from data.video_transforms import VideoTransform
 
 log = logging.getLogger(__name__)
 Index = int | tuple[int, int, int]
+DECODE_MODES = ("frames", "deferred")
 
 
 class VideoIter(Dataset):
@@ -38,6 +44,10 @@ class VideoIter(Dataset):
     ``video_size`` is the default ``(T, H, W)``; ``dataset[(idx, T, S)]`` asks for a ``T x S x S`` clip
     (multigrid). ``sampler`` has ``sampling(range_max, v_id, num=T)`` (`data.video_sampler`);
     ``video_transform(frames (T, H, W, 3) uint8, (T, H, W)) -> (3, T, H, W)`` (`data.video_transforms`).
+    ``decoder`` (`data.frame_decoder.FrameDecoder`, default OpenCV) decodes the JPEG blobs; with
+    ``reduced_decode`` it decodes at the largest reduction its ``reductions`` allow that keeps the frame's shorter
+    side >= ``video_transform.min_input_side(size)`` (full size for transforms without that method).
+    ``decode='deferred'``: items are ``(DeferredClip, label[, path])`` for `collate_deferred` + `decode_batch`.
     """
 
     max_connections = 64  # per process; an LRU of open read-only connections
@@ -45,7 +55,8 @@ class VideoIter(Dataset):
     def __init__(self, records: Sequence[Any], video_size: tuple[int, int, int], sampler: Any,
                  video_transform: Callable[[np.ndarray, Sequence[int]], torch.Tensor] | None = None,
                  name: str = "<NO_NAME>", return_video_path: bool = False, max_retries: int = 10, seed: int = 0,
-                 classes: Mapping[str, int] | None = None):
+                 classes: Mapping[str, int] | None = None, decoder: FrameDecoder | None = None,
+                 reduced_decode: bool = True, decode: str = "frames"):
         if not records:
             raise ValueError(f"VideoIter '{name}': no videos (check the CSV and the jpg folder)")
         self.records = list(records)
@@ -55,6 +66,9 @@ class VideoIter(Dataset):
         self.video_transform = video_transform or VideoTransform("none", False, [0.0] * 3, [1.0] * 3)
         self.name, self.return_video_path = name, bool(return_video_path)
         self.max_retries, self.seed = int(max_retries), int(seed)
+        if decode not in DECODE_MODES:
+            raise ValueError(f"VideoIter '{name}': decode must be one of {DECODE_MODES}, got {decode!r}")
+        self.decoder, self.reduced_decode, self.decode = decoder or OpenCVDecoder(), bool(reduced_decode), decode
         if classes is None:
             classes = {r.label: r.class_index for r in sorted(self.records, key=lambda r: r.class_index)}
         self.classes = dict(classes)
@@ -125,18 +139,40 @@ class VideoIter(Dataset):
             self._cons.move_to_end(video_dir)
         return con
 
-    def load(self, record: Any, size: tuple[int, int, int]) -> torch.Tensor:
-        """The clip ``(3, T, H, W)`` of ``record``; raises FrameReadError if it cannot be read."""
+    def reduce_for(self, blob: bytes, size: Sequence[int], decoder: FrameDecoder | None = None) -> int:
+        """Decode reduction for a clip of ``size`` whose first JPEG is ``blob`` (1 when reduced decoding is off,
+        the transform cannot say what it needs, or the header cannot be read). The original always decoded at
+        full size (README Differences: reduced-size decoding)."""
+        decoder = decoder or self.decoder
+        min_side = getattr(self.video_transform, "min_input_side", None)
+        if not self.reduced_decode or min_side is None or len(decoder.reductions) < 2:
+            return 1
+        hw = jpeg_size(blob)
+        return 1 if hw is None else choose_reduce(min(hw), min_side(size), decoder.reductions)
+
+    def load(self, record: Any, size: tuple[int, int, int]) -> "torch.Tensor | DeferredClip":
+        """The clip ``(3, T, H, W)`` of ``record`` (a `DeferredClip` when deferred); raises FrameReadError if it
+        cannot be read."""
         if record.n_frames < 1:
             raise FrameReadError(f"{record.path}: n_frames is {record.n_frames}; re-convert the video")
         indices = self.sampler.sampling(range_max=record.n_frames, v_id=record.index, num=size[0])
         con = self._connection(record.path)
+        where, frame_indices = str(Path(record.path) / DB_NAME), sorted(set(int(i) for i in indices))
         try:
-            frames = read_frames(record.path, indices, con=con)
+            blobs, positions = read_unique_blobs(con, record.path, indices)
+            reduce = self.reduce_for(blobs[0], size)
+            if self.decode == "deferred":
+                return DeferredClip(blobs, positions, size, reduce, self._clip_seed(), where, frame_indices)
+            frames = decode_clip(blobs, positions, where, self.decoder, reduce, frame_indices)
         except FrameReadError:
             self._cons.pop(record.path, None)
             raise
-        return self.video_transform(frames, size)
+        return self.video_transform(frames if isinstance(frames, np.ndarray) else frames.cpu().numpy(), size)
+
+    def _clip_seed(self) -> int | None:
+        """A seed for the clip's transform draws, from the transform's per-process RNG (None if it has none)."""
+        rng = getattr(self.video_transform, "rng", None)
+        return int(rng.get().integers(2 ** 63)) if hasattr(rng, "get") else None
 
     def _replacement(self, index: int, attempt: int) -> int:
         return int(np.random.default_rng([self.seed, index, attempt]).integers(len(self.records)))
@@ -169,3 +205,45 @@ class VideoIter(Dataset):
             return (clip, label, str(record.path)) if self.return_video_path else (clip, label)
         raise RuntimeError(f"VideoIter '{self.name}': {self.max_retries + 1} clips in a row could not be read "
                            f"(last: {last_error}); check the data with `python -m data.check <dataset dir>`")
+
+
+@dataclass
+class DeferredClip:
+    """A clip read but not decoded (``VideoIter(decode='deferred')``): the distinct JPEG ``blobs`` (ascending frame
+    order), ``positions`` (per clip frame, its blob), the requested ``size`` ``(T, h, w)``, the decode ``reduce``
+    chosen in the worker, the ``seed`` of the clip's transform draws (None: the transform's own RNG), and
+    ``where``/``frame_indices`` to name a bad blob."""
+
+    blobs: list[bytes]
+    positions: list[int]
+    size: tuple[int, int, int]
+    reduce: int
+    seed: int | None
+    where: str
+    frame_indices: list[int]
+
+
+def collate_deferred(batch: Sequence[tuple]) -> tuple:
+    """DataLoader ``collate_fn`` for deferred items: ``(list[DeferredClip], labels (B,) int64[, paths])``."""
+    columns = list(zip(*batch))
+    out = (list(columns[0]), torch.as_tensor(columns[1], dtype=torch.int64))
+    return out + (list(columns[2]),) if len(columns) > 2 else out
+
+
+def decode_batch(blobs_list: Sequence[DeferredClip], decoder: FrameDecoder, transform: Callable,
+                 device: str | torch.device = "cpu") -> torch.Tensor:
+    """Decode and transform a collated batch of `DeferredClip` -> ``(B, 3, T, h, w)`` float32 on ``device``.
+
+    Each clip is decoded by ``decoder`` (e.g. ``make_decoder('torchvision', device='cuda')``, whose frames stay on
+    the GPU for the transform) at the worker's reduction when the decoder supports it (full size otherwise),
+    then transformed with the clip's own seed, so the result equals `VideoIter`'s clip decoded in the worker with
+    the same transform draws, up to the JPEG decoder's and the resize's rounding. Raises FrameReadError naming
+    the database and frame of an undecodable blob.
+    """
+    clips = []
+    for clip in blobs_list:
+        reduce = clip.reduce if clip.reduce in decoder.reductions else 1
+        frames = decode_clip(clip.blobs, clip.positions, clip.where, decoder, reduce, clip.frame_indices)
+        rng = None if clip.seed is None else np.random.default_rng(clip.seed)
+        clips.append(transform(frames, clip.size) if rng is None else transform(frames, clip.size, rng=rng))
+    return torch.stack([c.to(device) for c in clips])

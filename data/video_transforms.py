@@ -76,9 +76,9 @@ def crop_box(height: int, width: int, crop: tuple[int, int], geometry: Geometry,
 
 def normalise(x: torch.Tensor, mean: Sequence[float] | torch.Tensor, std: Sequence[float] | torch.Tensor) -> torch.Tensor:
     """``(T, 3, h, w)`` uint8 -> contiguous ``(3, T, h, w)`` float32 ``(x/255 - mean)/std`` per channel."""
-    out = torch.empty((x.shape[1], x.shape[0], *x.shape[2:]), dtype=torch.float32)
+    out = torch.empty((x.shape[1], x.shape[0], *x.shape[2:]), dtype=torch.float32, device=x.device)
     out.copy_(x.permute(1, 0, 2, 3))  # one pass: uint8 -> float32 and (T, 3) -> (3, T)
-    mean_t, std_t = torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32)
+    mean_t, std_t = (torch.as_tensor(v, dtype=torch.float32, device=x.device) for v in (mean, std))
     return out.mul_((1 / (255 * std_t)).view(-1, 1, 1, 1)).sub_((mean_t / std_t).view(-1, 1, 1, 1))
 
 
@@ -121,16 +121,34 @@ class VideoTransform:
         return (f"VideoTransform(policy={self.policy!r}, train={self.train}, augment={self.augment}, "
                 f"flip={self.flip}, crop_size={self.crop_size})")
 
+    def min_input_side(self, size: Sequence[int]) -> int:
+        """The shortest frame side (pixels) at which no resize of this transform to ``size`` ``(T, h, w)``
+        enlarges the crop: a frame decoded at least this large (`data.frame_decoder.choose_reduce`) gives the
+        full-size frame's clip up to the resize's own error. Conservative: with augmentation on, the crop is
+        assumed to be worked at ``crop_size`` (spatial ops do); +1 pixel covers the rounding of the box."""
+        out = (int(size[1]), int(size[2]))
+        crop = tuple(self.crop_size) if self.crop_size else out
+        need = crop if self.augment else out
+        if self.geometry.whole:  # the whole frame is resized to ``need``: both sides must be at least that
+            return max(need)
+        short, centre = ((self.geometry.train_short, self.geometry.train_centre) if self.train
+                         else (self.geometry.eval_short, self.geometry.eval_centre))
+        # the box is min(crop, centre) / scale source pixels, scale = short / source short side
+        side = max(-(-n * short // min(c, centre or c)) for n, c in zip(need, crop))
+        return max(side + 1, max(need))
+
     def __call__(self, frames: np.ndarray, size: Sequence[int], rng: np.random.Generator | None = None) -> torch.Tensor:
         with one_thread():
             return self._transform(frames, size, self.rng.get() if rng is None else rng)
 
     def _transform(self, frames: np.ndarray, size: Sequence[int], rng: np.random.Generator) -> torch.Tensor:
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise ValueError(f"expected frames (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
+        # frames may also be a uint8 tensor on any device (`data.video_iterator.decode_batch`)
+        x = torch.from_numpy(frames) if isinstance(frames, np.ndarray) else frames
+        if x.ndim != 4 or x.shape[-1] != 3 or x.dtype != torch.uint8:
+            raise ValueError(f"expected frames (T, H, W, 3) uint8, got {tuple(frames.shape)} {frames.dtype}")
         out_hw = (int(size[1]), int(size[2]))
         crop = tuple(self.crop_size) if self.crop_size else out_hw
-        x = torch.from_numpy(frames).permute(0, 3, 1, 2)  # (T, 3, H, W), channels-last in memory
+        x = x.permute(0, 3, 1, 2)  # (T, 3, H, W), channels-last in memory
         top, left, bh, bw = crop_box(x.shape[2], x.shape[3], crop, self.geometry, self.train, rng)
         ops = draw_augment(rng, self.p_any, self.p_each) if self.augment else []
         flip = self.flip and rng.random() < 0.5
@@ -138,7 +156,8 @@ class VideoTransform:
         work_hw = crop if any(name in SPATIAL for name, _ in ops) else out_hw
         x = self._resized_crop(x, top, left, bh, bw, work_hw)
         if ops:
-            x = torch.from_numpy(apply_augment(x.permute(0, 2, 3, 1).numpy(), ops)).permute(0, 3, 1, 2)
+            augmented = apply_augment(x.permute(0, 2, 3, 1).cpu().numpy(), ops)  # OpenCV: on the CPU
+            x = torch.from_numpy(augmented).to(x.device).permute(0, 3, 1, 2)
         if flip:
             x = F.horizontal_flip(x)
         if tuple(x.shape[-2:]) != out_hw:

@@ -10,9 +10,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from data.frame_decoder import OpenCVDecoder, TorchvisionDecoder
 from data.frames_db import COUNT_NAME, DB_NAME, TABLE_SQL, write_video
 from data.labels import VideoRecord
-from data.video_iterator import VideoIter
+from data.synthetic import render_clip
+from data.video_iterator import DeferredClip, VideoIter, collate_deferred, decode_batch
 from data.video_sampler import RandomSampling, SequentialSampling
 from data.video_transforms import build_transform
 
@@ -159,3 +161,85 @@ def test_from_csv_with_the_original_arguments(tmp_path: Path) -> None:
                               SequentialSampling(4, 1), RAW, name="train", shuffle_list_seed=3)
     assert data.labels == ["run", "walk"] and [r.video_id for r in data.records] == ["x2", "x1"]
     assert data[1][1] == 1 and (labels / "toy_dictionary.json").is_file()
+
+
+# --- the decoder seam: reduced decoding, torchvision, deferred decoding ---
+
+class SpyDecoder(OpenCVDecoder):
+    """OpenCV decoding that records the reduction of every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def decode(self, blobs, reduce=1):
+        self.calls.append(reduce)
+        return super().decode(blobs, reduce)
+
+
+def natural_video(root: Path, size: int, n: int = 6, index: int = 0) -> VideoRecord:
+    path = root / "a" / f"natural{size}_{index}"
+    write_video(path, list(render_clip("rotate_ccw", np.random.default_rng(index), frames=n, size=size)))
+    return record_for(path, n, index)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(10 * torch.log10(255 ** 2 / ((a - b) ** 2).mean()))
+
+
+RAW_SMALL = build_transform("small", False, mean=[0.0] * 3, std=[1 / 255] * 3, crop_size=224)  # multigrid 112 of 224
+
+
+@pytest.mark.parametrize("stored,transform,size,reduce", [(64, RAW, 32, 2), (320, RAW_SMALL, 112, 2),
+                                                          (256, RAW_SMALL, 112, 1), (64, RAW, 16, 4)])
+def test_reduced_decode_matches_full_decode(tmp_path: Path, stored, transform, size, reduce) -> None:
+    record = natural_video(tmp_path, stored)
+    sampler = SequentialSampling(4, 1, shuffle=False, fix_cursor=True)
+    spy = SpyDecoder()
+    reduced = VideoIter([record], (4, size, size), sampler, transform, decoder=spy)[0][0]
+    full = VideoIter([record], (4, size, size), sampler, transform, reduced_decode=False)[0][0]
+    assert spy.calls == [reduce] and reduced.shape == full.shape == (3, 4, size, size)
+    if reduce == 1:
+        assert torch.equal(reduced, full)
+    else:
+        value = psnr(reduced, full)
+        print(f"VideoIter {stored}px -> {size}px clip, decoded at 1/{reduce}: PSNR {value:.1f} dB vs full decode")
+        assert value > 30 and (reduced - full).abs().mean() < 3  # pixel levels
+
+
+def test_a_transform_that_cannot_say_what_it_needs_gets_full_frames(tmp_path: Path) -> None:
+    spy = SpyDecoder()
+    data = VideoIter([natural_video(tmp_path, 64)], (4, 16, 16), SequentialSampling(4, 1),
+                     lambda frames, size: RAW(frames, size), decoder=spy)
+    data[0]
+    assert spy.calls == [1]
+
+
+def test_torchvision_decoder_gives_the_opencv_clip(tmp_path: Path) -> None:
+    record = natural_video(tmp_path, 64)
+    sampler = SequentialSampling(4, 1, shuffle=False, fix_cursor=True)
+    ref = VideoIter([record], (4, 32, 32), sampler, RAW, reduced_decode=False)[0][0]
+    got = VideoIter([record], (4, 32, 32), sampler, RAW, decoder=TorchvisionDecoder("cpu"))[0][0]
+    assert (got - ref).abs().mean() < 0.5  # pixel levels; torchvision decodes at full size only
+    with pytest.raises(ValueError, match="decode must be one of"):
+        VideoIter([record], (4, 32, 32), sampler, RAW, decode="gpu")
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_deferred_decoding_of_a_batch_matches_the_worker_path(tmp_path: Path, train: bool) -> None:
+    records = [natural_video(tmp_path, 64, n=10, index=i) for i in range(3)]
+    transform = build_transform("small", train, mean=[0.0] * 3, std=[1 / 255] * 3, crop_size=48, seed=1)
+    sampler = SequentialSampling(4, 2, shuffle=False, fix_cursor=True)
+    deferred = VideoIter(records, (4, 24, 24), sampler, transform, decode="deferred", return_video_path=True)
+    clips, labels, paths = next(iter(DataLoader(deferred, batch_size=3, collate_fn=collate_deferred)))
+    assert isinstance(clips[0], DeferredClip) and labels.dtype == torch.int64 and len(paths) == 3
+    assert clips[0].reduce == 1 and clips[0].size == (4, 24, 24) and (clips[0].seed is None) is False
+    batch = decode_batch(clips, OpenCVDecoder(), transform, "cpu")
+    assert batch.shape == (3, 3, 4, 24, 24) and batch.dtype == torch.float32
+    assert torch.equal(decode_batch(clips, OpenCVDecoder(), transform), batch)  # the draws travel with the clip
+    if not train:  # deterministic transform: the worker path gives the very same clips
+        normal = VideoIter(records, (4, 24, 24), sampler, transform)
+        assert torch.equal(batch, torch.stack([normal[i][0] for i in range(3)]))
+    # a device decoder (torchvision here on the CPU) with the same per-clip draws: JPEG decoder tolerance
+    other = decode_batch(clips, TorchvisionDecoder("cpu"), transform, "cpu")
+    assert (other - batch).abs().mean() < 1.0 and not torch.equal(decode_batch(clips[::-1], OpenCVDecoder(),
+                                                                             transform)[0], batch[0])

@@ -79,33 +79,11 @@ class VideoIter(Dataset):
         self._pid, self._cons, self._reported = os.getpid(), OrderedDict(), set()
         log.info("VideoIter:: iterator initialized (phase: '%s', num: %d)", name, len(self.records))
 
-    @classmethod
-    def from_csv(cls, dataset_location: str | Path, csv_filepath: str | Path, include_timeslices: bool,
-                 video_size: tuple[int, int, int], sampler: Any, video_transform: Callable | None = None,
-                 name: str = "<NO_NAME>", return_video_path: bool = False, randomise: bool = True,
-                 shuffle_list_seed: int | None = None, *, strict_labels: bool = False, **kwargs: Any) -> "VideoIter":
-        """The original's signature: ``dataset_location`` is the folder holding ``jpg/`` (or the jpg folder).
-        ``randomise`` and ``shuffle_list_seed`` are accepted and ignored (they had no effect in the original:
-        the DataLoader's sampler does the shuffling)."""
-        from data.labels import load_records
-
-        location = Path(dataset_location)
-        jpg_dir = location / "jpg" if (location / "jpg").is_dir() else location
-        records, classes = load_records(Path(csv_filepath), jpg_dir, include_timeslices, strict_labels=strict_labels)
-        return cls(records, video_size, sampler, video_transform, name=name, return_video_path=return_video_path,
-                   classes=classes, **kwargs)
-
     @staticmethod
     def _check_size(size: Sequence[int]) -> tuple[int, int, int]:
         if len(size) != 3 or min(int(s) for s in size) < 1:
             raise ValueError(f"video size must be (T, H, W) with positive values, got {size}")
         return int(size[0]), int(size[1]), int(size[2])
-
-    def size_setter(self, size: tuple[int, int, int]) -> None:
-        """Set the default clip size ``(T, H, W)`` (and the sampler's clip length), as the original."""
-        self.video_size = self._check_size(size)
-        if hasattr(self.sampler, "set_num"):
-            self.sampler.set_num(self.video_size[0])
 
     def __len__(self) -> int:
         return len(self.records)

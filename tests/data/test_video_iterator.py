@@ -81,8 +81,7 @@ def test_shapes_for_int_and_multigrid_indices(tmp_path: Path) -> None:
     clip, label = data[(2, 4, 24)]
     assert clip.shape == (3, 4, 24, 24) and label == 0
     assert data.num_classes == 2 and data.labels == ["c0", "c1"] and len(data) == 3
-    data.size_setter((2, 8, 8))
-    assert data[0][0].shape == (3, 2, 8, 8) and sampler.num == 2
+    assert data[(0, 2, 8)][0].shape == (3, 2, 8, 8)  # a multigrid index (idx, T, S) sets the clip shape
     with pytest.raises(IndexError):
         data[3]
 
@@ -148,19 +147,6 @@ def test_all_broken_data_raises_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="4 clips in a row could not be read.*data.check"):
         data[0]
     assert data.skipped == 4
-
-
-def test_from_csv_with_the_original_arguments(tmp_path: Path) -> None:
-    jpg = tmp_path / "data" / "Toy_videos" / "jpg"
-    make_video(jpg, "x1", 12, label="walk")
-    make_video(jpg, "x2", 12, label="run")
-    labels = tmp_path / "labels"
-    labels.mkdir()
-    (labels / "toy_train.csv").write_text("label,id,split\nrun,x2,train\nwalk,x1,train\nwalk,missing,train\n")
-    data = VideoIter.from_csv(jpg.parent, labels / "toy_train.csv", False, (4, 16, 16),
-                              SequentialSampling(4, 1), RAW, name="train", shuffle_list_seed=3)
-    assert data.labels == ["run", "walk"] and [r.video_id for r in data.records] == ["x2", "x1"]
-    assert data[1][1] == 1 and (labels / "toy_dictionary.json").is_file()
 
 
 # --- the decoder seam: reduced decoding, torchvision, deferred decoding ---

@@ -1,71 +1,181 @@
-"""The model factory: exact, case-insensitive names, helpful errors, the original's get_symbol contract."""
+"""The model factory: every name builds what it says (SR blocks for srtg_*, none otherwise), strict lookup."""
 from __future__ import annotations
+
+import logging
+import re
 
 import pytest
 import torch
+import torch.nn as nn
 
 import network
+from network import registry, srtg_resnet
+from network.blocks import BasicBlock, Bottleneck
 from network.registry import register_model
-from network.srtg_resnet import VideoResNet
+from network.srtg import Squeeze_and_Recursion
+
+# Residual blocks per depth (layers per stage summed), written out rather than read from network.srtg_resnet.
+BLOCKS_PER_DEPTH = {18: 8, 34: 16, 50: 16, 101: 33, 152: 50, 200: 66}
+SRTG = sorted(n for n in network.list_models() if n.startswith("srtg_"))
 
 
-def test_names_are_case_insensitive_and_exact() -> None:
+def _depth(name: str) -> int:
+    return int(re.search(r"(18|34|50|101|152|200)", name).group(1))
+
+
+def _on_meta(name: str, **kwargs) -> nn.Module:  # noqa: ANN003
     with torch.device("meta"):
-        upper = network.create_model("SRTG_R3D_18", num_classes=10)
-        plain = network.create_model("r3d_18", num_classes=10)
-    # The original's substring factory built the plain backbone for every srtg_* name (spec 5.1).
-    assert any(".sar.lstm." in k for k in upper.state_dict())
-    assert not any(".sar." in k for k in plain.state_dict())
+        return network.create_model(name, num_classes=10, **kwargs)
+
+
+def _blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, (BasicBlock, Bottleneck))]
+
+
+def _sr_modules(model: nn.Module) -> list[str]:
+    return [n for n, m in model.named_modules() if isinstance(m, Squeeze_and_Recursion)]
+
+
+def test_registry_lists_every_family_once() -> None:
+    names = network.list_models()
+    assert names == sorted(set(names)) and all(n == n.lower() for n in names)
+    assert len(names) == 66 and len(SRTG) == 28  # README: "lists all 66 names"
+    # every srtg_X has its plain X, and every ResNet X has its srtg_X
+    plain_resnets = {n for n in names if not n.startswith(("srtg_", "mtnet"))}
+    assert {n.removeprefix("srtg_") for n in SRTG} == plain_resnets
+    assert sum(n.startswith("mtnet") for n in names) == 10
+
+
+@pytest.mark.parametrize("name", SRTG)
+def test_srtg_name_has_one_sr_block_after_every_residual_block(name: str) -> None:
+    srtg, plain = _on_meta(name), _on_meta(name.removeprefix("srtg_"))
+    blocks = _blocks(srtg)
+    assert len(blocks) == BLOCKS_PER_DEPTH[_depth(name)]
+    assert _sr_modules(srtg) == [f"{n}.sar" for n, _ in blocks]  # exactly one per block, nowhere else
+    for _, block in blocks:
+        assert block.place == "final" and not block.sar.gate and block.sar.recurrent == "lstm"
+        out_channels = block.last_bn.num_features  # what the block outputs, i.e. what a 'final' SR block sees
+        assert block.sar.lstm.input_size == block.sar.lstm.hidden_size == out_channels
+        assert block.sar.lstm.num_layers == 2
+    assert _sr_modules(plain) == [] and all(b.sar is None for _, b in _blocks(plain))
+    # the same backbone: srtg_X minus its SR weights is X, key for key and shape for shape
+    backbone = {k: v.shape for k, v in srtg.state_dict().items() if ".sar." not in k}
+    assert backbone == {k: v.shape for k, v in plain.state_dict().items()}
+
+
+@pytest.mark.parametrize("name", ["srtg_r3d_18", "srtg_ir_csn_50"])  # BasicBlock and Bottleneck
+def test_sr_block_runs_last_on_the_block_output_after_the_relu(name: str) -> None:
+    """Forward hooks on a real network: the SR block is the last step of every residual block."""
+    torch.manual_seed(0)
+    model = network.create_model(name, num_classes=3).eval()
+    calls: list[tuple[str, str]] = []
+    seen: dict[str, dict[str, torch.Tensor]] = {}
+
+    def record(block: str, child: str):  # noqa: ANN202
+        def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+            calls.append((block, child))
+            if child == "sar":
+                seen.setdefault(block, {})["in"] = args[0].detach().clone()
+                seen[block]["sar_out"] = output
+            elif child == "<block>":
+                seen.setdefault(block, {})["block_out"] = output
+        return hook
+
+    blocks = _blocks(model)
+    for bname, block in blocks:
+        for cname, child in block.named_children():
+            child.register_forward_hook(record(bname, cname))
+        block.register_forward_hook(record(bname, "<block>"))
+    with torch.no_grad():
+        model(torch.randn(1, 3, 4, 16, 16))
+    for bname, _ in blocks:
+        own = [child for b, child in calls if b == bname]
+        assert own.count("sar") == 1 and own[-2:] == ["sar", "<block>"], own
+        assert own.index("relu") < own.index("sar")
+        assert seen[bname]["block_out"] is seen[bname]["sar_out"]  # nothing after the SR block
+        assert float(seen[bname]["in"].min()) >= 0  # it sees the post-ReLU sum
+
+
+def test_names_are_case_insensitive_and_build_exactly_what_they_name() -> None:
+    upper, lower = _on_meta("  SRTG_R3D_18 "), _on_meta("srtg_r3d_18")
+    assert upper.state_dict().keys() == lower.state_dict().keys() and len(_sr_modules(upper)) == 8
     assert upper.fc.out_features == 10
+    # a name maps to its own constructor (the original matched substrings: mtnet_xs built MTNet_s)
+    assert registry._MODELS["r3d_18"] is srtg_resnet.r3d_18
+    assert registry._MODELS["mtnet_xs"].__name__ == "mtnet_xs"
 
 
-def test_every_srtg_name_builds_sr_blocks() -> None:
-    srtg = [n for n in network.list_models() if n.startswith("srtg_")]
-    assert len(srtg) == 28
-    with torch.device("meta"):
-        assert all(isinstance(network.create_model(n), VideoResNet) for n in srtg[:3])
-
-
-def test_mtnet_alias_builds_mtnet_m() -> None:
-    if "mtnet_m" not in network.list_models():
-        pytest.skip("MTNet not registered")
+def test_mtnet_alias_builds_the_same_architecture_as_mtnet_m() -> None:
     with torch.device("meta"):
         alias, direct = network.create_model("mtnet"), network.create_model("MTNet_m")
-    assert type(alias) is type(direct) and alias.state_dict().keys() == direct.state_dict().keys()
+    shapes = {k: v.shape for k, v in direct.state_dict().items()}
+    assert type(alias) is type(direct) and {k: v.shape for k, v in alias.state_dict().items()} == shapes
+    assert sum(p.numel() for p in alias.parameters()) == 44_038_288  # the original's MTNet_m, 400 classes
+    assert "mtnet" not in network.list_models()  # an alias, not a second registration
 
 
-@pytest.mark.parametrize("name, hint", [("srtg_r3d_32", "srtg_r3d_34"), ("r3d_26", "r3d_200"),
-                                        ("resnet50", None), ("ir_csn50", "ir_csn_50")])
-def test_unknown_names_raise_one_line_with_close_matches(name: str, hint: str | None) -> None:
+@pytest.mark.parametrize("name, hints", [("srtg_r3d_32", ["srtg_r3d_34"]), ("r3d_26", ["r3d_200"]),
+                                         ("ir_csn50", ["ir_csn_50"]), ("mtnet_xxs", ["mtnet_xs", "mtnet_xxl"])])
+def test_unknown_names_raise_one_line_with_close_matches(name: str, hints: list[str]) -> None:
     with pytest.raises(ValueError) as err:
         network.create_model(name)
     message = str(err.value)
-    assert "\n" not in message and f"unknown network '{name}'" in message
-    if hint:
-        assert hint in message
+    assert "\n" not in message and message.startswith(f"unknown network '{name}'; did you mean: ")
+    listed = message.split("did you mean: ")[1].split(" (")[0].split(", ")
+    assert set(hints) <= set(listed) and set(listed) <= set(network.list_models()) and len(listed) <= 5
+    assert "all 66 names" in message
+
+
+def test_unknown_name_without_close_match_has_no_hint() -> None:
+    with pytest.raises(ValueError) as err:
+        network.create_model("resnet50")
+    assert "did you mean" not in str(err.value) and "network.list_models()" in str(err.value)
 
 
 def test_duplicate_registration_raises_and_keeps_the_original() -> None:
     before = network.list_models()
 
-    def r3d_18(**kw):  # noqa: ANN003, ANN202
+    def R3D_18(**kw):  # noqa: ANN003, ANN202, N802  (names are case-insensitive: this clashes with r3d_18)
         raise AssertionError("must never be registered")
 
-    with pytest.raises(ValueError, match="registered twice"):
-        register_model(r3d_18)
-    assert network.list_models() == before
-    with torch.device("meta"):
-        assert isinstance(network.create_model("r3d_18"), VideoResNet)
+    with pytest.raises(ValueError, match=r"model 'r3d_18' is registered twice \(network.srtg_resnet and "):
+        register_model(R3D_18)
+    assert network.list_models() == before and registry._MODELS["r3d_18"] is srtg_resnet.r3d_18
 
 
-def test_get_symbol_returns_model_and_the_mfnet_input_config() -> None:
-    with torch.device("meta"):
-        model, conf = network.get_symbol("r2plus1d_18", num_classes=51)
-    assert model.fc.out_features == 51
+def test_a_new_registration_is_listed_and_built() -> None:
+    def tiny_registry_probe(num_classes: int = 400, **kw) -> nn.Module:  # noqa: ANN003
+        return nn.Linear(2, num_classes)
+
+    register_model(tiny_registry_probe)
+    try:
+        assert "tiny_registry_probe" in network.list_models()
+        assert network.create_model("Tiny_Registry_Probe", num_classes=7).out_features == 7
+    finally:
+        del registry._MODELS["tiny_registry_probe"]
+
+
+def test_get_symbol_returns_model_and_the_mfnet_input_config(caplog: pytest.LogCaptureFixture) -> None:
+    with torch.device("meta"), caplog.at_level(logging.INFO, logger="network.registry"):
+        model, conf = network.get_symbol("srtg_r2plus1d_18", num_classes=51, print_net=True)
+    assert model.fc.out_features == 51 and len(_sr_modules(model)) == 8
     assert conf["mean"] == pytest.approx([0.48627, 0.45882, 0.40784], abs=1e-5)
     assert conf["std"] == pytest.approx([0.234824] * 3, abs=1e-6)
+    assert "Squeeze_and_Recursion" in caplog.text and "Network Architecture" in caplog.text
 
 
-def test_plain_models_reject_sr_options() -> None:
+@pytest.mark.parametrize("kwargs", [{"gates": True}, {"place": "mid"}, {"recurrent": "gru"}])
+def test_plain_models_reject_sr_options(kwargs: dict) -> None:
     with pytest.raises(ValueError, match="only apply with recursion=True"):
-        network.create_model("r3d_18", gates=True)
+        _on_meta("r3d_18", **kwargs)
+
+
+def test_srtg_options_reach_every_sr_block() -> None:
+    gated = _on_meta("srtg_r3d_18", gates=True, recurrent="gru", place="mid")
+    srs = [m for m in gated.modules() if isinstance(m, Squeeze_and_Recursion)]
+    assert len(srs) == 8 and all(m.gate and isinstance(m.rnn, nn.GRU) for m in srs)
+    assert all(b.place == "mid" for _, b in _blocks(gated))
+    assert not any(".sar.lstm." in k for k in gated.state_dict()) and any(".sar.gru." in k for k in
+                                                                         gated.state_dict())
+    with pytest.raises(ValueError, match="SR place 'bottom' is not supported"):
+        _on_meta("srtg_r3d_50", place="bottom")

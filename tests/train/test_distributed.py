@@ -1,40 +1,120 @@
-"""train/distributed.py: world-size-1 behaviour, and real 2-process gloo DDP training through ``--gpus 2``."""
+"""train/distributed.py: every helper at world size 1, a real 2-process gloo group through ``spawn``, and real
+2-process DDP training through ``--gpus 2``."""
 from __future__ import annotations
 
 import csv
+import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+import torch.multiprocessing as mp
 
-from engine_helpers import ROOT, TINY, dataset_for, tiny_args
-from data.synthetic import SYNTHETIC_SPEC
 from train import distributed as dist
-from train.checkpoint import load_checkpoint_file
 
 
-def test_single_process_defaults(monkeypatch):
-    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+@pytest.fixture
+def single_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT"):
         monkeypatch.delenv(var, raising=False)
+
+
+def test_every_helper_at_world_size_1(single_process: None) -> None:
     info = dist.env_info()
     assert info == dist.DistInfo(0, 1, 0) and info.is_main and not info.distributed
     assert not dist.launched_by_torchrun()
+    dist.init_process_group(info, torch.device("cpu"))  # a no-op: no MASTER_PORT needed, no group joined
+    assert not dist.is_initialized()
     assert dist.get_rank() == 0 and dist.get_world_size() == 1 and dist.is_main()
+    dist.barrier()
     x = torch.tensor([1.0, 2.0])
-    assert torch.equal(dist.all_reduce_sum(x), x)
-    dist.init_process_group(info, torch.device("cpu"))  # no-op at world size 1
+    total = dist.all_reduce_sum(x)
+    assert torch.equal(total, x) and total is not x
+    total += 1  # the result is a copy: the caller's tensor is left alone
+    assert torch.equal(x, torch.tensor([1.0, 2.0]))
+    dist.destroy_process_group()
     assert not dist.is_initialized()
 
 
-def test_torchrun_environment(monkeypatch):
+def test_multi_process_info_without_a_port_is_a_one_line_error(single_process: None) -> None:
+    with pytest.raises(RuntimeError, match="MASTER_PORT is not set: launch with torchrun, or with --gpus N") as err:
+        dist.init_process_group(dist.DistInfo(0, 2, 0), torch.device("cpu"))
+    assert "\n" not in str(err.value) and not dist.is_initialized()
+
+
+def test_torchrun_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RANK", "3")
     monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert not dist.launched_by_torchrun()  # all three variables or it is not torchrun
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert dist.launched_by_torchrun()
-    assert dist.env_info() == dist.DistInfo(3, 4, 1)
+    info = dist.env_info()
+    assert info == dist.DistInfo(3, 4, 1) and not info.is_main and info.distributed
     assert dist.backend_for(torch.device("cpu")) == "gloo" and dist.backend_for(torch.device("cuda", 0)) == "nccl"
-    assert 0 < dist.free_port() < 65536
+
+
+def test_pick_device_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert dist.pick_device("auto") == dist.pick_device("cpu", local_rank=1) == torch.device("cpu")
+    with pytest.raises(ValueError, match=r"^--device cuda: no CUDA device is visible; use --device cpu or auto$"):
+        dist.pick_device("cuda")
+
+
+def test_pick_device_spreads_ranks_over_the_visible_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert [dist.pick_device("auto", r) for r in range(3)] == [torch.device("cuda", i) for i in (0, 1, 0)]
+    assert dist.pick_device("cpu", 1) == torch.device("cpu")
+
+
+def test_free_port_can_be_bound() -> None:
+    port = dist.free_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", port))  # raises OSError if the port were taken
+
+
+def _group_worker(out_dir: str) -> None:
+    """Runs in each spawned rank: join the gloo group, reduce, write what every helper said."""
+    info = dist.env_info()
+    dist.init_process_group(info, torch.device("cpu"))
+    try:
+        values = torch.tensor([info.rank + 1.0, 10.0 * (info.rank + 1)])
+        counts = torch.tensor([info.rank + 1], dtype=torch.int64)
+        total, count = dist.all_reduce_sum(values), dist.all_reduce_sum(counts)
+        dist.barrier()
+        result = {"info": [info.rank, info.world_size, info.local_rank], "torchrun": dist.launched_by_torchrun(),
+                  "initialized": dist.is_initialized(), "rank": dist.get_rank(), "world": dist.get_world_size(),
+                  "main": dist.is_main(), "backend": torch.distributed.get_backend(), "total": total.tolist(),
+                  "count": count.tolist(), "count_dtype": str(count.dtype), "input": values.tolist()}
+    finally:
+        dist.destroy_process_group()
+    result["after_destroy"] = dist.is_initialized()
+    Path(out_dir, f"rank{info.rank}.json").write_text(json.dumps(result))
+
+
+def _failing_worker() -> None:
+    if dist.env_info().rank == 1:
+        raise ValueError("rank 1 fails on purpose")
+
+
+def test_spawn_runs_a_two_process_gloo_group(tmp_path: Path) -> None:
+    dist.spawn(_group_worker, nprocs=2, args=(str(tmp_path),))
+    results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    for rank, res in enumerate(results):
+        assert res["info"] == [rank, 2, rank] and res["torchrun"] and res["initialized"]
+        assert res["rank"] == rank and res["world"] == 2 and res["main"] is (rank == 0)
+        assert res["backend"] == "gloo" and not res["after_destroy"]
+        assert res["total"] == [3.0, 30.0] and res["count"] == [3] and res["count_dtype"] == "torch.int64"
+        assert res["input"] == [rank + 1.0, 10.0 * (rank + 1)]  # not reduced in place
+
+
+def test_spawn_reraises_a_child_exception() -> None:
+    with pytest.raises(mp.ProcessRaisedException, match="rank 1 fails on purpose"):
+        dist.spawn(_failing_worker, nprocs=2)
 
 
 def _rows(path: Path) -> list[dict]:
@@ -42,7 +122,11 @@ def _rows(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def test_two_process_gloo_training(tmp_path):
+def test_two_process_gloo_training(tmp_path: Path) -> None:
+    from data.synthetic import SYNTHETIC_SPEC
+    from engine_helpers import ROOT, TINY, dataset_for, tiny_args
+    from train.checkpoint import load_checkpoint_file
+
     args = tiny_args(dataset_for(SYNTHETIC_SPEC), tmp_path, "--end-epoch", "1", "--gpus", "2", "--batch-size", "4")
     result = subprocess.run([sys.executable, str(Path(__file__).with_name("ddp_main.py")), *args], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)

@@ -49,8 +49,8 @@ META = [n for n in NAMES if PARAMS[n] >= MIN_META_PARAMS]
 def _cpu_case(name: str) -> pytest.ParameterSet:
     slow = PARAMS[name] > MAX_REAL_PARAMS and not RUN_ALL
     return pytest.param(name, marks=pytest.mark.skipif(slow, reason=(
-        f"{name}: {PARAMS[name] / 1e6:.0f} M parameters, 2-5 s of CPU to build and step, too slow for the suite (the same "
-        "blocks run in the smaller networks); SRTG_TEST_ALL_MODELS=1 runs it")))
+        f"{name}: {PARAMS[name] / 1e6:.0f} M parameters, 2-5 s of CPU to build and step, too slow for the suite "
+        "(the same blocks run in the smaller networks); SRTG_TEST_ALL_MODELS=1 runs it")))
 
 
 @pytest.fixture(scope="module", autouse=True)

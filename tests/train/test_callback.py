@@ -1,4 +1,5 @@
-"""train/callback.py: the original's exact log lines (spec §3.2), colour bands, and when the progress bar draws."""
+"""train/callback.py: the original's exact log lines (spec §3.2) and colour bands, as logged by train/progress.py,
+and when the progress bar draws."""
 from __future__ import annotations
 
 import io
@@ -8,9 +9,9 @@ import sys
 import pytest
 import torch
 
-from train.callback import (CallbackList, MetricPrinter, SpeedMonitor, colour, default_callbacks, progress_bar,
-                            sci)
+from train.callback import CallbackList, MetricPrinter, SpeedMonitor, colour, default_callbacks, sci, speed_legend
 from train.metric import default_metrics
+from train.progress import Monitor
 
 # ANSI codes written out (not imported) so a changed constant fails here.
 R, Y, G, X = "\033[91m", "\033[93m", "\033[92m", "\033[0m"
@@ -60,17 +61,54 @@ def test_validation_line_keeps_the_originals_trailing_comma() -> None:
                     "loss-ce = 5.30000, top1 = 0.25000, top5 = 0.50000,  ")
 
 
-def test_line_from_the_real_metric_meters() -> None:
-    """default_metrics() fed one real batch, printed by default_callbacks(): the line the loop logs."""
-    metrics = default_metrics()
+def _one_batch(metrics) -> None:  # noqa: ANN001
     preds = torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1], [0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])
     metrics.update(preds, torch.tensor([1, 2, 2, 1]), loss=torch.tensor(1.25), lr=0.0125,
                    batch_size=(4, 3, 8, 112, 112))
+
+
+METRICS_TEXT = ("loss-ce = 1.25000, top1 = 0.50000, top5 = 1.00000, batch_size = (    4,3, 8,112,112), "
+                "lr = 1.25e-2  ")
+
+
+def test_line_from_the_real_metric_meters() -> None:
+    """default_metrics() fed one real batch, printed by default_callbacks()."""
+    metrics = default_metrics()
+    _one_batch(metrics)
     line = default_callbacks()(epoch=11, batch=1234, silent=True, read_elapse=1 / 200, forward_elapse=1 / 400,
                                backward_elapse=1 / 250, namevals=metrics.get_name_value())
     assert line == (f"Epoch [11]  Batch [1234] Speed (r={Y}2.00e+2{X} f={G}4.00e+2{X} b={G}2.50e+2{X}) clip/sec  "
-                    "loss-ce = 1.25000, top1 = 0.50000, top5 = 1.00000, batch_size = (    4,3, 8,112,112), "
-                    "lr = 1.25e-2  ")
+                    + METRICS_TEXT)
+
+
+@pytest.mark.parametrize("phase, prefix", [("train", ""), ("val", "(val) ")])
+def test_the_loops_monitor_logs_the_line_every_log_interval(caplog: pytest.LogCaptureFixture, phase: str,
+                                                            prefix: str) -> None:
+    """What train/progress.py logs during an epoch: the interval's speeds per clip and its metrics."""
+    monitor = Monitor(log_interval=2, interactive=False)
+    with caplog.at_level(logging.INFO), monitor.epoch(0, total=3, phase=phase) as progress:
+        for _ in range(3):
+            _one_batch(progress.interval)
+            progress.advance(read_s=4 / 200, forward_s=4 / 400, backward_s=4 / 250 if phase == "train" else 0.0,
+                             clips=4)
+    lines = [r.getMessage() for r in caplog.records if r.name == "train.callback"]
+    speeds = f"r={Y}2.00e+2{X} f={G}4.00e+2{X}" + (f" b={G}2.50e+2{X}" if phase == "train" else "")
+    assert lines == [f"{prefix}Epoch [1]   Batch [2]    Speed ({speeds}) clip/sec  " + METRICS_TEXT]
+
+
+def test_cpu_runs_get_their_own_colour_bands() -> None:
+    cpu, cuda = SpeedMonitor(device_type="cpu"), SpeedMonitor(device_type="cuda")
+    elapses = {"read_elapse": 1 / 50, "forward_elapse": 1 / 40, "backward_elapse": 1 / 0.5}
+    assert cpu(**elapses) == f"Speed (r={Y}5.00e+1{X} f={G}4.00e+1{X} b={R}5.00e-1{X}) clip/sec "
+    assert cuda(**elapses) == f"Speed (r={R}5.00e+1{X} f={R}4.00e+1{X} b={R}5.00e-1{X}) clip/sec "
+    assert SpeedMonitor(device_type="mps")(**elapses) == cuda(**elapses)  # unknown devices: the original's bands
+    assert default_callbacks("cpu")(silent=True, **elapses).startswith(f"Speed (r={Y}")
+
+
+def test_speed_legend_states_the_bands_in_use() -> None:
+    assert speed_legend("cuda") == ("speed lines: r/f/b = clips per second of reading (waiting for the loader), "
+                                    "forward and backward; red < 100/50/20 <= yellow < 3000/300/200 <= green on CUDA")
+    assert speed_legend("cpu").endswith("red < 10/2/1 <= yellow < 300/30/20 <= green on CPU")
 
 
 def test_headers_pad_to_the_originals_widths() -> None:
@@ -96,22 +134,25 @@ class _Terminal(io.StringIO):
 @pytest.mark.parametrize("stream, drawn", [(_Terminal(), True), (io.StringIO(), False)])
 def test_progress_bar_draws_only_on_a_terminal_and_keeps_log_lines_whole(monkeypatch: pytest.MonkeyPatch,
                                                                           stream: io.StringIO, drawn: bool) -> None:
-    """enabled=None (the loop's default) decides from stderr; log lines go above a drawn bar, never into it."""
+    """``interactive=None`` (the default) decides from stderr; log lines go above a drawn bar, never into it."""
     monkeypatch.setattr(sys, "stderr", stream)
     root = logging.getLogger()  # the handlers logging_redirect_tqdm reroutes are the root logger's
     handler = logging.StreamHandler(stream)
     root.addHandler(handler)
     monkeypatch.setattr(root, "level", logging.INFO)
     try:
-        with progress_bar(3, "Epoch 7 train") as bar:
-            disabled = bar.disable
-            bar.update(2)
+        with Monitor(log_interval=100).epoch(6, total=3, phase="train") as progress:
+            disabled = progress.bar.disable
+            progress.advance(0.01, 0.01, 0.01, clips=2)
+            progress.advance(0.01, 0.01, 0.01, clips=2)
             logging.getLogger("test_callback.bar").info("a log line")
-            bar.update(1)
-            count = bar.n
+            progress.advance(0.01, 0.01, 0.01, clips=2)
+            count = progress.bar.n
     finally:
         root.removeHandler(handler)
     text = stream.getvalue()
     assert disabled is not drawn and count == (3 if drawn else 0)
     assert ("Epoch 7 train" in text and "/3 [" in text) is drawn
     assert text.count("a log line") == 1 and "\na log line\n" in "\n" + text.replace("\r", "\n")
+    # off a terminal, progress lines replace the bar
+    assert ("Epoch 7 train: iteration 1/3" in text) is not drawn

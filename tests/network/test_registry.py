@@ -179,3 +179,18 @@ def test_srtg_options_reach_every_sr_block() -> None:
                                                                          gated.state_dict())
     with pytest.raises(ValueError, match="SR place 'bottom' is not supported"):
         _on_meta("srtg_r3d_50", place="bottom")
+
+
+def test_build_model_passes_gate_options_to_srtg_networks_only() -> None:
+    with torch.device("meta"):
+        plain = network.build_model("r3d_18", num_classes=5)
+        gated = network.build_model("SRTG_r3d_18", num_classes=5, gates=True, recurrent="gru")
+        ungated = network.build_model("srtg_r3d_18", num_classes=5, gates=False, recurrent="gru")
+    assert _sr_modules(plain) == [] and plain.fc.out_features == 5
+    srs = [m for m in gated.modules() if isinstance(m, Squeeze_and_Recursion)]
+    assert len(srs) == 8 and all(m.gate and m.recurrent == "gru" for m in srs)
+    # gates=False: the gate's options are ignored, the run gets the default SR blocks
+    assert all(not m.gate and m.recurrent == "lstm" for m in ungated.modules()
+               if isinstance(m, Squeeze_and_Recursion))
+    with pytest.raises(ValueError, match=r"^--gates True needs an srtg_\* network, not 'r3d_18'$"):
+        network.build_model("r3d_18", num_classes=5, gates=True)

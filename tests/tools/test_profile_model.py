@@ -33,3 +33,22 @@ def test_reference_lookup_is_case_insensitive() -> None:
     ref = profile_model.reference_figures("mtnet_xs", 16, 224, 400)
     assert ref is not None and ref["params"] == 21_835_664 and ref["flops"] > 0
     assert profile_model.reference_figures("no_such_net", 16, 112, 400) is None
+
+
+def test_batch_one_on_one_voxel_maps(capsys: pytest.CaptureFixture) -> None:
+    """At batch 1 the deepest maps are 1x1x1: BatchNorm in training mode would fail, the timing does not."""
+    assert profile_model.main(["--network", "r3d_18", "--clip-length", "2", "--clip-size", "16", "--batch-size", "1",
+                               "--repeats", "1", "--warmup", "0", "--device", "cpu"]) == 0
+    assert "latency (batch 1" in capsys.readouterr().out
+
+
+def test_needs_only_a_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from train.checkpoint import save_checkpoint
+    from train.config import RunConfig
+
+    model = network.create_model("r3d_18", num_classes=5)
+    config = RunConfig.from_flat({"network": "r3d_18", "clip_length": 2, "clip_size": 16}, "X")
+    path = save_checkpoint(tmp_path / "r3d_18_ep-0001.pth", model, 1, network="r3d_18", config=config.to_dict())
+    assert profile_model.main(["--checkpoint", str(path), "--repeats", "1", "--warmup", "0", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "network r3d_18: input (B, 3, 2, 16, 16)" in out  # the run's validation clip

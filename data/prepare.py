@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import logging
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Sequence
 from data import check, convert
 from data.annotations import PARSERS, Annotations, Entry, ParseArgs
 from data.atomic import atomic_write_text
+from data.datasets import get_dataset
 from data.labels import dictionary_path, iter_rows
 from data.video_io import is_video_file
 
@@ -40,14 +42,22 @@ class Facts:
     timeslices: bool = False
 
 
-# The names the train_<dataset>.py scripts read (one table, so that it can later point at a data-set registry).
+def _registered(key: str) -> Facts:
+    """The folder and CSV names that ``key``'s training script reads, from the data-set registry, with the
+    split number and the Kinetics variant as ``{split}``/``{variant}`` fields."""
+    spec = get_dataset(key)
+
+    def template(name: str) -> str:
+        name = re.sub(r"split1(?=_)", "split{split}", name)
+        return name.replace(f"-{max(spec.variants)}_", "-{variant}_") if spec.variants else name
+
+    return Facts(spec.folder, template(spec.train_csv), template(spec.val_csv), spec.timeslices)
+
+
+# The names the train_<dataset>.py scripts read (data.datasets); ssv2 and folders are trained by train.py.
 DATASETS: dict[str, Facts] = {
-    "ucf101": Facts("UCF101_videos", "ucf101_split{split}_train.csv", "ucf101_split{split}_val.csv"),
-    "hmdb51": Facts("HMDB51_videos", "hmdb_split{split}_train.csv", "hmdb_split{split}_val.csv"),
-    "kinetics": Facts("Kinetics_videos", "kinetics-{variant}_train.csv", "kinetics-{variant}_val.csv", True),
-    "hacs": Facts("HACS_videos", "HACS_clips_v1.1_train.csv", "HACS_clips_v1.1_val.csv", True),
-    "mit": Facts("Moments_in_Time_videos", "Moments_in_Time_train.csv", "Moments_in_Time_val.csv"),
-    "diving48": Facts("Diving48_videos", "diving48_train.csv", "diving48_val.csv"),
+    **{name: _registered(key) for name, key in (("ucf101", "ucf101"), ("hmdb51", "hmdb51"), ("kinetics", "kinetics"),
+                                                ("hacs", "hacs"), ("mit", "moments"), ("diving48", "diving48"))},
     "ssv2": Facts("ssv2_videos", "ssv2_train.csv", "ssv2_val.csv"),
     "folders": Facts("folders_videos", "folders_train.csv", "folders_val.csv"),
 }

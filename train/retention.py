@@ -99,7 +99,10 @@ class Checkpoints:
                 self.best_top1 = best
             atomic_write_text(self.folder / LATEST_NAME, primary.name + "\n", fsync=True)
         except (OSError, RuntimeError) as exc:
-            reason = (getattr(exc, "strerror", None) or str(exc).splitlines()[0] or exc.__class__.__name__)
+            reason = getattr(exc, "strerror", None)
+            if not reason:  # torch.save reports a full disk as RuntimeError "... file write failed"
+                full = free_bytes(self.folder) < estimate_bytes(model)
+                reason = "No space left on device" if full else (str(exc).splitlines() or [exc.__class__.__name__])[0]
             pointer = self.folder / LATEST_NAME
             kept = pointer.read_text(encoding="utf-8").strip() if pointer.is_file() else "none"
             raise CheckpointSaveError(f"{self.folder}: saving {primary.name} failed ({reason}; {_mb(free_bytes(self.folder))} "

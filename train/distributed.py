@@ -204,7 +204,8 @@ def spawn(fn: Callable[..., Any], nprocs: int, args: tuple = ()) -> None:
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGUSR1)}
     try:
-        while not context.join():
+        # a failed rank makes the others stop: SIGTERM, then SIGKILL after 5 s (a stopped rank ignores SIGTERM)
+        while not context.join(grace_period=5.0):
             pass
     finally:
         for sig, handler in previous.items():

@@ -4,7 +4,10 @@ Original built three DataLoaders per long cycle (one per short-cycle shape, cach
 errors: bug 36) plus a val loader of hard-coded 16×256² clips for Kinetics/HACS/MiT (bug 24), with the same
 numpy RandomState copied into every worker (bug 23). Here the train DataLoader takes a
 :class:`~data.multigrid.MultigridBatchSampler` that yields ``(idx, T, S)`` per clip, so one worker pool serves
-every shape; the val clip size is an argument (default: the train clip size); workers are seeded per worker.
+every shape; the val clip size is an argument (default: the train clip size). The temporal window and the
+augmentation of a training clip are drawn from generators of ``(seed, epoch, sample index)`` (`SampleRNG`,
+selected by :class:`EpochClips`), so they do not depend on the number of workers, on which worker reads the
+clip, or on where an epoch was resumed (README Differences: exact resume).
 """
 from __future__ import annotations
 
@@ -15,14 +18,14 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from data.labels import load_records, warn_split_overlap
 from data.multigrid import MultigridBatchSampler
 from data.rng import STREAMS, mix
 from data.spec import DatasetPaths, DatasetSpec
 from data.video_iterator import VideoIter
-from data.video_sampler import ProcessRNG, RandomSampling, SequentialSampling
+from data.video_sampler import RandomSampling, SampleRNG, SequentialSampling
 from data.video_transforms import build_transform
 
 logger = logging.getLogger(__name__)
@@ -38,9 +41,8 @@ class LoaderConfig:
     clip length/size (original: hard-coded 16 frames of 256² for Kinetics/HACS/MiT, the train values
     elsewhere). ``val_batch_size`` defaults to the per-rank base batch. ``pin_memory`` None means "on CUDA".
     ``drop_last`` decides the ``N mod world_size`` leftover train samples (see MultigridBatchSampler).
-    ``persistent_workers`` keeps the worker processes between epochs (faster); then the augmentation streams
-    continue from epoch to epoch instead of being re-derived from ``(seed, epoch)``, so a resumed run draws
-    the same clips as an uninterrupted one only with ``workers=0`` or ``persistent_workers=False``.
+    ``persistent_workers`` keeps the worker processes between epochs (faster; the training draws do not
+    depend on the workers, see :class:`EpochClips`).
     """
 
     clip_length: int = 16
@@ -76,16 +78,53 @@ class Loaders:
     seed: int = 0
     rank: int = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        """Make the epoch's sample order, temporal windows and augmentations functions of ``(seed, rank, epoch)``:
-        the batch sampler's permutation, the DataLoader's worker seeds and the in-process random streams, so
-        that a run resumed at ``epoch`` reads what an uninterrupted run would have (see LoaderConfig)."""
-        self.batch_sampler.set_epoch(epoch)
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Select ``epoch``'s sample order (the batch sampler's permutation of ``(seed, epoch)``) and its first
+        step ``start`` (> 0 when resuming inside the epoch); the clips' draws follow from ``(seed, epoch,
+        index)``, so a run resumed at any step reads what an uninterrupted run would have."""
+        self.batch_sampler.set_epoch(epoch, start)
         if self.train.generator is not None:
             self.train.generator.manual_seed(mix(self.seed, self.rank, STREAMS["loader"], epoch))
-        for part in (self.train_set.sampler, self.train_set.video_transform):
-            if isinstance(getattr(part, "rng", None), ProcessRNG):
-                part.rng = ProcessRNG(mix(self.seed, self.rank, part.rng.stream, epoch), stream=part.rng.stream)
+
+
+class EpochBatches(Sampler[list]):
+    """The batch sampler's ``(idx, T, S)`` batches with the epoch appended: ``(idx, T, S, epoch)``, so that
+    (persistent) DataLoader workers know the epoch of every clip they read."""
+
+    def __init__(self, batch_sampler: MultigridBatchSampler) -> None:
+        self.batch_sampler = batch_sampler
+
+    def __iter__(self) -> Iterator[list[tuple[int, int, int, int]]]:
+        epoch = self.batch_sampler.epoch
+        for batch in self.batch_sampler:
+            yield [(*key, epoch) for key in batch]
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+
+class EpochClips(Dataset):
+    """``dataset[(idx, T, S, epoch)]``: selects the sampler's and the transform's :class:`SampleRNG` of
+    ``(epoch, idx)``, then reads ``dataset[(idx, T, S)]``; every other attribute is the wrapped VideoIter's."""
+
+    def __init__(self, dataset: VideoIter) -> None:
+        self.dataset = dataset
+        self.streams = [part.rng for part in (dataset.sampler, dataset.video_transform)
+                        if isinstance(getattr(part, "rng", None), SampleRNG)]
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int, int, int]) -> tuple:
+        idx, t, s, epoch = key
+        for rng in self.streams:
+            rng.select(epoch, idx)
+        return self.dataset[(idx, t, s)]
+
+    def __getattr__(self, name: str):
+        if name == "dataset":  # not yet set (unpickling)
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
 
 
 class ShardSampler(Sampler[int]):
@@ -158,10 +197,11 @@ def build_loaders(spec: DatasetSpec, paths: DatasetPaths, cfg: LoaderConfig, mea
                          "classes; check the CSV and the dataset/--variant choice")
 
     size = (cfg.clip_length, cfg.clip_size, cfg.clip_size)
-    # seeds of the random streams are set per epoch by Loaders.set_epoch
     train_sampler = RandomSampling(num=cfg.clip_length, interval=cfg.train_frame_interval, speed=(1.0, 1.0))
     # cropped at the nominal clip size, then resized to each multigrid size (the original's field of view)
     train_transform = build_transform(spec.augmentation, True, mean, std, crop_size=cfg.clip_size)
+    train_sampler.rng = SampleRNG(cfg.seed, STREAMS["sampler"])
+    train_transform.rng = SampleRNG(cfg.seed, STREAMS["transform"])
     train_set = VideoIter(train_records, size, train_sampler, train_transform, name="train",
                           seed=mix(cfg.seed, rank, STREAMS["replacement"]), classes=dictionary)
 
@@ -177,7 +217,8 @@ def build_loaders(spec: DatasetSpec, paths: DatasetPaths, cfg: LoaderConfig, mea
                                           cfg.short_cycles, rank=rank, world_size=world_size, seed=cfg.seed,
                                           shuffle=True, drop_last=cfg.drop_last)
     kwargs = _loader_kwargs(cfg)
-    train = DataLoader(train_set, batch_sampler=batch_sampler, generator=torch.Generator(), **kwargs)
+    train = DataLoader(EpochClips(train_set), batch_sampler=EpochBatches(batch_sampler), generator=torch.Generator(),
+                       **kwargs)
     val = DataLoader(val_set, batch_size=cfg.val_batch_size or batch, sampler=ShardSampler(len(val_set), rank, world_size),
                      shuffle=False, drop_last=False, **kwargs)
     logger.info("train: %d videos, %d steps per epoch (per-process base batch %d, long cycles %s, short cycles %s); "

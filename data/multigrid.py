@@ -161,7 +161,7 @@ class MultigridBatchSampler:
         self.long_cycles, self.short_cycles = bool(long_cycles), bool(short_cycles)
         self.rank, self.world_size = rank, world_size
         self.seed, self.shuffle, self.drop_last = int(seed), bool(shuffle), bool(drop_last)
-        self.epoch = 0
+        self.epoch, self.start = 0, 0
         per_rank = shard_size(self.num_samples, world_size, self.drop_last)
         if per_rank < 1:
             raise ValueError(f"{self.num_samples} training samples cannot be split over {world_size} ranks with "
@@ -174,9 +174,12 @@ class MultigridBatchSampler:
         """The shapes of this epoch's iterations (identical every epoch and on every rank)."""
         return self.plan
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the permutation of ``epoch`` (call before iterating, as with DistributedSampler)."""
-        self.epoch = int(epoch)
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Select the permutation of ``epoch`` (call before iterating, as with DistributedSampler) and skip its
+        first ``start`` steps (a resume from a mid-epoch checkpoint: the remaining clips, each once)."""
+        if not 0 <= int(start) <= len(self.plan):
+            raise ValueError(f"start step {start} is outside the epoch's {len(self.plan)} steps")
+        self.epoch, self.start = int(epoch), int(start)
 
     def rank_indices(self) -> list[int]:
         """This rank's sample indices for the current epoch, in the order they are batched."""
@@ -192,10 +195,11 @@ class MultigridBatchSampler:
 
     def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
         indices = self.rank_indices()
-        start = 0
-        for batch, frames, side in self.plan:
-            yield [(idx, frames, side) for idx in indices[start:start + batch]]
-            start += batch
+        offset = sum(shape[0] for shape in self.plan[:self.start])
+        for batch, frames, side in self.plan[self.start:]:
+            yield [(idx, frames, side) for idx in indices[offset:offset + batch]]
+            offset += batch
 
     def __len__(self) -> int:
-        return len(self.plan)
+        """Steps left in the epoch (all of them unless ``set_epoch`` was given a start)."""
+        return len(self.plan) - self.start

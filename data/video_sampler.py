@@ -11,7 +11,8 @@ loop (``0, 1, …, n-1, 0, 1, …``), so a clip always has ``num`` frames in pla
 
 Randomness: the original copied one numpy RandomState into every DataLoader worker, so all workers drew the
 same sequence (bug 23). `ProcessRNG` re-seeds from ``(seed, torch worker seed)`` in each worker process, so
-workers differ, and runs stay reproducible under ``torch.manual_seed``. Evaluation windows depend only on
+workers differ, and runs stay reproducible under ``torch.manual_seed``; `SampleRNG` (used for training by
+`data.loaders`) is a function of ``(seed, epoch, sample index)``, so it does not depend on the workers at all. Evaluation windows depend only on
 ``(seed, video index)``, never on which worker reads the video.
 """
 from __future__ import annotations
@@ -40,6 +41,23 @@ class ProcessRNG:
         if key != self._key or self._rng is None:
             entropy = [self.seed, self.stream] + ([] if info is None else [int(info.seed)])
             self._rng, self._key = np.random.default_rng(entropy), key
+        return self._rng
+
+
+class SampleRNG:
+    """A numpy Generator that is a function of ``(seed, stream, epoch, sample index)`` only: :meth:`select`
+    it before each clip is read, so a clip's draws do not depend on which worker reads it or on what that
+    worker read before (a resumed epoch draws what the uninterrupted one drew)."""
+
+    def __init__(self, seed: int = 0, stream: int = 0):
+        self.seed, self.stream = int(seed), int(stream)
+        self._rng = np.random.default_rng([self.seed, self.stream])
+
+    def select(self, epoch: int, index: int) -> None:
+        """Draw the next numbers from the stream of sample ``index`` in ``epoch``."""
+        self._rng = np.random.default_rng([self.seed, self.stream, int(epoch), int(index)])
+
+    def get(self) -> np.random.Generator:
         return self._rng
 
 

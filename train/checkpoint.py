@@ -6,7 +6,10 @@ File name and keys are the original's: ``<model_dir>/<network>_ep-XXXX.pth`` (XX
 ``DataParallel``-wrapped state_dict (``module.`` keys) non-atomically and its resume silently loaded nothing
 (keyword mismatch); here the state_dict is unwrapped, the file is written to a temp file in the same folder,
 fsynced and renamed (a kill at any moment leaves the previous checkpoint intact), and resume restores model,
-optimiser, AMP scaler, lr schedule, epoch and RNG states.
+optimiser, AMP scaler, lr schedule, epoch and RNG states. Beside the original names a folder holds
+``<network>_last.pth`` (the newest state, mid-epoch after a preemption, with ``position``), ``<network>_best.pth``
+(best validation top-1) and ``latest`` (a text file naming the newest complete checkpoint); see
+`train.retention` (README Differences: checkpoint retention).
 """
 from __future__ import annotations
 
@@ -35,6 +38,19 @@ RESULT_FIELDS = ("Epoch", "Top1", "Top5", "Loss", "LR", "Samples", "Skipped", "S
 def checkpoint_path(model_dir: str | Path, network: str, epoch: int) -> Path:
     """``<model_dir>/<network>_ep-<epoch:04d>.pth`` (the original's ``get_checkpoint_path``)."""
     return Path(model_dir) / f"{network}_ep-{epoch:04d}.pth"
+
+
+LATEST_NAME = "latest"
+
+
+def last_path(model_dir: str | Path, network: str) -> Path:
+    """``<model_dir>/<network>_last.pth``: the newest training state (may be mid-epoch)."""
+    return Path(model_dir) / f"{network}_last.pth"
+
+
+def best_path(model_dir: str | Path, network: str) -> Path:
+    """``<model_dir>/<network>_best.pth``: the state with the best validation top-1 so far."""
+    return Path(model_dir) / f"{network}_best.pth"
 
 
 def list_checkpoints(model_dir: str | Path, network: str) -> list[int]:
@@ -93,9 +109,12 @@ def _plain(value: Any) -> Any:
 def save_checkpoint(path: str | Path, model: nn.Module, epoch: int, optimizer: torch.optim.Optimizer | None = None,
                     scaler: Any = None, scheduler: Any = None, rng: Any = None, network: str = "",
                     classes: list[str] | None = None, config: Mapping[str, Any] | None = None,
-                    dataset: Mapping[str, Any] | None = None) -> Path:
+                    dataset: Mapping[str, Any] | None = None, position: Mapping[str, Any] | None = None,
+                    metrics: Mapping[str, Any] | None = None) -> Path:
     """Write the checkpoint dict (unwrapped state_dict, original keys + extras) atomically to ``path``.
 
+    ``position`` (mid-epoch checkpoints): ``{'iteration', 'plan_length', 'sampler_epoch'}``, the steps of
+    epoch ``epoch + 1`` already trained.
     ``config`` is the run's `train.config.RunConfig.to_dict()`, ``dataset`` its ``DatasetSpec.to_dict()``:
     plain data, so evaluation, prediction and export know the run without its command line.
     """
@@ -114,6 +133,10 @@ def save_checkpoint(path: str | Path, model: nn.Module, epoch: int, optimizer: t
     state["classes"] = list(classes or [])
     state["config"] = _plain(dict(config or {}))
     state["dataset"] = _plain(dict(dataset or {}))
+    if position:
+        state["position"] = _plain(dict(position))
+    if metrics:
+        state["metrics"] = _plain(dict(metrics))
     atomic_save(state, path)
     log.info("Checkpoint saved: `%s'", path)
     return Path(path)
@@ -150,9 +173,43 @@ class StartPoint:
     mode: str
     epoch: int
     path: Path | None = None
+    iteration: int = 0  # steps of epoch ``epoch + 1`` already trained (a mid-epoch checkpoint)
 
 
-def resolve_start(pretrained: str | None, resume_epoch: int, model_dir: str | Path, network: str) -> StartPoint:
+def position_of(ckpt: Mapping[str, Any]) -> tuple[int, int]:
+    """``(completed epochs, steps done in the next epoch)`` of a checkpoint dict."""
+    pos = ckpt.get("position") or {}
+    return int(ckpt.get("epoch", 0) or 0), int(pos.get("iteration", 0) or 0)
+
+
+def newest_checkpoint(model_dir: str | Path, network: str) -> tuple[Path, int, int] | None:
+    """The newest checkpoint of the folder that loads, as ``(path, epoch, iteration)``; None if there is none.
+
+    Candidates: the file named by ``latest``, ``<network>_last.pth``, then ``<network>_ep-XXXX.pth`` from the
+    newest; a file that does not load is skipped with a WARNING (atomic writes make that a damaged disk).
+    """
+    folder = Path(model_dir)
+    pointer = folder / LATEST_NAME
+    names = [pointer.read_text(encoding="utf-8").strip()] if pointer.is_file() else []
+    candidates = [folder / n for n in names if n] + [last_path(folder, network)]
+    candidates += [checkpoint_path(folder, network, e) for e in reversed(list_checkpoints(folder, network))]
+    found: list[tuple[tuple[int, int], Path]] = []
+    for path in dict.fromkeys(candidates):
+        if not path.is_file():
+            continue
+        try:
+            ckpt = load_checkpoint_file(path)
+        except ValueError as exc:
+            log.warning("%s; not resuming from it", exc)
+            continue
+        found.append((position_of(ckpt), path))
+    if not found:
+        return None
+    (epoch, iteration), path = max(found, key=lambda f: f[0])
+    return path, epoch, iteration
+
+
+def resolve_start(pretrained: str | None, resume_epoch: int | str, model_dir: str | Path, network: str) -> StartPoint:
     """Decide where to start from the arguments; every caller asks this function.
 
     1. ``--pretrained_3d FILE`` without ``--resume-epoch``: initialise from FILE (non-strict), epoch 0.
@@ -160,9 +217,16 @@ def resolve_start(pretrained: str | None, resume_epoch: int, model_dir: str | Pa
        the full state from FILE and continue after N completed epochs (the README's ``ep-0020.pth`` with
        ``--resume-epoch 21`` therefore skips an epoch, exactly as asked; a warning says so).
     3. ``--resume-epoch N`` (N ≥ 1): resume from ``<model_dir>/<network>_ep-000N.pth``.
-    4. otherwise (``--resume-epoch`` -1 or 0): from scratch.
+    4. ``--resume-epoch auto``: from :func:`newest_checkpoint` (mid-epoch ones included), else from scratch.
+    5. otherwise (``--resume-epoch`` -1 or 0): from scratch.
     """
-    resume_epoch = int(resume_epoch)
+    if resume_epoch == "auto" and not pretrained:
+        newest = newest_checkpoint(model_dir, network)
+        if newest is None:
+            return StartPoint("scratch", 0)
+        path, epoch, iteration = newest
+        return StartPoint("resume", epoch, path, iteration)
+    resume_epoch = -1 if resume_epoch == "auto" else int(resume_epoch)
     if pretrained:
         path = Path(pretrained)
         if not path.is_file():
@@ -235,7 +299,7 @@ def restore(start: StartPoint, model: nn.Module, optimizer: torch.optim.Optimize
                          f"{len(report.mismatched)} with another shape); a resume needs the same network and "
                          "class count")
     saved_epoch = ckpt.get("epoch")
-    if saved_epoch is not None and int(saved_epoch) != start.epoch:
+    if saved_epoch is not None and int(saved_epoch) != start.epoch and not start.iteration:
         log.warning("`%s' holds epoch %s; continuing after epoch %d as asked by --resume-epoch",
                     start.path, saved_epoch, start.epoch)
     parts = ["model"]
@@ -254,7 +318,8 @@ def restore(start: StartPoint, model: nn.Module, optimizer: torch.optim.Optimize
     if ckpt.get("rng"):
         set_rng_state(ckpt["rng"])
         parts.append("RNG")
-    log.info("Resumed %s from `%s' at epoch %d", " & ".join(parts), start.path, start.epoch)
+    where = f", iteration {start.iteration} of epoch {start.epoch + 1}" if start.iteration else ""
+    log.info("Resumed %s from `%s' at epoch %d%s", " & ".join(parts), start.path, start.epoch, where)
     return ckpt
 
 

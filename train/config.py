@@ -20,6 +20,10 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULES = ("multistep", "cosine")
 GATE_SIMILARITIES = ("raw", "tcc", "cosine", "tstd", "recal")
+# ``--resume-epoch``: completed epochs N (-1: do not resume) or "auto"; typed on the command line as a string
+# (the parser picks ``str`` for this alias) and normalised by ``RunConfig.validate``.
+ResumeAt = int | str
+AUTO = "auto"
 
 
 MAX_DEFAULT_WORKERS = 4
@@ -89,8 +93,10 @@ class ModelConfig:
                               "that fills under 10%% of the model's tensors")
     fine_tune: bool = opt(False, "--fine-tune", kind="bool", help="fine-tuning: backbone at 0.6x lr, recurrent "
                           "cells 0.5x, classifier fc 1x (needs no --resume-epoch)")
-    resume_epoch: int = opt(-1, "--resume-epoch", help="resume after N completed epochs from <model-dir>/"
-                            "<network>_gates_<bool>/<network>_ep-000N.pth (-1: do not resume)")
+    resume_epoch: ResumeAt = opt(-1, "--resume-epoch", metavar="N|auto",
+                                 help="resume after N completed epochs from <results folder>/<network>_ep-000N.pth; "
+                                 "auto: from the newest complete checkpoint of the folder (mid-epoch 'last' "
+                                 "included), or from scratch if it has none; -1: do not resume")
 
 
 @dataclass
@@ -140,6 +146,15 @@ class OutputConfig:
     debug_mode: bool = opt(False, "--debug-mode", kind="bool", help="DEBUG-level logging and tracebacks")
     tensorboard: bool = opt(False, "--tensorboard", kind="bool", help="also write TensorBoard scalars to "
                             "<results folder>/tensorboard")
+    run_name: str = opt("", "--run-name", metavar="NAME", help="suffix of the results folder: "
+                        "<network>_gates_<bool>_<NAME> (one folder per run of a sweep)")
+    overwrite: bool = opt(False, "--overwrite", kind="bool", help="start from scratch in a results folder that "
+                          "holds an earlier run: its files are moved aside into <results folder>/previous-<time>/")
+    keep_checkpoints: int = opt(0, "--keep-checkpoints", metavar="K", help="keep only the newest K "
+                                "<network>_ep-XXXX.pth files (0: keep all); _last and _best are always kept")
+    save_every_minutes: float = opt(0.0, "--save-every-minutes", metavar="MIN", help="also write the mid-epoch "
+                                    "<network>_last.pth every this many minutes (0: only at epoch ends and on "
+                                    "SIGTERM/SIGUSR1/SIGINT)")
 
 
 @dataclass
@@ -152,6 +167,8 @@ class HardwareConfig:
     device: str = opt("auto", "--device", choices=DEVICES, help="where to train (auto: CUDA when available)")
     precision: str | None = opt(None, "--precision", choices=PRECISIONS, help="fp16: autocast + GradScaler "
                                 "(the default on CUDA); bf16: autocast without scaler; fp32: the default on CPU")
+    dist_timeout: float = opt(300.0, "--dist-timeout", metavar="SECONDS", help="collective timeout of the process "
+                              "group: a rank that hangs or dies makes the others stop after this long")
 
 
 GROUPS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "optimisation": OptimConfig,
@@ -286,7 +303,16 @@ class RunConfig:
             raise ValueError(f"--gate-temperature must be > 0, got {m.gate_temperature}")
         if m.gates_from_epoch < 0:
             raise ValueError(f"--gates-from-epoch must be >= 0, got {m.gates_from_epoch}")
-        if m.resume_epoch >= 1 and s.end_epoch <= m.resume_epoch:
+        m.resume_epoch = _resume_at(m.resume_epoch)
+        if out.keep_checkpoints < 0:
+            raise ValueError(f"--keep-checkpoints must be >= 0 (0: keep all), got {out.keep_checkpoints}")
+        if out.save_every_minutes < 0:
+            raise ValueError(f"--save-every-minutes must be >= 0 (0: off), got {out.save_every_minutes}")
+        if not hw.dist_timeout > 0:
+            raise ValueError(f"--dist-timeout must be > 0 seconds, got {hw.dist_timeout}")
+        if out.run_name and (out.run_name != Path(out.run_name).name or out.run_name.startswith(".")):
+            raise ValueError(f"--run-name '{out.run_name}' must be a plain folder-name suffix (no '/' or leading '.')")
+        if m.resume_epoch != AUTO and m.resume_epoch >= 1 and s.end_epoch <= m.resume_epoch:
             raise ValueError(f"--resume-epoch {m.resume_epoch} with --end-epoch {s.end_epoch}: nothing left to "
                              f"train; raise --end-epoch above {m.resume_epoch}")
         if out.save_frequency <= 0:
@@ -296,9 +322,11 @@ class RunConfig:
         return self
 
     def results_dir(self) -> Path:
-        """``<model-dir or ./results/<DATASET>>/<network>_gates_<bool>`` (the folder names of the README)."""
+        """``<model-dir or ./results/<DATASET>>/<network>_gates_<bool>[_<run-name>]`` (the README's folder names;
+        ``--run-name`` gives each run of a sweep its own folder)."""
         parent = Path(self.output.model_dir) if self.output.model_dir else Path("results") / self.dataset_name
-        return parent / f"{self.model.network}_gates_{bool(self.model.gates)}"
+        name = f"{self.model.network}_gates_{bool(self.model.gates)}"
+        return parent / (f"{name}_{self.output.run_name}" if self.output.run_name else name)
 
     def log_path(self) -> Path:
         """``--log-file`` or ``<results folder>/train.log``."""
@@ -313,6 +341,16 @@ class RunConfig:
         from data.atomic import atomic_write_text  # noqa: PLC0415  (keeps this module import-light)
 
         return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def _resume_at(value: Any) -> int | str:
+    """``--resume-epoch`` as an int N or "auto"."""
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"--resume-epoch must be an epoch number or 'auto', got {value!r}") from None
 
 
 def _choice(flag: str, value: Any, choices: tuple) -> None:

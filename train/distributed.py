@@ -2,13 +2,18 @@
 
 The original wrapped the model in ``DataParallel`` and used ``--gpus`` both as a device list and as a count
 (spec bug 31). Here every process owns one device and runs the same code: ``torch.distributed`` with NCCL on
-CUDA and gloo on CPU, started either by ``torchrun`` (its ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/
-``MASTER_*`` environment) or by :func:`spawn`, which starts N local processes itself so that the original
-``--gpus 4`` commands keep working.
+CUDA and gloo on CPU, started by ``torchrun`` (its ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_*`` environment), by
+``srun`` alone (``SLURM_PROCID``/``SLURM_NTASKS``/``SLURM_LOCALID``; master = first host of
+``SLURM_NODELIST``, port from ``SLURM_JOB_ID``) or by :func:`spawn`, which starts N local processes itself so
+that the original ``--gpus 4`` commands keep working. Collectives time out after ``--dist-timeout`` seconds,
+so a hung or dead rank stops the others with one line (:class:`CollectiveTimeout`).
 """
 from __future__ import annotations
 
+import datetime
 import os
+import re
+import signal
 import socket
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -18,6 +23,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+SRUN_VARS = ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_STEP_ID")
+PORT_BASE = 20000  # srun rendezvous port: PORT_BASE + SLURM_JOB_ID % 20000
+
+
+class CollectiveTimeout(RuntimeError):
+    """A collective did not complete within ``--dist-timeout``: another rank hung or died."""
 
 
 @dataclass(frozen=True)
@@ -42,8 +53,27 @@ def launched_by_torchrun() -> bool:
     return all(v in os.environ for v in TORCHRUN_VARS)
 
 
+def launched_by_srun() -> bool:
+    """True inside an ``srun`` step of more than one task (and not under torchrun). A batch script's own
+    shell has no ``SLURM_STEP_ID``, so ``sbatch --ntasks 4`` alone does not count as 4 ranks."""
+    return (not launched_by_torchrun() and all(v in os.environ for v in SRUN_VARS)
+            and int(os.environ["SLURM_NTASKS"]) > 1)
+
+
+def first_host(nodelist: str) -> str:
+    """The first host of a SLURM node list: ``gpu[03-05,07],cpu1`` -> ``gpu03``."""
+    match = re.match(r"([^,\[]+)(?:\[([^\]]+)\])?", nodelist.strip())
+    if not match:
+        raise ValueError(f"SLURM_NODELIST '{nodelist}': cannot read the first host name")
+    prefix, ranges = match.groups()
+    return prefix + (re.split(r"[-,]", ranges)[0] if ranges else "")
+
+
 def env_info() -> DistInfo:
-    """Rank, world size and local rank from the environment (defaults: a single process)."""
+    """Rank, world size and local rank from torchrun's or srun's environment (defaults: a single process)."""
+    if launched_by_srun():
+        return DistInfo(int(os.environ["SLURM_PROCID"]), int(os.environ["SLURM_NTASKS"]),
+                        int(os.environ.get("SLURM_LOCALID", 0)))
     return DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
                     int(os.environ.get("LOCAL_RANK", 0)))
 
@@ -84,17 +114,43 @@ def is_main() -> bool:
     return get_rank() == 0
 
 
-def init_process_group(info: DistInfo, device: torch.device) -> None:
-    """Join the process group described by the environment; a no-op at world size 1."""
+def init_process_group(info: DistInfo, device: torch.device, timeout_s: float = 300.0) -> None:
+    """Join the process group described by the environment (collective timeout ``timeout_s``); a no-op at
+    world size 1."""
     if not info.distributed or is_initialized():
         return
+    if launched_by_srun():
+        os.environ.setdefault("MASTER_ADDR", first_host(os.environ.get("SLURM_NODELIST", "127.0.0.1")))
+        os.environ.setdefault("MASTER_PORT", str(PORT_BASE + int(os.environ.get("SLURM_JOB_ID", 0)) % 20000))
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     if "MASTER_PORT" not in os.environ:
-        raise RuntimeError("MASTER_PORT is not set: launch with torchrun, or with --gpus N (which sets it)")
+        raise RuntimeError("MASTER_PORT is not set: launch with torchrun or srun, or with --gpus N (which sets it)")
     if device.type == "cuda":
         torch.cuda.set_device(device)
     kwargs: dict[str, Any] = {"device_id": device} if device.type == "cuda" else {}
-    dist.init_process_group(backend_for(device), rank=info.rank, world_size=info.world_size, **kwargs)
+    dist.init_process_group(backend_for(device), rank=info.rank, world_size=info.world_size,
+                            timeout=datetime.timedelta(seconds=float(timeout_s)), **kwargs)
+
+
+def as_timeout(exc: BaseException, info: DistInfo, timeout_s: float) -> CollectiveTimeout | None:
+    """``exc`` (raised by a collective) as a one-line :class:`CollectiveTimeout`, or None if it is another error."""
+    text = str(exc)
+    if not is_initialized() or not re.search(r"[Tt]imed out|[Tt]imeout|Connection (reset|closed)|peer", text):
+        return None
+    others = [r for r in range(info.world_size) if r != info.rank]
+    peer = re.search(r"rank[ :]*(\d+)", text)
+    named = f"rank {peer.group(1)}" if peer and int(peer.group(1)) != info.rank else (
+        f"rank {others[0]}" if len(others) == 1 else f"one of ranks {others}")
+    return CollectiveTimeout(f"rank {info.rank}: no answer from {named} within --dist-timeout {timeout_s:g} s "
+                             f"(it hung or died: {text.splitlines()[0][:160]}); stopping; resume with "
+                             "--resume-epoch auto")
+
+
+def agree(flag: bool) -> bool:
+    """True if ``flag`` is True on every rank (``flag`` itself without a process group)."""
+    if not is_initialized():
+        return bool(flag)
+    return bool(all_reduce_sum(torch.tensor([0.0 if flag else 1.0]))[0] == 0)
 
 
 def destroy_process_group() -> None:
@@ -136,6 +192,21 @@ def spawn(fn: Callable[..., Any], nprocs: int, args: tuple = ()) -> None:
     """Run ``fn(*args)`` in ``nprocs`` fresh local processes with a torchrun-like environment.
 
     Each child sees ``RANK = LOCAL_RANK = i`` and ``WORLD_SIZE = nprocs``; an exception in any child is
-    re-raised here (``torch.multiprocessing.spawn`` semantics).
+    re-raised here (``torch.multiprocessing.spawn`` semantics). SIGTERM and SIGUSR1 received here are passed
+    on to the children (SIGINT from a terminal reaches them directly).
     """
-    mp.spawn(_spawned, args=(nprocs, free_port(), fn, args), nprocs=nprocs, join=True)
+    context = mp.spawn(_spawned, args=(nprocs, free_port(), fn, args), nprocs=nprocs, join=False)
+
+    def forward(signum: int, frame: Any) -> None:  # SIGTERM/SIGUSR1 sent to this process reach every rank
+        for process in context.processes:
+            if process.is_alive() and process.pid:
+                os.kill(process.pid, signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGUSR1)}
+    try:
+        # a failed rank makes the others stop: SIGTERM, then SIGKILL after 5 s (a stopped rank ignores SIGTERM)
+        while not context.join(grace_period=5.0):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

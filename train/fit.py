@@ -1,8 +1,11 @@
 """The epochs of a run: train, validate, save, write the CSV rows and the plot (``fit``).
 
 Epochs are numbered 1-based everywhere a person reads them (console, CSVs, checkpoint names, plots):
-epoch ``e`` is the ``e``-th pass over the training set; ``start_epoch`` counts the epochs completed before.
-Only rank 0 writes files.
+epoch ``e`` is the ``e``-th pass over the training set; ``start_epoch`` counts the epochs completed before and
+``start_iteration`` the steps of the next epoch already trained (a mid-epoch resume). Only rank 0 writes files.
+Every epoch end saves ``_last`` (and ``_ep-XXXX`` when ``--save-frequency`` is due, ``_best`` when validation
+improved, `train.retention`); SIGTERM/SIGUSR1/SIGINT stop after the current step with a mid-epoch ``_last``
+(`train.preempt`), and the summary's ``preempted`` names the signal.
 """
 from __future__ import annotations
 
@@ -19,12 +22,14 @@ from data.loaders import Loaders
 from data.spec import DatasetSpec
 from train import distributed as dist
 from train.callback import default_callbacks, speed_legend
-from train.checkpoint import ResultsCsv, checkpoint_path, save_checkpoint
+from train.checkpoint import ResultsCsv
 from train.config import RunConfig
 from train.gate_monitor import GateMonitor
 from train.health import LossWatch, check_data
 from train.loop import EpochResult, TrainStep, evaluate, train_one_epoch
+from train.preempt import Preemption
 from train.progress import Monitor, format_duration
+from train.retention import Checkpoints, remove_temp_files, unique_path
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,8 @@ class Session:
     step: TrainStep
     out_dir: Path
     start_epoch: int = 0
+    start_iteration: int = 0
+    best_top1: float | None = None  # of the run resumed, so _best keeps meaning "best so far"
 
 
 def _due(completed: int, every: float, last: int) -> bool:
@@ -64,8 +71,9 @@ class _Outputs:
         cfg, out, start = session.cfg, session.out_dir, session.start_epoch
         self.rank0 = dist.is_main()
         self.out_dir = out
-        self.train_csv = ResultsCsv(out / f"train_results_s{start:04d}.csv") if self.rank0 else None
-        self.val_csv = ResultsCsv(out / f"val_results_s{start:04d}.csv") if self.rank0 else None
+        # a second resume from the same epoch gets ..._s<start>_r2.csv: result files are never overwritten
+        self.train_csv = ResultsCsv(unique_path(out / f"train_results_s{start:04d}.csv")) if self.rank0 else None
+        self.val_csv = ResultsCsv(unique_path(out / f"val_results_s{start:04d}.csv")) if self.rank0 else None
         self.board = None
         if self.rank0 and cfg.output.tensorboard:
             from train.tensorboard import TensorboardLogger  # noqa: PLC0415  (tensorboard is optional)
@@ -100,8 +108,8 @@ class _Outputs:
 
 def fit(s: Session) -> dict[str, Any]:
     """Epochs ``start_epoch + 1 .. --end-epoch``: train, validate (every ``--eval-frequency`` and after the
-    last), save (every ``--save-frequency`` and after the last, after validation so the saved RNG state is the
-    next epoch's), CSV rows and the plot. Returns the run summary."""
+    last), save (after validation so the saved RNG state is the next epoch's), CSV rows and the plot.
+    Returns the run summary (``preempted``: the signal's name when a signal stopped the run)."""
     cfg, end = s.cfg, s.cfg.schedule.end_epoch
     monitor = Monitor(cfg.output.log_interval, default_callbacks(s.step.device.type), end, s.start_epoch)
     log.info(speed_legend(s.step.device.type))
@@ -111,71 +119,105 @@ def fit(s: Session) -> dict[str, Any]:
     watch = LossWatch(len(s.loaders.classes))
     gates = GateMonitor.for_model(s.model, s.out_dir, s.start_epoch, cfg.model.gates_from_epoch, outputs.board)
     check_data(len(s.loaders.train_set), len(s.loaders.val_set), cfg.optim.batch_size, len(s.loaders.classes))
+    meta = {"network": cfg.model.network, "classes": s.loaders.classes, "config": cfg.to_dict(),
+            "dataset": s.spec.to_dict()}
+    keeper = Checkpoints(s.out_dir, cfg.model.network, cfg.output.keep_checkpoints, meta, s.best_top1)
     summary: dict[str, Any] = {"results_dir": str(s.out_dir), "start_epoch": s.start_epoch, "end_epoch": end,
                                "log_file": str(cfg.log_path()), "best_val_top1": None, "last_val_top1": None,
-                               "last_train_top1": None, "checkpoint": None, "nonfinite_steps": 0, "history": []}
+                               "last_train_top1": None, "checkpoint": None, "nonfinite_steps": 0, "history": [],
+                               "preempted": None, "train_csv": str(outputs.train_csv.path) if outputs.train_csv
+                               else None, "val_csv": str(outputs.val_csv.path) if outputs.val_csv else None}
     began, last_lr = time.perf_counter(), None
-    try:
-        for epoch in range(s.start_epoch, end):
-            done = epoch + 1
-            lr = s.step.schedule.lr_at(epoch)
-            if lr != last_lr:
-                log.info("Epoch [%d]: learning rate %.3e", done, lr)
-                last_lr = lr
-            s.loaders.set_epoch(epoch)
-            record: dict[str, Any] = {"epoch": done}
-            t0 = time.perf_counter()
-            if gates:
-                gates.before("train", epoch)
-            tr = train_one_epoch(s.model, s.loaders.train, s.step, epoch, plan, monitor)
-            if gates:
-                record["gates_train"] = gates.after("train", done)
-            log.info(_summary_line("train", done, tr))
-            watch.observe("train", done, tr.loss)
-            outputs.write("train", done, tr)
-            record["train"] = tr.as_dict()
-            summary.update(nonfinite_steps=summary["nonfinite_steps"] + tr.nonfinite_steps, last_train_top1=tr.top1)
-            if _due(done, cfg.output.eval_frequency, end):
+
+    def save(epoch: int, numbered: bool, position: dict[str, Any] | None = None, top1: float | None = None) -> None:
+        if dist.is_main():
+            summary["checkpoint"] = str(keeper.save(s.model, s.step, epoch, numbered=numbered, position=position,
+                                                    val_top1=top1))
+        dist.barrier()
+
+    def mid_epoch(epoch: int) -> Any:
+        return lambda steps: save(epoch, False, {"iteration": steps, "plan_length": len(plan),
+                                                 "sampler_epoch": epoch})
+
+    with Preemption(cfg.output.save_every_minutes) as guard:
+        try:
+            for epoch in range(s.start_epoch, end):
+                done = epoch + 1
+                first = s.start_iteration if epoch == s.start_epoch else 0
+                lr = s.step.schedule.lr_at(epoch)
+                if lr != last_lr:
+                    log.info("Epoch [%d]: learning rate %.3e", done, lr)
+                    last_lr = lr
+                s.loaders.set_epoch(epoch, first)
+                record: dict[str, Any] = {"epoch": done}
+                t0 = time.perf_counter()
                 if gates:
-                    gates.before("val", epoch)
-                va = evaluate(s.model, s.loaders.val, s.step.device, s.step.precision, epoch, monitor)
+                    gates.before("train", epoch)
+                loader = guard.watch(s.loaders.train, first, mid_epoch(epoch))
+                tr = train_one_epoch(s.model, loader, s.step, epoch, plan, monitor, start=first)
                 if gates:
-                    record["gates_val"] = gates.after("val", done)
-                va.lr = tr.lr
-                log.info(_summary_line("val", done, va))
-                watch.observe("val", done, va.loss)
-                outputs.write("val", done, va)
-                record["val"] = va.as_dict()
-                summary["last_val_top1"] = va.top1
-                if not math.isnan(va.top1):
-                    summary["best_val_top1"] = max(va.top1, summary["best_val_top1"] or 0.0)
-            if _due(done, cfg.output.save_frequency, end) and dist.is_main():
-                path = checkpoint_path(s.out_dir, cfg.model.network, done)
-                save_checkpoint(path, s.model, done, s.step.optimizer, s.step.scaler, s.step.schedule,
-                                network=cfg.model.network, classes=s.loaders.classes, config=cfg.to_dict(),
-                                dataset=s.spec.to_dict())
-                summary["checkpoint"] = str(path)
-            dist.barrier()
-            monitor.epoch_seconds.append(time.perf_counter() - t0)
-            eta = monitor.run_eta(epoch)
-            log.info("Epoch [%d/%d] took %s; run ETA %s", done, end, format_duration(monitor.epoch_seconds[-1]),
-                     format_duration(eta or 0.0))
-            summary["history"].append(record)
-            plotted = outputs.plot(force=done == end)
-            if plotted:
-                summary["plot"] = plotted
-                summary["gates_plot"] = gates.plot() if gates else None  # gates.png beside curves.png
-    finally:
-        outputs.close()
-        if gates:
-            gates.close()
+                    record["gates_train"] = gates.after("train", done)
+                if loader.stopped_at is not None:
+                    _stop(guard, summary, lambda: mid_epoch(epoch)(loader.stopped_at), s.out_dir,
+                          f"epoch {done}, after step {loader.stopped_at} of {len(plan)}")
+                    break
+                log.info(_summary_line("train", done, tr))
+                watch.observe("train", done, tr.loss)
+                outputs.write("train", done, tr)
+                record["train"] = tr.as_dict()
+                summary.update(nonfinite_steps=summary["nonfinite_steps"] + tr.nonfinite_steps, last_train_top1=tr.top1)
+                va = None
+                if _due(done, cfg.output.eval_frequency, end):
+                    if gates:
+                        gates.before("val", epoch)
+                    va = evaluate(s.model, s.loaders.val, s.step.device, s.step.precision, epoch, monitor)
+                    if gates:
+                        record["gates_val"] = gates.after("val", done)
+                    va.lr = tr.lr
+                    log.info(_summary_line("val", done, va))
+                    watch.observe("val", done, va.loss)
+                    outputs.write("val", done, va)
+                    record["val"] = va.as_dict()
+                    summary["last_val_top1"] = va.top1
+                    if not math.isnan(va.top1):
+                        summary["best_val_top1"] = max(va.top1, summary["best_val_top1"] or 0.0)
+                top1 = va.top1 if va is not None and not math.isnan(va.top1) else None
+                save(done, _due(done, cfg.output.save_frequency, end), top1=top1)
+                monitor.epoch_seconds.append(time.perf_counter() - t0)
+                eta = monitor.run_eta(epoch)
+                log.info("Epoch [%d/%d] took %s; run ETA %s", done, end, format_duration(monitor.epoch_seconds[-1]),
+                         format_duration(eta or 0.0))
+                summary["history"].append(record)
+                plotted = outputs.plot(force=done == end)
+                if plotted:
+                    summary["plot"] = plotted
+                    summary["gates_plot"] = gates.plot() if gates else None  # gates.png beside curves.png
+                if done < end and guard.stop_requested():
+                    _stop(guard, summary, None, s.out_dir, f"the end of epoch {done}")
+                    break
+        finally:
+            outputs.close()
+            if gates:
+                gates.close()
     summary["seconds"] = time.perf_counter() - began
-    summary["train_csv"] = str(s.out_dir / f"train_results_s{s.start_epoch:04d}.csv")
-    summary["val_csv"] = str(s.out_dir / f"val_results_s{s.start_epoch:04d}.csv")
+    if summary["preempted"]:
+        return summary
     log.info("Training finished in %s: best val top-1 %s, last %s; results in %s",
              format_duration(summary["seconds"]), _pct(summary["best_val_top1"]), _pct(summary["last_val_top1"]),
              s.out_dir)
     return summary
+
+
+def _stop(guard: Preemption, summary: dict[str, Any], save: Any, out_dir: Path, where: str) -> None:
+    """A signal stopped the run at ``where``: save the position (``save``, None if just saved), one line."""
+    if save is not None:
+        save()
+    if dist.is_main():
+        remove_temp_files(out_dir)
+    waited = time.monotonic() - (guard.received_at or time.monotonic())
+    summary["preempted"] = guard.name or "signal on another rank"
+    log.warning("%s: stopped at %s, %.1f s after the signal; checkpoint `%s'; continue with --resume-epoch auto",
+                summary["preempted"], where, waited, summary["checkpoint"])
 
 
 def _plan_text(plan: list[Any], world_size: int) -> str:

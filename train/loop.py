@@ -183,8 +183,9 @@ def _finish(metrics: Any, loader: Any, device: torch.device, started: float, lr:
 
 
 def train_one_epoch(model: nn.Module, loader: Any, step: TrainStep, epoch: int,
-                    plan: Sequence[Any] | None = None, monitor: Monitor | None = None) -> EpochResult:
-    """Train ``model`` for one pass over ``loader``; ``epoch`` is 0-based (the log shows ``epoch + 1``).
+                    plan: Sequence[Any] | None = None, monitor: Monitor | None = None, start: int = 0) -> EpochResult:
+    """Train ``model`` for one pass over ``loader``; ``epoch`` is 0-based (the log shows ``epoch + 1``);
+    ``start``: the loader's first batch is step ``start`` of the epoch (a mid-epoch resume).
 
     ``plan`` holds each iteration's multigrid shape (its lr factor); without it every step has factor 1.
     """
@@ -196,7 +197,7 @@ def train_one_epoch(model: nn.Module, loader: Any, step: TrainStep, epoch: int,
     total = len(plan) if plan is not None else len(loader)
     nonfinite, lr = 0, None
     with monitor.epoch(epoch, total, "train") as progress:
-        for i, (read_s, (data, target)) in enumerate(_batches(loader)):
+        for i, (read_s, (data, target)) in enumerate(_batches(loader), start):
             lr = step.set_lr(epoch + i / total, plan[i] if plan is not None and i < len(plan) else None)
             data = data.to(step.device, non_blocking=True)
             target = target.to(step.device, non_blocking=True)

@@ -24,19 +24,23 @@ from data.spec import DatasetSpec
 from network.config import get_config
 from network.registry import build_model
 from train import distributed as dist
-from train.checkpoint import resolve_start, restore
+from train.checkpoint import StartPoint, resolve_start, restore
 from train.cli import parse_config, parse_gpus
 from train.config import RunConfig
 from train.fit import Session, fit
+from train.folder import claim
+from train.lock import FolderBusyError
 from train.logs import close_logging, setup_logging
 from train.loop import NonFiniteLossError, TrainStep, make_scaler, resolve_precision
 from train.lr_scheduler import build_schedule
 from train.optim import build_optimizer
+from train.preempt import REQUEUE_EXIT
+from train.retention import CheckpointSaveError, check_writable, estimate_bytes
 
 log = logging.getLogger(__name__)
 
 # Bad input or a stopped run: one line, no traceback (unless --debug-mode), exit code 1.
-USER_ERRORS = (FileNotFoundError, ValueError, NonFiniteLossError)
+USER_ERRORS = (FileNotFoundError, ValueError, NonFiniteLossError, CheckpointSaveError, dist.CollectiveTimeout)
 
 
 def num_processes(cfg: RunConfig, device_type: str) -> int:
@@ -58,7 +62,7 @@ def run(spec: DatasetSpec, argv: Sequence[str] | None = None) -> dict[str, Any]:
     cfg = parse_config(spec, argv)
     if spec.variants:
         spec = spec.with_variant(cfg.data.variant)
-    if dist.launched_by_torchrun():
+    if dist.launched_by_torchrun() or dist.launched_by_srun():
         return _process(spec, cfg)
     count, ids = parse_gpus(cfg.hardware.gpus)
     if ids is not None:  # the original's device list; must be set before CUDA is first queried
@@ -81,12 +85,20 @@ def _process(spec: DatasetSpec, cfg: RunConfig) -> dict[str, Any]:
     info = dist.env_info()
     try:
         device = dist.pick_device(cfg.hardware.device, info.local_rank)
-        dist.init_process_group(info, device)
+        dist.init_process_group(info, device, cfg.hardware.dist_timeout)
         return train(spec, cfg, info, device)
     except USER_ERRORS as exc:
-        log.error("%s", exc, exc_info=cfg.output.debug_mode)
-        exc.logged = True  # main() does not print it a second time
+        if not isinstance(exc, FolderBusyError) or not info.is_main:  # before logging: main() prints it
+            log.error("%s", exc, exc_info=cfg.output.debug_mode)
+            exc.logged = True  # main() does not print it a second time
         raise
+    except RuntimeError as exc:
+        timeout = dist.as_timeout(exc, info, cfg.hardware.dist_timeout)
+        if timeout is None:
+            raise
+        log.error("%s", timeout)
+        timeout.logged = True
+        raise timeout from None
     finally:
         dist.destroy_process_group()
         close_logging()
@@ -111,10 +123,25 @@ def _header(cfg: RunConfig, spec: DatasetSpec, info: dist.DistInfo, device: torc
 def train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch.device) -> dict[str, Any]:
     """Everything one process does; returns the run summary (meaningful on rank 0)."""
     out_dir = cfg.results_dir()
-    if info.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        cfg.save(out_dir / "config.json")
+    claimed = None
+    try:
+        if info.is_main:
+            claimed = claim(cfg, out_dir)  # lock, start point, no silent overwrite; before train.log is opened
+    finally:
+        if not dist.agree(claimed is not None or not info.is_main) and not info.is_main:
+            raise FolderBusyError(f"{out_dir}: rank 0 could not claim the results folder (see its error)")
+    try:
+        return _train(spec, cfg, info, device, out_dir, claimed)
+    finally:
+        if claimed is not None:
+            claimed.lock.release()
+
+
+def _train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch.device, out_dir: Any,
+           claimed: Any) -> dict[str, Any]:
     setup_logging(cfg.log_path(), cfg.output.debug_mode, info.rank)
+    for note in claimed.notes if claimed is not None else []:
+        log.warning("%s", note)
     if device.type == "cpu" and info.distributed:  # share the cores between the local processes
         local = int(os.environ.get("LOCAL_WORLD_SIZE", info.world_size))
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
@@ -137,20 +164,31 @@ def train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch.
     schedule = build_schedule(s.lr_schedule, cfg.optim.lr_base, steps=s.lr_steps, factor=s.lr_factor,
                               end_epoch=s.end_epoch, warmup_epochs=s.lr_warmup_epochs)
     step = TrainStep(optimizer, make_scaler(device, precision), schedule, device, precision)
-    start = resolve_start(m.pretrained_3d, m.resume_epoch, out_dir, m.network)
-    restore(start, model, optimizer, step.scaler, schedule, network=m.network, classes=loaders.classes,
-            allow_partial=m.allow_partial)
+    start: StartPoint = claimed.start if claimed is not None else resolve_start(m.pretrained_3d, m.resume_epoch,
+                                                                                 out_dir, m.network)
+    ckpt = restore(start, model, optimizer, step.scaler, schedule, network=m.network, classes=loaders.classes,
+                   allow_partial=m.allow_partial)
+    if start.iteration:
+        saved_steps = int((ckpt or {}).get("position", {}).get("plan_length", -1))
+        if saved_steps != len(loaders.batch_sampler.current_plan):
+            raise ValueError(f"{start.path}: saved inside an epoch of {saved_steps} steps, but this run's epochs have "
+                             f"{len(loaders.batch_sampler.current_plan)} (another --batch-size, --gpus or data "
+                             "set); resume with the same ones, or from a <network>_ep-XXXX.pth with --resume-epoch N")
     if start.mode != "resume":  # a resumed run continues the saved RNG streams instead
         seed_everything(cfg.optim.random_seed + STREAMS["process"] * info.rank)
+    if info.is_main:
+        check_writable(out_dir, 2 * estimate_bytes(model))
     if info.distributed:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    return fit(Session(cfg, spec, model, loaders, step, out_dir, start.epoch))
+    best = ((ckpt or {}).get("metrics") or {}).get("best_val_top1") if start.mode == "resume" else None
+    return fit(Session(cfg, spec, model, loaders, step, out_dir, start.epoch, start.iteration, best))
 
 
 def main(spec: DatasetSpec, argv: Sequence[str] | None = None) -> int:
-    """Script entry point: ``run`` with one-line errors (exit code 1) for bad input and stopped runs."""
+    """Script entry point: ``run`` with one-line errors (exit code 1) for bad input and stopped runs, and exit
+    code ``REQUEUE_EXIT`` (75) after SIGTERM/SIGUSR1/SIGINT saved a mid-epoch checkpoint (requeue the job)."""
     try:
-        run(spec, argv)
+        summary = run(spec, argv)
     except USER_ERRORS as exc:
         if not getattr(exc, "logged", False):
             print(f"error: {exc}", file=sys.stderr)
@@ -158,4 +196,4 @@ def main(spec: DatasetSpec, argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: the last saved checkpoint is intact", file=sys.stderr)
         return 130
-    return 0
+    return REQUEUE_EXIT if summary.get("preempted") else 0

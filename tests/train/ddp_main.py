@@ -1,9 +1,14 @@
-"""Child program of the DDP test: registers the tiny test network, then runs the synthetic training script.
+"""Child program of the DDP, preemption and resume tests: registers the tiny test network, then runs the
+synthetic training script.
 
 ``--gpus 2`` makes ``train.run`` spawn two local processes; each re-imports this file as ``__mp_main__``, so
-the tiny network is registered in every rank.
+the tiny network is registered in every rank. Test hooks (environment): ``TEST_MARK_DIR`` + ``TEST_MARK_AT=E:S``
+make each rank write ``<dir>/rank<r>`` (its pid) once step S of 0-based epoch E is done, and every later
+step sleep ``TEST_STEP_SLEEP`` seconds, so that a test can send a real signal in the middle of an epoch.
 """
+import os
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -14,7 +19,34 @@ from engine_helpers import register_tiny  # noqa: E402
 register_tiny()
 
 from data.synthetic import SYNTHETIC_SPEC  # noqa: E402
+from train import loop  # noqa: E402
 from train.run import main  # noqa: E402
+
+
+def _install_mark() -> None:
+    mark_dir, at = os.environ.get("TEST_MARK_DIR"), os.environ.get("TEST_MARK_AT")
+    if not (mark_dir and at):
+        return
+    epoch, step = (int(v) for v in at.split(":"))
+    sleep = float(os.environ.get("TEST_STEP_SLEEP", "0.5"))
+    call = loop.TrainStep.__call__
+
+    def marked(self, model, data, target, where):
+        out = call(self, model, data, target, where)
+        here = where.replace(",", "").split()  # "epoch N iteration I"
+        e, i = int(here[1]) - 1, int(here[3])
+        if (e, i) >= (epoch, step):
+            rank = os.environ.get("RANK", "0")
+            path = Path(mark_dir) / f"rank{rank}"
+            if not path.exists():
+                path.write_text(str(os.getpid()))
+            time.sleep(sleep)
+        return out
+
+    loop.TrainStep.__call__ = marked
+
+
+_install_mark()
 
 if __name__ == "__main__":
     sys.exit(main(SYNTHETIC_SPEC, sys.argv[1:]))

@@ -195,3 +195,110 @@ def test_results_csv_flushed_every_row(tmp_path):
     lines = (tmp_path / "train_results_s0000.csv").read_text().splitlines()  # before close()
     assert lines == [",".join(RESULT_FIELDS), "1,0.5,1.0,1.2,0.1,8,0,1.5"]
     csv_file.close()
+
+
+# --- save failures, retention and auto-resume (train.retention) ------------------------------------------
+
+import contextlib  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from train.checkpoint import best_path, last_path, newest_checkpoint  # noqa: E402
+from train.retention import CheckpointSaveError, Checkpoints, check_writable  # noqa: E402
+
+
+@contextlib.contextmanager
+def _tmpfs(path: Path, size: str, *options: str):
+    """A small tmpfs at ``path`` (needs root; the test is skipped otherwise)."""
+    path.mkdir(parents=True, exist_ok=True)
+    opts = ",".join((f"size={size}", *options))
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+class _Step:
+    def __init__(self, model):
+        self.optimizer = build_optimizer(model, 0.1)
+        self.scaler = torch.amp.GradScaler("cpu", enabled=False)
+        self.schedule = MultiStep(0.1, [2], 0.1)
+
+
+class Big(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(100, 100)  # ~40 KB of weights per checkpoint
+
+
+def test_disk_full_save_is_one_line_and_previous_checkpoint_loads(tmp_path):
+    with _tmpfs(tmp_path / "disk", "96k") as disk:
+        model = Big()
+        keeper = Checkpoints(disk, "net", 0, {"network": "net"})
+        keeper.save(model, _Step(model), 1, numbered=True)
+        with pytest.raises(CheckpointSaveError) as info:
+            keeper.save(model, _Step(model), 2, numbered=True)
+        message = str(info.value)
+        assert "\n" not in message and str(disk) in message and "MB free" in message
+        assert "No space left" in message and "net_ep-0001.pth" in message
+        assert load_checkpoint_file(disk / "net_ep-0001.pth")["epoch"] == 1
+        assert not [p.name for p in disk.iterdir() if ".tmp-" in p.name]
+        assert (disk / "latest").read_text().strip() == "net_ep-0001.pth"
+
+
+def test_read_only_or_small_folder_refused_before_training(tmp_path):
+    with _tmpfs(tmp_path / "ro", "1m", "ro") as ro:
+        with pytest.raises(CheckpointSaveError, match="not writable"):
+            check_writable(ro, 1000)
+    with _tmpfs(tmp_path / "small", "64k") as small:
+        with pytest.raises(CheckpointSaveError, match="two checkpoints need about"):
+            check_writable(small, 10 * 2**20)
+
+
+def test_retention_last_best_latest_and_keep(tmp_path):
+    model = Net()
+    keeper = Checkpoints(tmp_path, "net", 2, {"network": "net"})
+    for epoch, top1 in ((1, 0.5), (2, 0.7), (3, 0.6)):
+        keeper.save(model, _Step(model), epoch, numbered=True, val_top1=top1)
+    keeper.save(model, _Step(model), 3, numbered=False, position={"iteration": 2, "plan_length": 4})
+    assert list_checkpoints(tmp_path, "net") == [2, 3]  # --keep-checkpoints 2
+    assert load_checkpoint_file(best_path(tmp_path, "net"))["epoch"] == 2  # best val top-1 0.7
+    assert load_checkpoint_file(best_path(tmp_path, "net"))["metrics"]["best_val_top1"] == 0.7
+    assert (tmp_path / "latest").read_text().strip() == "net_last.pth"
+    path, epoch, iteration = newest_checkpoint(tmp_path, "net")
+    assert (path, epoch, iteration) == (last_path(tmp_path, "net"), 3, 2)
+    start = resolve_start(None, "auto", tmp_path, "net")
+    assert start == StartPoint("resume", 3, last_path(tmp_path, "net"), 2)
+    assert resolve_start(None, "auto", tmp_path / "empty", "net") == StartPoint("scratch", 0)
+
+
+def test_auto_skips_a_damaged_newest_file(tmp_path, caplog):
+    model = Net()
+    keeper = Checkpoints(tmp_path, "net", 0, {"network": "net"})
+    keeper.save(model, _Step(model), 1, numbered=True)
+    keeper.save(model, _Step(model), 2, numbered=True)
+    last_path(tmp_path, "net").unlink()
+    (tmp_path / "net_ep-0002.pth").write_bytes(b"damaged")
+    assert newest_checkpoint(tmp_path, "net")[:2] == (tmp_path / "net_ep-0001.pth", 1)
+    assert "not a PyTorch checkpoint" in caplog.text
+
+
+def test_disk_full_during_training_stops_with_one_line(tmp_path):
+    from engine_helpers import ROOT, TINY, dataset_for, tiny_args
+    from data.synthetic import SYNTHETIC_SPEC
+
+    log_file = tmp_path / "train.log"  # on another disk, so the error line can be written
+    with _tmpfs(tmp_path / "disk", "280k") as disk:
+        args = tiny_args(dataset_for(SYNTHETIC_SPEC), disk, "--end-epoch", "8", "--save-frequency", "1",
+                         "--log-file", str(log_file))
+        result = subprocess.run([sys.executable, str(ROOT / "tests" / "train" / "ddp_main.py"), *args], cwd=ROOT,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 1, result.stderr[-2000:]
+        errors = [ln for ln in result.stderr.splitlines() if "ERROR" in ln or "Traceback" in ln]
+        assert len(errors) == 1 and "No space left" in errors[0] and "MB free" in errors[0], result.stderr[-2000:]
+        assert errors[0].split("ERROR ", 1)[1] in log_file.read_text()
+        folder = disk / f"{TINY}_gates_False"
+        kept = (folder / "latest").read_text().strip()
+        assert load_checkpoint_file(folder / kept)["epoch"] >= 1

@@ -2,6 +2,7 @@
 2-process DDP training through ``--gpus 2``."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import socket
@@ -139,3 +140,58 @@ def test_two_process_gloo_training(tmp_path: Path) -> None:
     assert len(log_text.split("Epoch [1]  (train)")) == 2  # rank 0 alone writes the log
     ckpt = load_checkpoint_file(out / f"{TINY}_ep-0001.pth")
     assert not any(k.startswith("module.") for k in ckpt["state_dict"])
+
+
+def test_srun_environment_without_torchrun(monkeypatch):
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("SLURM_PROCID", "5")
+    monkeypatch.setenv("SLURM_NTASKS", "8")
+    monkeypatch.setenv("SLURM_LOCALID", "1")
+    monkeypatch.setenv("SLURM_NODELIST", "gpu[03-05,07],cpu1")
+    monkeypatch.setenv("SLURM_JOB_ID", "123456")
+    assert not dist.launched_by_srun()  # a batch script's shell (no step id) is not 8 ranks
+    monkeypatch.setenv("SLURM_STEP_ID", "0")
+    assert dist.launched_by_srun() and dist.env_info() == dist.DistInfo(5, 8, 1)
+    assert dist.first_host("gpu[03-05,07],cpu1") == "gpu03" and dist.first_host("node7") == "node7"
+    calls = {}
+    monkeypatch.setattr(dist.dist, "init_process_group", lambda backend, **kw: calls.update(backend=backend, **kw))
+    dist.init_process_group(dist.env_info(), torch.device("cpu"), timeout_s=42)
+    assert calls["rank"] == 5 and calls["world_size"] == 8 and calls["timeout"].total_seconds() == 42
+    import os  # noqa: PLC0415
+    assert os.environ["MASTER_ADDR"] == "gpu03" and os.environ["MASTER_PORT"] == str(20000 + 123456 % 20000)
+    monkeypatch.setenv("SLURM_NTASKS", "1")  # one task: a single process (it may still spawn --gpus N)
+    assert not dist.launched_by_srun()
+
+
+def test_stopped_rank_makes_the_other_exit_within_the_timeout(tmp_path):
+    import os  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    timeout = 8
+    args = tiny_args(dataset_for(SYNTHETIC_SPEC), tmp_path, "--end-epoch", "3", "--gpus", "2", "--batch-size", "4",
+                     "--dist-timeout", str(timeout))
+    env = {**os.environ, "TEST_MARK_DIR": str(marks), "TEST_MARK_AT": "0:0", "TEST_STEP_SLEEP": "0.05"}
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("ddp_main.py")), *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 200
+    while not (marks / "rank1").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+        time.sleep(0.05)
+    stopped = int((marks / "rank1").read_text())
+    os.kill(stopped, signal.SIGSTOP)
+    sent = time.monotonic()
+    try:
+        _, err = proc.communicate(timeout=timeout + 60)
+        took = time.monotonic() - sent
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(stopped, signal.SIGKILL)
+        proc.kill()
+    assert proc.returncode not in (0, None)
+    named = [ln for ln in err.splitlines() if "no answer from rank 1" in ln]
+    assert named and f"--dist-timeout {timeout} s" in named[0], err[-3000:]
+    print(f"stopped rank: the other exited {took:.1f} s after SIGSTOP (timeout {timeout} s)")

@@ -1,0 +1,65 @@
+"""train/lock.py: one run per results folder; a live lock refuses at once, a dead process's lock is taken over."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from engine_helpers import ROOT, TINY, dataset_for, tiny_args
+from data.synthetic import SYNTHETIC_SPEC
+from train.lock import LOCK_NAME, FolderBusyError, RunLock
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_lock_records_the_run_and_is_released(tmp_path):
+    lock = RunLock(tmp_path).acquire()
+    info = json.loads((tmp_path / LOCK_NAME).read_text())
+    assert info["pid"] == os.getpid() and info["host"] == socket.gethostname() and info["argv"] == sys.argv
+    with pytest.raises(FolderBusyError, match=f"pid {os.getpid()} on {socket.gethostname()}"):
+        RunLock(tmp_path).acquire()
+    lock.release()
+    assert not (tmp_path / LOCK_NAME).exists()
+    RunLock(tmp_path).acquire().release()
+
+
+def test_stale_lock_of_dead_process_is_taken_over(tmp_path, caplog):
+    dead = _dead_pid()
+    (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": dead, "host": socket.gethostname(), "started": 0,
+                                                  "argv": ["train.py"]}))
+    with caplog.at_level(logging.WARNING):
+        lock = RunLock(tmp_path).acquire()
+    assert f"stale lock of pid {dead}" in caplog.text
+    assert json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == os.getpid()
+    lock.release()
+
+
+def test_lock_of_another_host_is_never_taken_over(tmp_path):
+    (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": _dead_pid(), "host": "elsewhere", "started": 0, "argv": []}))
+    with pytest.raises(FolderBusyError, match="on elsewhere"):
+        RunLock(tmp_path).acquire()
+
+
+def test_second_run_into_a_locked_folder_fails_at_once(tmp_path):
+    folder = tmp_path / f"{TINY}_gates_False"
+    lock = RunLock(folder).acquire()  # the "running" first run: this live process
+    try:
+        result = subprocess.run([sys.executable, str(ROOT / "tests" / "train" / "ddp_main.py"),
+                                 *tiny_args(dataset_for(SYNTHETIC_SPEC), tmp_path, "--end-epoch", "1")],
+                                cwd=ROOT, capture_output=True, text=True, timeout=240)
+    finally:
+        lock.release()
+    assert result.returncode == 1
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and f"in use by the run of pid {os.getpid()}" in lines[0], result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == [LOCK_NAME] or not any(folder.glob("*.pth"))
+    assert not (folder / "train.log").exists()  # the running run's log is not touched

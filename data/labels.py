@@ -7,9 +7,9 @@ writes it in the data set's official class order). The mapping is stored as JSON
 
 The ``split`` column is honoured: a CSV named ``*train*`` keeps only rows whose split is ``train``/``training``
 (or empty), one named ``*val*``/``*test*`` only ``val``/``validation``/``test`` rows; the others are dropped and
-counted (README Differences: split column). Time-slice folders are ``<id>_<start:06d>_<end:06d>`` (the original's
+counted (README Differences #21). Time-slice folders are ``<id>_<start:06d>_<end:06d>`` (the original's
 name); when two different slices of one video in one CSV would share that name, each of them gets the exact
-times appended, ``_ms<start ms:06d>_<end ms:06d>`` (README Differences: time-slice names).
+times appended, ``_ms<start ms:06d>_<end ms:06d>`` (README Differences #23).
 """
 from __future__ import annotations
 

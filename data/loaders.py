@@ -1,13 +1,11 @@
 """Train/val DataLoaders of a data set: one DataLoader per split, multigrid shapes chosen by the batch sampler.
 
-Original built three DataLoaders per long cycle (one per short-cycle shape, cached by shape value and rebuilt on
-errors: bug 36) plus a val loader of hard-coded 16×256² clips for Kinetics/HACS/MiT (bug 24), with the same
-numpy RandomState copied into every worker (bug 23). Here the train DataLoader takes a
+The train DataLoader takes a
 :class:`~data.multigrid.MultigridBatchSampler` that yields ``(idx, T, S)`` per clip, so one worker pool serves
-every shape; the val clip size is an argument (default: the train clip size). The temporal window and the
+every shape (README Differences #26); the val clip size is an argument (default: the train clip size; #19). The temporal window and the
 augmentation of a training clip are drawn from generators of ``(seed, epoch, sample index)`` (`SampleRNG`,
 selected by :class:`EpochClips`), so they do not depend on the number of workers, on which worker reads the
-clip, or on where an epoch was resumed (README Differences: exact resume).
+clip, or on where an epoch was resumed (README Differences #39).
 """
 from __future__ import annotations
 
@@ -148,7 +146,7 @@ class ShardSampler(Sampler[int]):
 
 def seed_worker(worker_id: int) -> None:
     """``worker_init_fn``: seed Python's and numpy's global RNGs from the worker's torch seed, which the
-    DataLoader derives per worker (base seed + id), so workers never share random streams (original bug 23)."""
+    DataLoader derives per worker (base seed + id), so workers never share random streams (README Differences #17)."""
     seed = torch.initial_seed()
     random.seed(seed)
     np.random.seed(seed % 2**32)

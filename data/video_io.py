@@ -8,7 +8,7 @@ by the synthetic set and the tests.
 Orientation: both decoders return frames as a player displays them. The container's display matrix (the
 rotation a phone writes) is read once per file and applied here with ``np.rot90``, the same code for both
 decoders; OpenCV's own auto-rotation is switched off so it cannot differ. Flips in the matrix are ignored.
-(README Differences: one orientation)
+(README Differences #22)
 """
 from __future__ import annotations
 

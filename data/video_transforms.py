@@ -2,14 +2,13 @@
 
 ``build_transform(policy, train, mean, std)`` returns a `VideoTransform`, called as
 ``transform(frames (T, H, W, 3) uint8 BGR, size (T, h, w)) -> (3, T, h, w) float32``, normalised per channel
-as ``(x/255 - mean) / std`` in BGR order (as the original: released weights expect BGR, spec bug 17).
+as ``(x/255 - mean) / std`` in BGR order (as the original: released weights expect BGR, README Differences #20).
 
-Geometry policies (spec section 2.5; sizes in pixels of the resized frame):
+Geometry policies (the original's; sizes in pixels of the resized frame):
 - ``'large'`` (HACS, Kinetics, MiT): train: shorter side -> 384, centre crop 384, random crop ``crop_size``;
   eval: shorter side -> 294, centre crop 294, centre crop ``crop_size``.
 - ``'small'`` (UCF-101, HMDB-51, Diving-48): train: shorter side -> 294, random crop ``crop_size``; eval:
-  shorter side -> 294, centre crop ``crop_size``. Original cropped 224 and upscaled to clip_size (bug 24);
-  we crop at ``crop_size``.
+  shorter side -> 294, centre crop ``crop_size`` (README Differences #19).
 - ``'none'`` (our addition, for the synthetic set whose classes are motions): the whole frame is resized to
   ``(h, w)``; no augmentation and no flip by default (a flip would turn 'moving left' into 'moving right').
 

@@ -2,14 +2,12 @@
 
 File name and keys are the original's: ``<model_dir>/<network>_ep-XXXX.pth`` (XXXX = completed epochs) holding
 ``{'epoch', 'state_dict', 'optimizer'}``, plus ``scaler``, ``scheduler``, ``rng``, ``network``,
-``num_classes``, ``classes``, ``args``. Divergences (spec bugs 27, 38): the original saved the
-``DataParallel``-wrapped state_dict (``module.`` keys) non-atomically and its resume silently loaded nothing
-(keyword mismatch); here the state_dict is unwrapped, the file is written to a temp file in the same folder,
-fsynced and renamed (a kill at any moment leaves the previous checkpoint intact), and resume restores model,
-optimiser, AMP scaler, lr schedule, epoch and RNG states. Beside the original names a folder holds
+``num_classes``, ``classes``, ``config``, ``dataset``. The state_dict is unwrapped (no ``module.``), the file
+is written atomically (`data.atomic`: a kill at any moment leaves the previous checkpoint intact), and resume
+restores model, optimiser, AMP scaler, lr schedule, position and RNG states (README Differences #29, #30). Beside the original names a folder holds
 ``<network>_last.pth`` (the newest state, mid-epoch after a preemption, with ``position``), ``<network>_best.pth``
 (best validation top-1) and ``latest`` (a text file naming the newest complete checkpoint); see
-`train.retention` (README Differences: checkpoint retention).
+`train.retention` (README Differences #38).
 """
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """Rank-aware helpers that behave the same without a process group (world size 1).
 
-The original wrapped the model in ``DataParallel`` and used ``--gpus`` both as a device list and as a count
-(spec bug 31). Here every process owns one device and runs the same code: ``torch.distributed`` with NCCL on
+Every process owns one device (README Differences #4, #31) and runs the same code: ``torch.distributed`` with NCCL on
 CUDA and gloo on CPU, started by ``torchrun`` (its ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_*`` environment), by
 ``srun`` alone (``SLURM_PROCID``/``SLURM_NTASKS``/``SLURM_LOCALID``; master = first host of
 ``SLURM_NODELIST``, port from ``SLURM_JOB_ID``) or by :func:`spawn`, which starts N local processes itself so

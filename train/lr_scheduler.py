@@ -5,7 +5,7 @@ A schedule is anything with ``lr_at(progress, scale=1.0) -> float`` and ``state_
 iterations an epoch has: a resume after a change of batch size or data-set size decays at exactly the epochs
 the arguments say. ``scale`` is the multigrid factor of the step (:func:`multigrid_scale`). The original
 halved the rate every quarter epoch even without multigrid, one iteration late; the README says decay at
-``--lr-steps`` (README Differences: learning rate), which :class:`MultiStep` does.
+``--lr-steps`` (README Differences #27), which :class:`MultiStep` does.
 """
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LoaderConfig:
-    """Data settings of a run (CLI values).
+    """The data settings of a run.
 
     ``batch_size`` is the base batch of one optimiser step over all ranks (the original's ``--batch-size``,
     which DataParallel split over the GPUs); each rank loads ``batch_size // world_size`` clips per base
@@ -43,15 +43,17 @@ class LoaderConfig:
     depend on the workers, see :class:`EpochClips`).
     """
 
-    clip_length: int = 16
-    clip_size: int = 224
-    batch_size: int = 32
-    train_frame_interval: int | Sequence[int] = 2
-    val_frame_interval: int = 2
-    long_cycles: bool = False
-    short_cycles: bool = False
-    workers: int = 4
-    seed: int = 0
+    # the run's settings (train.run.loader_config fills them from the RunConfig: their defaults live there)
+    clip_length: int
+    clip_size: int
+    batch_size: int
+    train_frame_interval: int | Sequence[int]
+    val_frame_interval: int
+    long_cycles: bool
+    short_cycles: bool
+    workers: int
+    seed: int
+    # loader-only knobs
     val_clip_length: int | None = None
     val_clip_size: int | None = None
     val_batch_size: int | None = None

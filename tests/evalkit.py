@@ -108,7 +108,8 @@ def trained_checkpoint(base: Path) -> Path:
     paths = spec.resolve(root)
     norm = get_config(NETWORK)
     cfg = LoaderConfig(clip_length=CLIP_LENGTH, clip_size=CLIP_SIZE, batch_size=6, train_frame_interval=1,
-                       val_frame_interval=1, workers=0, persistent_workers=False)
+                       val_frame_interval=1, long_cycles=False, short_cycles=False, workers=0, seed=0,
+                       persistent_workers=False)
     loaders = build_loaders(spec, paths, cfg, norm["mean"], norm["std"])
     torch.manual_seed(0)
     model = create_model(NETWORK, num_classes=len(COLOURS))

@@ -106,105 +106,136 @@ class _Outputs:
             self.board.close()
 
 
+class _Epochs:
+    """The per-run state of ``fit`` and one method per phase of an epoch (train, validate, save, report)."""
+
+    def __init__(self, s: Session, guard: Preemption) -> None:
+        cfg = s.cfg
+        self.s, self.guard, self.end = s, guard, cfg.schedule.end_epoch
+        self.monitor = Monitor(cfg.output.log_interval, default_callbacks(s.step.device.type), self.end, s.start_epoch)
+        self.plan = s.loaders.batch_sampler.current_plan
+        self.outputs = _Outputs(s)
+        self.watch = LossWatch(len(s.loaders.classes))
+        self.gates = GateMonitor.for_model(s.model, s.out_dir, s.start_epoch, cfg.model.gates_from_epoch,
+                                           self.outputs.board)
+        meta = {"network": cfg.model.network, "classes": s.loaders.classes, "config": cfg.to_dict(),
+                "dataset": s.spec.to_dict()}
+        self.keeper = Checkpoints(s.out_dir, cfg.model.network, cfg.output.keep_checkpoints, meta, s.best_top1)
+        o = self.outputs
+        self.summary: dict[str, Any] = {
+            "results_dir": str(s.out_dir), "start_epoch": s.start_epoch, "end_epoch": self.end,
+            "log_file": str(cfg.log_path()), "best_val_top1": None, "last_val_top1": None, "last_train_top1": None,
+            "checkpoint": None, "nonfinite_steps": 0, "history": [], "preempted": None,
+            "train_csv": str(o.train_csv.path) if o.train_csv else None,
+            "val_csv": str(o.val_csv.path) if o.val_csv else None}
+
+    def save(self, epoch: int, numbered: bool, position: dict[str, Any] | None = None,
+             top1: float | None = None) -> None:
+        """Rank 0 writes the checkpoint (`train.retention`); every rank waits for it."""
+        if dist.is_main():
+            path = self.keeper.save(self.s.model, self.s.step, epoch, numbered=numbered, position=position,
+                                    val_top1=top1)
+            self.summary["checkpoint"] = str(path)
+        dist.barrier()
+
+    def save_position(self, epoch: int, steps: int) -> None:
+        """A mid-epoch ``_last`` checkpoint after ``steps`` steps of (0-based) ``epoch``."""
+        self.save(epoch, False, {"iteration": steps, "plan_length": len(self.plan), "sampler_epoch": epoch})
+
+    def train(self, epoch: int, record: dict[str, Any]) -> EpochResult | None:
+        """One training pass (from the resumed position in the first epoch); None when a signal stopped it."""
+        s, done = self.s, epoch + 1
+        first = s.start_iteration if epoch == s.start_epoch else 0
+        s.loaders.set_epoch(epoch, first)
+        if self.gates:
+            self.gates.before("train", epoch)
+        loader = self.guard.watch(s.loaders.train, first, lambda steps: self.save_position(epoch, steps))
+        tr = train_one_epoch(s.model, loader, s.step, epoch, self.plan, self.monitor, start=first)
+        if self.gates:
+            record["gates_train"] = self.gates.after("train", done)
+        if loader.stopped_at is not None:
+            _stop(self.guard, self.summary, lambda: self.save_position(epoch, loader.stopped_at), s.out_dir,
+                  f"epoch {done}, after step {loader.stopped_at} of {len(self.plan)}")
+            return None
+        self.report("train", done, tr, record)
+        self.summary.update(nonfinite_steps=self.summary["nonfinite_steps"] + tr.nonfinite_steps,
+                            last_train_top1=tr.top1)
+        return tr
+
+    def validate(self, epoch: int, lr: float | None, record: dict[str, Any]) -> EpochResult:
+        s, done = self.s, epoch + 1
+        if self.gates:
+            self.gates.before("val", epoch)
+        va = evaluate(s.model, s.loaders.val, s.step.device, s.step.precision, epoch, self.monitor)
+        if self.gates:
+            record["gates_val"] = self.gates.after("val", done)
+        va.lr = lr
+        self.report("val", done, va, record)
+        self.summary["last_val_top1"] = va.top1
+        if not math.isnan(va.top1):
+            self.summary["best_val_top1"] = max(va.top1, self.summary["best_val_top1"] or 0.0)
+        return va
+
+    def report(self, phase: str, done: int, result: EpochResult, record: dict[str, Any]) -> None:
+        """The phase's summary line, the loss check, the CSV row and TensorBoard."""
+        log.info(_summary_line(phase, done, result))
+        self.watch.observe(phase, done, result.loss)
+        self.outputs.write(phase, done, result)
+        record[phase] = result.as_dict()
+
+    def finish(self, epoch: int, seconds: float, record: dict[str, Any]) -> None:
+        """The epoch's time and the run's ETA; the plots (at most once a minute, and after the last epoch)."""
+        done = epoch + 1
+        self.monitor.epoch_seconds.append(seconds)
+        log.info("Epoch [%d/%d] took %s; run ETA %s", done, self.end, format_duration(seconds),
+                 format_duration(self.monitor.run_eta(epoch) or 0.0))
+        self.summary["history"].append(record)
+        plotted = self.outputs.plot(force=done == self.end)
+        if plotted:
+            self.summary["plot"] = plotted
+            self.summary["gates_plot"] = self.gates.plot() if self.gates else None  # gates.png beside curves.png
+
+    def close(self) -> None:
+        self.outputs.close()
+        if self.gates:
+            self.gates.close()
+
+
 def fit(s: Session) -> dict[str, Any]:
     """Epochs ``start_epoch + 1 .. --end-epoch``: train, validate (every ``--eval-frequency`` and after the
     last), save (after validation so the saved RNG state is the next epoch's), CSV rows and the plot.
     Returns the run summary (``preempted``: the signal's name when a signal stopped the run)."""
-    cfg, end = s.cfg, s.cfg.schedule.end_epoch
-    monitor = Monitor(cfg.output.log_interval, default_callbacks(s.step.device.type), end, s.start_epoch)
+    cfg = s.cfg
     log.info(speed_legend(s.step.device.type))
-    plan = s.loaders.batch_sampler.current_plan
-    log.info("Epoch plan: %d iterations of %s", len(plan), _plan_text(plan, dist.get_world_size()))
-    outputs = _Outputs(s)
-    watch = LossWatch(len(s.loaders.classes))
-    gates = GateMonitor.for_model(s.model, s.out_dir, s.start_epoch, cfg.model.gates_from_epoch, outputs.board)
     check_data(len(s.loaders.train_set), len(s.loaders.val_set), cfg.optim.batch_size, len(s.loaders.classes))
-    meta = {"network": cfg.model.network, "classes": s.loaders.classes, "config": cfg.to_dict(),
-            "dataset": s.spec.to_dict()}
-    keeper = Checkpoints(s.out_dir, cfg.model.network, cfg.output.keep_checkpoints, meta, s.best_top1)
-    summary: dict[str, Any] = {"results_dir": str(s.out_dir), "start_epoch": s.start_epoch, "end_epoch": end,
-                               "log_file": str(cfg.log_path()), "best_val_top1": None, "last_val_top1": None,
-                               "last_train_top1": None, "checkpoint": None, "nonfinite_steps": 0, "history": [],
-                               "preempted": None, "train_csv": str(outputs.train_csv.path) if outputs.train_csv
-                               else None, "val_csv": str(outputs.val_csv.path) if outputs.val_csv else None}
     began, last_lr = time.perf_counter(), None
-
-    def save(epoch: int, numbered: bool, position: dict[str, Any] | None = None, top1: float | None = None) -> None:
-        if dist.is_main():
-            summary["checkpoint"] = str(keeper.save(s.model, s.step, epoch, numbered=numbered, position=position,
-                                                    val_top1=top1))
-        dist.barrier()
-
-    def mid_epoch(epoch: int) -> Any:
-        return lambda steps: save(epoch, False, {"iteration": steps, "plan_length": len(plan),
-                                                 "sampler_epoch": epoch})
-
     with Preemption(cfg.output.save_every_minutes) as guard:
+        run = _Epochs(s, guard)
+        log.info("Epoch plan: %d iterations of %s", len(run.plan), _plan_text(run.plan, dist.get_world_size()))
         try:
-            for epoch in range(s.start_epoch, end):
-                done = epoch + 1
-                first = s.start_iteration if epoch == s.start_epoch else 0
-                lr = s.step.schedule.lr_at(epoch)
-                if lr != last_lr:
+            for epoch in range(s.start_epoch, run.end):
+                done, t0, record = epoch + 1, time.perf_counter(), {"epoch": epoch + 1}
+                if (lr := s.step.schedule.lr_at(epoch)) != last_lr:
                     log.info("Epoch [%d]: learning rate %.3e", done, lr)
                     last_lr = lr
-                s.loaders.set_epoch(epoch, first)
-                record: dict[str, Any] = {"epoch": done}
-                t0 = time.perf_counter()
-                if gates:
-                    gates.before("train", epoch)
-                loader = guard.watch(s.loaders.train, first, mid_epoch(epoch))
-                tr = train_one_epoch(s.model, loader, s.step, epoch, plan, monitor, start=first)
-                if gates:
-                    record["gates_train"] = gates.after("train", done)
-                if loader.stopped_at is not None:
-                    _stop(guard, summary, lambda: mid_epoch(epoch)(loader.stopped_at), s.out_dir,
-                          f"epoch {done}, after step {loader.stopped_at} of {len(plan)}")
-                    break
-                log.info(_summary_line("train", done, tr))
-                watch.observe("train", done, tr.loss)
-                outputs.write("train", done, tr)
-                record["train"] = tr.as_dict()
-                summary.update(nonfinite_steps=summary["nonfinite_steps"] + tr.nonfinite_steps, last_train_top1=tr.top1)
-                va = None
-                if _due(done, cfg.output.eval_frequency, end):
-                    if gates:
-                        gates.before("val", epoch)
-                    va = evaluate(s.model, s.loaders.val, s.step.device, s.step.precision, epoch, monitor)
-                    if gates:
-                        record["gates_val"] = gates.after("val", done)
-                    va.lr = tr.lr
-                    log.info(_summary_line("val", done, va))
-                    watch.observe("val", done, va.loss)
-                    outputs.write("val", done, va)
-                    record["val"] = va.as_dict()
-                    summary["last_val_top1"] = va.top1
-                    if not math.isnan(va.top1):
-                        summary["best_val_top1"] = max(va.top1, summary["best_val_top1"] or 0.0)
+                tr = run.train(epoch, record)
+                if tr is None:
+                    break  # preempted inside the epoch: its position is saved
+                va = run.validate(epoch, tr.lr, record) if _due(done, cfg.output.eval_frequency, run.end) else None
                 top1 = va.top1 if va is not None and not math.isnan(va.top1) else None
-                save(done, _due(done, cfg.output.save_frequency, end), top1=top1)
-                monitor.epoch_seconds.append(time.perf_counter() - t0)
-                eta = monitor.run_eta(epoch)
-                log.info("Epoch [%d/%d] took %s; run ETA %s", done, end, format_duration(monitor.epoch_seconds[-1]),
-                         format_duration(eta or 0.0))
-                summary["history"].append(record)
-                plotted = outputs.plot(force=done == end)
-                if plotted:
-                    summary["plot"] = plotted
-                    summary["gates_plot"] = gates.plot() if gates else None  # gates.png beside curves.png
-                if done < end and guard.stop_requested():
-                    _stop(guard, summary, None, s.out_dir, f"the end of epoch {done}")
+                run.save(done, _due(done, cfg.output.save_frequency, run.end), top1=top1)
+                run.finish(epoch, time.perf_counter() - t0, record)
+                if done < run.end and guard.stop_requested():
+                    _stop(guard, run.summary, None, s.out_dir, f"the end of epoch {done}")
                     break
         finally:
-            outputs.close()
-            if gates:
-                gates.close()
+            run.close()
+    summary = run.summary
     summary["seconds"] = time.perf_counter() - began
-    if summary["preempted"]:
-        return summary
-    log.info("Training finished in %s: best val top-1 %s, last %s; results in %s",
-             format_duration(summary["seconds"]), _pct(summary["best_val_top1"]), _pct(summary["last_val_top1"]),
-             s.out_dir)
+    if not summary["preempted"]:
+        log.info("Training finished in %s: best val top-1 %s, last %s; results in %s",
+                 format_duration(summary["seconds"]), _pct(summary["best_val_top1"]),
+                 _pct(summary["last_val_top1"]), s.out_dir)
     return summary
 
 

@@ -1,11 +1,12 @@
-"""Which operators a network's forward+backward spends its CPU time on (torch.profiler), with their FLOPs.
+"""Which operators a network's forward+backward spends its time on (torch.profiler, CPU), and how many calls.
 
 For each model: one warm-up step, then ``--steps`` profiled forward+backward steps (cross-entropy); the table
-lists the top operators by self CPU time with their share of the total, call count and the profiler's FLOP
-estimate (convolutions and matrix products only), so ops that cost out of proportion to their FLOPs stand out.
+lists the top operators by self time with their share of the total and their calls per step (``--shapes``: per
+input shape), so that small, frequent or memory-bound ops can be set against the FLOPs of
+``tools/profile_model.py``. The profiler measures wall time: on a busy machine, compare shares within one run.
 
     python benchmarks/profile_ops.py [--models mtnet_xs srtg_r3d_18 r3d_18] [--batch 4 --frames 16 --size 112]
-                                     [--threads 2 --steps 2 --top 25]
+                                     [--threads 2 --steps 2 --top 25 --shapes]
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=2, help="profiled steps per model")
     p.add_argument("--top", type=int, default=25, help="operators listed per model")
     p.add_argument("--num-classes", type=int, default=400, help="classifier width")
+    p.add_argument("--shapes", action="store_true", help="one row per operator and input shape")
     return p.parse_args(argv)
 
 
@@ -39,22 +41,21 @@ def _step(model: torch.nn.Module, clip: torch.Tensor, target: torch.Tensor) -> N
     torch.nn.functional.cross_entropy(model(clip), target).backward()
 
 
-def op_table(model: torch.nn.Module, clip: torch.Tensor, target: torch.Tensor, steps: int, top: int) -> str:
-    """Markdown table of the ``top`` operators of ``steps`` forward+backward steps, by self CPU time."""
+def op_table(model: torch.nn.Module, clip: torch.Tensor, target: torch.Tensor, steps: int, top: int,
+             shapes: bool = False) -> str:
+    """Markdown table of the ``top`` operators of ``steps`` forward+backward steps, by self time."""
     _step(model, clip, target)  # warm-up (oneDNN primitive creation, allocator)
-    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=shapes) as prof:
         for _ in range(steps):
             _step(model, clip, target)
-    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    events = [e for e in prof.key_averages(group_by_input_shape=shapes) if e.self_cpu_time_total > 0]
     total = sum(e.self_cpu_time_total for e in events)
-    total_flops = sum(e.flops for e in events) or 1
-    rows = ["| op | self CPU ms/step | share | calls/step | GFLOP/step | FLOP share |",
-            "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    rows = ["| op | input shapes | self ms/step | share | calls/step |", "| --- | --- | ---: | ---: | ---: |"]
     for e in sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]:
-        rows.append(f"| {e.key} | {e.self_cpu_time_total / 1e3 / steps:.1f} | {e.self_cpu_time_total / total:.1%} "
-                    f"| {e.count // steps} | {e.flops / 1e9 / steps:.2f} | {e.flops / total_flops:.1%} |")
-    rows.append(f"| total | {total / 1e3 / steps:.1f} | 100% | {sum(e.count for e in events) // steps} "
-                f"| {total_flops / 1e9 / steps:.2f} | |")
+        shape = str(e.input_shapes) if shapes else "-"
+        rows.append(f"| {e.key} | {shape} | {e.self_cpu_time_total / 1e3 / steps:.1f} "
+                    f"| {e.self_cpu_time_total / total:.1%} | {e.count // steps} |")
+    rows.append(f"| total | | {total / 1e3 / steps:.1f} | 100% | {sum(e.count for e in events) // steps} |")
     return "\n".join(rows)
 
 
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         model = network.create_model(name, num_classes=args.num_classes).train()
         print(f"\n### {name}: clip {tuple(clip.shape)}, {args.threads} threads, forward+backward, "
               f"{args.steps} profiled steps\n")
-        print(op_table(model, clip, target, args.steps, args.top))
+        print(op_table(model, clip, target, args.steps, args.top, args.shapes))
     return 0
 
 

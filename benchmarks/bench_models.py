@@ -6,6 +6,7 @@ shared machine hit every model alike; the table shows medians of wall time and o
 figure on a busy machine, best with --threads 1) and each ratio to its baseline.
 
     python benchmarks/bench_models.py [--batch 4 --frames 16 --size 112 --repeats 10 --warmup 2 --threads 1]
+                                      [--only mtnet_xs 'srtg_r3d_18 gates off']
 """
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
     p.add_argument("--num-classes", type=int, default=400, help="classifier width")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave torch's default)")
+    p.add_argument("--only", nargs="+", default=None, metavar="LABEL",
+                   help="measure only these case labels (their baselines are added), e.g. 'mtnet_xs'")
     return p.parse_args(argv)
 
 
@@ -69,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
                           ("cpu" if args.device == "auto" else args.device))
     available = set(network.list_models())
     cases = [c for c in CASES if c[1] in available]
+    if args.only:
+        unknown = sorted(set(args.only) - {c[0] for c in CASES})
+        if unknown:
+            raise SystemExit(f"--only: unknown case(s) {unknown}; choose from {[c[0] for c in CASES]}")
+        wanted = set(args.only) | {c[3] for c in cases if c[0] in args.only}
+        cases = [c for c in cases if c[0] in wanted]
     for label, name, _, _ in CASES:
         if name not in available:
             print(f"note: {name} is not registered; '{label}' skipped")

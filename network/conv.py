@@ -1,4 +1,4 @@
-"""``Conv3d`` that skips kernel taps which only ever meet zero padding.
+"""Faster drop-ins for ``nn.Conv3d`` (skips kernel taps that only ever meet zero padding) and ``nn.MaxPool3d``.
 
 When a feature map is smaller than the kernel (e.g. layer4 of a ResNet at 1x1 on 32-pixel clips), a padded 3x3x3
 convolution multiplies most of its taps with padding zeros. The result is unchanged if those taps are cut from
@@ -56,3 +56,21 @@ def untrimmed(model: nn.Module) -> nn.Module:
         if type(module) is TrimmedConv3d:
             module.__class__ = nn.Conv3d
     return model
+
+
+class FramewiseMaxPool3d(nn.MaxPool3d):
+    """A drop-in ``nn.MaxPool3d`` for kernels of 1 frame: each frame is pooled by the 2-D kernel.
+
+    ``(B,C,T,H,W)`` is viewed as ``(B, C*T, H, W)``; values, indices' winners and gradients are those of
+    ``nn.MaxPool3d`` (a max over the same window), but ATen's 2-D kernel is faster on CPU (MTNet's stem pool:
+    218 -> 179 ms forward+backward at 4x64x16x56x56, 1 thread). Other kernels fall back to ``nn.MaxPool3d``.
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        k, s, p, d = (nn.modules.utils._triple(v) for v in (self.kernel_size, self.stride or self.kernel_size,
+                                                            self.padding, self.dilation))
+        if k[0] != 1 or s[0] != 1 or p[0] != 0 or self.return_indices or input.dim() != 5:
+            return super().forward(input)
+        b, c, t, h, w = input.shape
+        out = F.max_pool2d(input.reshape(b, c * t, h, w), k[1:], s[1:], p[1:], d[1:], ceil_mode=self.ceil_mode)
+        return out.view(b, c, t, *out.shape[2:])

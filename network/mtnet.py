@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from network.contract import ClassifierMixin
 from network.blocks import BasicStem, init_weights
+from network.conv import FramewiseMaxPool3d
 from network.mtconv import MTConv, RecurrentAlignment, Streams, resize3d, temporal_cossim_pool
 from network.registry import register_model
 
@@ -101,7 +102,7 @@ class MTNet(ClassifierMixin, nn.Module):
         self.init_planes_short = int(self.inplanes * r)
         self.init_planes_long = self.inplanes - self.init_planes_short
         # Registered before the stem, as in the original (module order only; neither has state).
-        self.pool = nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+        self.pool = FramewiseMaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
         self.stem = BasicStem()
         self.layer1 = self._make_layer(block, 64, layers[0], stride=1)
         self.layer2 = self._make_layer(block, 128, layers[1], stride=2)

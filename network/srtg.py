@@ -8,6 +8,9 @@ Dwibedi et al. 2019, https://arxiv.org/abs/1904.07846), computed by :mod:`networ
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn as nn
 
@@ -89,12 +92,14 @@ class Squeeze_and_Recursion(nn.Module):  # noqa: N801 (the original's class name
         """``(B,C,T,H,W) -> (s, r)``: frame-wise spatial mean ``s`` and recurrent hidden states ``r``, both (B,C,T)."""
         # The original average-pooled only when H > 1 and W > 1 and crashed when just one of them was 1;
         # the mean over (H, W) is the same pooling for every size.
-        s = x.mean(dim=(3, 4))
+        # sum / (H*W) equals x.mean(dim=(3, 4)) bit for bit, but its backward is a broadcast view of the (B,C,T)
+        # gradient instead of a full-size (B,C,T,H,W) division (measured: benchmarks/profile_ops.py).
+        s = x.sum(dim=(3, 4)) / (x.shape[3] * x.shape[4])
         rnn = self.rnn
         seq = s.permute(2, 0, 1).to(rnn.weight_ih_l0.dtype)  # (T,B,C), sequence-first
         # The cell runs on T pooled vectors only (cheap), so it stays in the weights' precision under autocast;
         # CPU autocast would lower nn.LSTM to bfloat16, which oneDNN does not support on every CPU.
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        with torch.autocast(device_type=x.device.type, enabled=False), _without_onednn_rnn(x):
             hidden, _ = rnn(seq)
         return s, hidden.permute(1, 2, 0).to(x.dtype)
 
@@ -147,3 +152,21 @@ class Squeeze_and_Recursion(nn.Module):  # noqa: N801 (the original's class name
         if self.gate:
             text += f", similarity={self.gate_similarity}, temperature={self.gate_temperature:g}"
         return text
+
+
+@contextmanager
+def _without_onednn_rnn(x: torch.Tensor) -> Iterator[None]:
+    """On CPU, run ``nn.LSTM`` on ATen's own kernels instead of oneDNN's RNN primitive.
+
+    On the SR block's few time steps and small batches oneDNN's RNN primitive is the slower one: at batch 4,
+    16x112^2, srtg_r3d_18's eight LSTMs took 1.5x the CPU time with it (forward+backward, 1 thread).
+    Both are float32 LSTMs; their outputs differ by rounding only (~2e-7).
+    """
+    if x.device.type != "cpu" or not torch.backends.mkldnn.enabled:
+        yield
+        return
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = True

@@ -136,3 +136,38 @@ def test_mtnet_rejects_too_small_clips_with_one_line() -> None:
             assert "\n" not in str(err.value)
             limits = f"{MIN_FRAMES} frames and {MIN_SPATIAL}x{MIN_SPATIAL}"
             assert limits in str(err.value) or "(B, 3, T, H, W)" in str(err.value)
+
+
+def test_framewise_max_pool_equals_max_pool3d_with_ties() -> None:
+    from network.conv import FramewiseMaxPool3d
+
+    x = torch.randn(2, 5, 4, 11, 12, generator=torch.Generator().manual_seed(0)).relu()  # zeros: many ties
+    plain = nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1))
+    framewise = FramewiseMaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1))
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ya, yb = plain(xa), framewise(xb)
+    grad = torch.randn(ya.shape, generator=torch.Generator().manual_seed(1))
+    ya.backward(grad)
+    yb.backward(grad)
+    assert torch.equal(ya, yb) and torch.equal(xa.grad, xb.grad)
+    temporal = FramewiseMaxPool3d(3, 2, 1)  # a temporal kernel falls back to MaxPool3d
+    torch.testing.assert_close(temporal(x), nn.MaxPool3d(3, 2, 1)(x), rtol=0, atol=0)
+
+
+def test_trimmed_mtconvs_give_the_plain_convs_outputs_and_gradients() -> None:
+    import copy
+
+    from network.conv import TrimmedConv3d, untrimmed
+
+    torch.manual_seed(0)
+    model = create_model("mtnet_xs", num_classes=5).train()
+    assert isinstance(model.layer4[1].conv2.conv_short, TrimmedConv3d)
+    plain = untrimmed(copy.deepcopy(model))
+    x = torch.randn(2, 3, 16, 64, 64)  # layer4 runs at T = 1: its 3x3x3 convs are trimmed to 1x3x3
+    out, ref = model(x), plain(x)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    out.sum().backward()
+    ref.sum().backward()
+    w, w_ref = model.layer4[1].conv2.conv_short.weight.grad, plain.layer4[1].conv2.conv_short.weight.grad
+    torch.testing.assert_close(w, w_ref, rtol=1e-4, atol=1e-6)
+    assert w[:, :, [0, 2]].abs().sum() == 0  # the cut taps get the zero gradient of the full kernel

@@ -1,0 +1,77 @@
+"""Which operators a network's forward+backward spends its time on (torch.profiler, CPU), and how many calls.
+
+For each model: one warm-up step, then ``--steps`` profiled forward+backward steps (cross-entropy); the table
+lists the top operators by self time with their share of the total and their calls per step (``--shapes``: per
+input shape), so that small, frequent or memory-bound ops can be set against the FLOPs of
+``tools/profile_model.py``. The profiler measures wall time: on a busy machine, compare shares within one run.
+
+    python benchmarks/profile_ops.py [--models mtnet_xs srtg_r3d_18 r3d_18] [--batch 4 --frames 16 --size 112]
+                                     [--threads 2 --steps 2 --top 25 --shapes]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import network  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="+", default=["mtnet_xs", "srtg_r3d_18", "r3d_18"], help="models to profile")
+    p.add_argument("--batch", type=int, default=4, help="clips per step")
+    p.add_argument("--frames", type=int, default=16, help="frames per clip (T)")
+    p.add_argument("--size", type=int, default=112, help="spatial size (H = W)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--steps", type=int, default=2, help="profiled steps per model")
+    p.add_argument("--top", type=int, default=25, help="operators listed per model")
+    p.add_argument("--num-classes", type=int, default=400, help="classifier width")
+    p.add_argument("--shapes", action="store_true", help="one row per operator and input shape")
+    return p.parse_args(argv)
+
+
+def _step(model: torch.nn.Module, clip: torch.Tensor, target: torch.Tensor) -> None:
+    model.zero_grad(set_to_none=True)
+    torch.nn.functional.cross_entropy(model(clip), target).backward()
+
+
+def op_table(model: torch.nn.Module, clip: torch.Tensor, target: torch.Tensor, steps: int, top: int,
+             shapes: bool = False) -> str:
+    """Markdown table of the ``top`` operators of ``steps`` forward+backward steps, by self time."""
+    _step(model, clip, target)  # warm-up (oneDNN primitive creation, allocator)
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=shapes) as prof:
+        for _ in range(steps):
+            _step(model, clip, target)
+    events = [e for e in prof.key_averages(group_by_input_shape=shapes) if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    rows = ["| op | input shapes | self ms/step | share | calls/step |", "| --- | --- | ---: | ---: | ---: |"]
+    for e in sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]:
+        shape = str(e.input_shapes) if shapes else "-"
+        rows.append(f"| {e.key} | {shape} | {e.self_cpu_time_total / 1e3 / steps:.1f} "
+                    f"| {e.self_cpu_time_total / total:.1%} | {e.count // steps} |")
+    rows.append(f"| total | | {total / 1e3 / steps:.1f} | 100% | {sum(e.count for e in events) // steps} |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    clip = torch.randn(args.batch, 3, args.frames, args.size, args.size)
+    target = torch.randint(0, args.num_classes, (args.batch,))
+    for name in args.models:
+        model = network.create_model(name, num_classes=args.num_classes).train()
+        print(f"\n### {name}: clip {tuple(clip.shape)}, {args.threads} threads, forward+backward, "
+              f"{args.steps} profiled steps\n")
+        print(op_table(model, clip, target, args.steps, args.top, args.shapes))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,6 +9,8 @@ that can touch data; the cut taps get zero gradient, exactly as with the full ke
 """
 from __future__ import annotations
 
+import contextlib
+
 from functools import lru_cache
 
 import torch
@@ -74,3 +76,11 @@ class FramewiseMaxPool3d(nn.MaxPool3d):
         b, c, t, h, w = input.shape
         out = F.max_pool2d(input.reshape(b, c * t, h, w), k[1:], s[1:], p[1:], d[1:], ceil_mode=self.ceil_mode)
         return out.view(b, c, t, *out.shape[2:])
+
+
+def autocast_off(device_type: str) -> contextlib.AbstractContextManager:
+    """Leave autocast for a block that must run in its weights' precision (the recurrent cells); a no-op on devices
+    without autocast (e.g. ``meta``, where ``torch.autocast`` would raise)."""
+    if not torch.amp.is_autocast_available(device_type):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device_type, enabled=False)

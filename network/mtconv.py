@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from network.blocks import init_weights
-from network.conv import TrimmedConv3d
+from network.conv import TrimmedConv3d, autocast_off
 
 Streams = tuple[torch.Tensor, torch.Tensor]
 Size3 = int | tuple[int, int, int]
@@ -55,7 +55,7 @@ class RecurrentAlignment(nn.Module):
         s = x.mean(dim=(3, 4)).permute(2, 0, 1)  # (T, B, C)
         weight = self.op.weight_ih_l0
         # The recurrence runs in the parameters' dtype even under autocast (GRU has no low-precision CPU path).
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        with autocast_off(x.device.type):
             r, _ = self.op(s.to(weight.dtype).contiguous())
         r = r.permute(1, 2, 0).to(x.dtype)  # (B, C, T)
         return x * r[..., None, None]

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 # The check itself lives in network.gate; re-exported here for callers of the original module.
+from network.conv import autocast_off
 from network.gate import (DEFAULT_SIMILARITY, DEFAULT_TEMPERATURE, _squared_distances,  # noqa: F401
                           check_temperature, cycle_back_to_self, cycle_consistent, gate_keep, get_similarity)
 
@@ -99,7 +100,7 @@ class Squeeze_and_Recursion(nn.Module):  # noqa: N801 (the original's class name
         seq = s.permute(2, 0, 1).to(rnn.weight_ih_l0.dtype)  # (T,B,C), sequence-first
         # The cell runs on T pooled vectors only (cheap), so it stays in the weights' precision under autocast;
         # CPU autocast would lower nn.LSTM to bfloat16, which oneDNN does not support on every CPU.
-        with torch.autocast(device_type=x.device.type, enabled=False), _without_onednn_rnn(x):
+        with autocast_off(x.device.type), _without_onednn_rnn(x):
             hidden, _ = rnn(seq)
         return s, hidden.permute(1, 2, 0).to(x.dtype)
 

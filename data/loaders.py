@@ -43,7 +43,7 @@ class LoaderConfig:
     depend on the workers, see :class:`EpochClips`).
     """
 
-    # the run's settings (train.run.loader_config fills them from the RunConfig: their defaults live there)
+    # the run's settings: filled from the RunConfig, whose fields hold their defaults (train/config.py)
     clip_length: int
     clip_size: int
     batch_size: int

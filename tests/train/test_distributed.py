@@ -41,7 +41,7 @@ def test_every_helper_at_world_size_1(single_process: None) -> None:
 
 
 def test_multi_process_info_without_a_port_is_a_one_line_error(single_process: None) -> None:
-    with pytest.raises(RuntimeError, match="MASTER_PORT is not set: launch with torchrun, or with --gpus N") as err:
+    with pytest.raises(RuntimeError, match="MASTER_PORT is not set: launch with torchrun or srun, or with --gpus N") as err:
         dist.init_process_group(dist.DistInfo(0, 2, 0), torch.device("cpu"))
     assert "\n" not in str(err.value) and not dist.is_initialized()
 
@@ -168,6 +168,9 @@ def test_stopped_rank_makes_the_other_exit_within_the_timeout(tmp_path):
     import os  # noqa: PLC0415
     import signal  # noqa: PLC0415
     import time  # noqa: PLC0415
+
+    from data.synthetic import SYNTHETIC_SPEC  # noqa: PLC0415
+    from engine_helpers import ROOT, dataset_for, tiny_args  # noqa: PLC0415
 
     marks = tmp_path / "marks"
     marks.mkdir()

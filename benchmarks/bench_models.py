@@ -34,15 +34,20 @@ CASES = [
 ]
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_clip_arguments(p: argparse.ArgumentParser) -> None:
+    """``--batch``, ``--frames``, ``--size`` and ``--num-classes`` of the benchmarked clip (4 x 16 x 112², 400)."""
     p.add_argument("--batch", type=int, default=4, help="clips per step")
     p.add_argument("--frames", type=int, default=16, help="frames per clip (T)")
     p.add_argument("--size", type=int, default=112, help="spatial size (H = W)")
+    p.add_argument("--num-classes", type=int, default=400, help="classifier width")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_clip_arguments(p)
     p.add_argument("--repeats", type=int, default=10, help="measured steps per model")
     p.add_argument("--warmup", type=int, default=2, help="unmeasured steps per model first")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
-    p.add_argument("--num-classes", type=int, default=400, help="classifier width")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave torch's default)")
     p.add_argument("--only", nargs="+", default=None, metavar="LABEL",
                    help="measure only these case labels (their baselines are added), e.g. 'mtnet_xs'")

@@ -20,18 +20,16 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import network  # noqa: E402
+from benchmarks.bench_models import add_clip_arguments  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=["mtnet_xs", "srtg_r3d_18", "r3d_18"], help="models to profile")
-    p.add_argument("--batch", type=int, default=4, help="clips per step")
-    p.add_argument("--frames", type=int, default=16, help="frames per clip (T)")
-    p.add_argument("--size", type=int, default=112, help="spatial size (H = W)")
+    add_clip_arguments(p)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--steps", type=int, default=2, help="profiled steps per model")
     p.add_argument("--top", type=int, default=25, help="operators listed per model")
-    p.add_argument("--num-classes", type=int, default=400, help="classifier width")
     p.add_argument("--shapes", action="store_true", help="one row per operator and input shape")
     return p.parse_args(argv)
 

@@ -134,3 +134,16 @@ def test_script_main_block(name, monkeypatch, capsys):
         runpy.run_path(str(ROOT / f"{name}.py"), run_name="__main__")
     assert exit_info.value.code == 0
     assert "usage:" in capsys.readouterr().out
+
+
+def test_compile_and_channels_last_flags(tiny, tmp_path):
+    """--compile (backbone only; here the eager backend, which runs the same code path quickly on CPU) and
+    --channels-last train, and the checkpoint keeps the original keys."""
+    module = load_script("train_synthetic")
+    args = tiny_args(dataset_for(module.SPEC), tmp_path, "--end-epoch", "1", "--compile", "True",
+                     "--compile-backend", "eager", "--channels-last", "True")
+    assert module.main(module.SPEC, args) == 0
+    out = tmp_path / f"{tiny}_gates_False"
+    ckpt = load_checkpoint_file(out / f"{tiny}_ep-0001.pth")
+    assert not any("_orig_mod" in k or k.startswith("module.") for k in ckpt["state_dict"])
+    assert "--compile: 1 sub-modules compiled with eager" in (out / "train.log").read_text()

@@ -167,6 +167,12 @@ class HardwareConfig:
     device: str = opt("auto", "--device", choices=DEVICES, help="where to train (auto: CUDA when available)")
     precision: str | None = opt(None, "--precision", choices=PRECISIONS, help="fp16: autocast + GradScaler "
                                 "(the default on CUDA); bf16: autocast without scaler; fp32: the default on CPU")
+    compile: bool = opt(False, "--compile", kind="bool", help="torch.compile the convolutional backbone (recurrent "
+                        "cells stay eager); if compiling fails: one warning and eager mode")
+    compile_backend: str = opt("inductor", "--compile-backend", help="torch.compile backend of --compile (e.g. "
+                               "inductor, aot_eager, eager)")
+    channels_last: bool = opt(False, "--channels-last", kind="bool", help="channels_last_3d memory format for the "
+                              "model and its input (faster convolutions with cuDNN/oneDNN)")
     dist_timeout: float = opt(300.0, "--dist-timeout", metavar="SECONDS", help="collective timeout of the process "
                               "group: a rank that hangs or dies makes the others stop after this long")
 

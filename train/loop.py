@@ -99,6 +99,7 @@ class TrainStep:
     max_nonfinite: int = MAX_NONFINITE
     consecutive: int = 0
     timings: tuple[float, float] = (0.0, 0.0)  # forward, backward seconds of the last call
+    channels_last: bool = False  # feed clips as channels_last_3d (--channels-last)
 
     def set_lr(self, progress: float, shape: Any = None) -> float:
         """Apply the rate at ``progress`` epochs (× the multigrid factor of ``shape``) to every group."""
@@ -109,6 +110,8 @@ class TrainStep:
     def __call__(self, model: nn.Module, data: torch.Tensor, target: torch.Tensor,
                  where: str) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Forward, backward, update. Returns ``(logits, loss)`` detached, or None when the step was skipped."""
+        if self.channels_last:
+            data = data.contiguous(memory_format=torch.channels_last_3d)
         t0 = time.perf_counter()
         with autocast(self.device, self.precision):
             output = model(data)

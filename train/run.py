@@ -21,6 +21,7 @@ from data.datasets import spec_from_dict
 from data.loaders import LoaderConfig, build_loaders
 from data.rng import STREAMS, seed_everything
 from data.spec import DatasetSpec
+from network.compile import compile_backbone
 from network.config import get_config
 from network.registry import build_model
 from train import distributed as dist
@@ -159,11 +160,15 @@ def _train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch
     seed_everything(cfg.optim.random_seed)  # same on every rank: identical initial weights
     gate_options = {"gate_similarity": m.gate_similarity, "gate_temperature": m.gate_temperature} if m.gates else {}
     model = build_model(m.network, num_classes, gates=m.gates, **gate_options).to(device)
+    hw = cfg.hardware
+    if hw.channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)
     optimizer = build_optimizer(model, cfg.optim.lr_base, m.fine_tune)
     s = cfg.schedule
     schedule = build_schedule(s.lr_schedule, cfg.optim.lr_base, steps=s.lr_steps, factor=s.lr_factor,
                               end_epoch=s.end_epoch, warmup_epochs=s.lr_warmup_epochs)
-    step = TrainStep(optimizer, make_scaler(device, precision), schedule, device, precision)
+    step = TrainStep(optimizer, make_scaler(device, precision), schedule, device, precision,
+                     channels_last=hw.channels_last)
     start: StartPoint = claimed.start if claimed is not None else resolve_start(m.pretrained_3d, m.resume_epoch,
                                                                                  out_dir, m.network)
     ckpt = restore(start, model, optimizer, step.scaler, schedule, network=m.network, classes=loaders.classes,
@@ -178,6 +183,8 @@ def _train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch
         seed_everything(cfg.optim.random_seed + STREAMS["process"] * info.rank)
     if info.is_main:
         check_writable(out_dir, 2 * estimate_bytes(model))
+    if hw.compile:
+        compile_backbone(model, hw.compile_backend)  # in place: checkpoint keys do not change
     if info.distributed:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     best = ((ckpt or {}).get("metrics") or {}).get("best_val_top1") if start.mode == "resume" else None

@@ -1,0 +1,204 @@
+"""One GPU benchmark in one go (about 5 minutes on one GPU): training-step speed, memory, loader speed, GPU use.
+
+    python benchmarks/bench_gpu.py [--out gpu.md] [--budget-s 280]     # on a CUDA machine
+    python benchmarks/bench_gpu.py --smoke                             # the same code on CPU, in seconds
+
+It prints one markdown table (and writes it to ``--out``):
+1. training-step clips/s and peak memory of r3d_50, srtg_r3d_50, r2plus1d_50, srtg_r2plus1d_50 and mtnet_m at
+   16×224² and 16×112² in fp32 / fp16 / bf16, then with ``--channels-last`` (fp16) and with ``--compile``
+   (fp16, 16×112²) — the engine's own `TrainStep`, so it measures what training does;
+2. loader clips/s from SQLite frames: CPU decoding in N DataLoader workers against deferred decoding on the GPU
+   (`VideoIter(decode='deferred')` + `decode_batch` with the torchvision decoder);
+3. the GPU's busy fraction in a short training run from SQLite frames (step compute time over wall time):
+   does the loader keep up?
+Rows that do not fit in ``--budget-s`` are listed as skipped. Ratios are against the fp32 row of the same model
+and size, measured in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from data.frame_decoder import make_decoder  # noqa: E402
+from data.labels import load_records  # noqa: E402
+from data.synthetic import generate  # noqa: E402
+from data.video_iterator import VideoIter, collate_deferred, decode_batch  # noqa: E402
+from data.video_sampler import RandomSampling  # noqa: E402
+from data.video_transforms import build_transform  # noqa: E402
+from network import create_model  # noqa: E402
+from network.compile import compile_backbone  # noqa: E402
+from network.config import get_config  # noqa: E402
+from train.loop import TrainStep, make_scaler  # noqa: E402
+from train.lr_scheduler import MultiStep  # noqa: E402
+from train.optim import build_optimizer  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to measure: the full GPU plan or the CPU smoke plan."""
+
+    models: tuple[str, ...]
+    sizes: tuple[int, ...]
+    frames: int
+    batch: int
+    precisions: tuple[str, ...]
+    steps: int
+    warmup: int
+    compile_backend: str
+    videos: int
+    stored: int
+
+
+GPU = Plan(("r3d_50", "srtg_r3d_50", "r2plus1d_50", "srtg_r2plus1d_50", "mtnet_m"), (224, 112), 16, 8,
+           ("fp32", "fp16", "bf16"), 5, 2, "inductor", 32, 256)
+# the smallest networks of the zoo (2.9 M parameters) on 4x32² clips: every code path in seconds on a CPU
+SMOKE = Plan(("ir_csn_50", "srtg_ir_csn_50"), (32,), 4, 4, ("fp32",), 1, 1, "eager", 4, 64)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def step_rate(name: str, size: int, precision: str, plan: Plan, device: torch.device, channels_last: bool = False,
+              compiled: bool = False) -> tuple[float, float | None]:
+    """Training clips/s (the engine's TrainStep) and the peak memory in GB (CUDA only)."""
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=400).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)
+    if compiled:
+        compile_backbone(model, plan.compile_backend)
+    step = TrainStep(build_optimizer(model, 0.01), make_scaler(device, precision), MultiStep(0.01, [100], 0.1),
+                     device, precision, channels_last=channels_last)
+    data = torch.randn(plan.batch, 3, plan.frames, size, size, device=device)
+    target = torch.randint(0, 400, (plan.batch,), device=device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    for i in range(plan.warmup + plan.steps):
+        if i == plan.warmup:
+            _sync(device)
+            t0 = time.perf_counter()
+        step.set_lr(0.0)
+        step(model, data, target, where=f"{name} step {i}")
+    _sync(device)
+    rate = plan.batch * plan.steps / (time.perf_counter() - t0)
+    peak = torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None
+    return rate, peak
+
+
+def step_rows(plan: Plan, device: torch.device, deadline: float) -> list[list[str]]:
+    """Table 1: every (model, size, precision), then channels-last and compiled variants."""
+    cases = [(m, s, p, False, False) for m in plan.models for s in plan.sizes for p in plan.precisions]
+    fast = "fp16" if "fp16" in plan.precisions else plan.precisions[-1]
+    cases += [(m, s, fast, True, False) for m in plan.models for s in plan.sizes]
+    cases += [(m, plan.sizes[-1], fast, False, True) for m in plan.models]
+    rows, base = [], {}
+    for model, size, precision, cl, comp in cases:
+        label = [model, f"{plan.frames}×{size}²", precision, "yes" if cl else "", "yes" if comp else ""]
+        if time.perf_counter() > deadline:
+            rows.append(label + ["skipped (time budget)", "", ""])
+            continue
+        rate, peak = step_rate(model, size, precision, plan, device, cl, comp)
+        if precision == "fp32" and not cl and not comp:
+            base[(model, size)] = rate
+        ratio = rate / base[(model, size)] if (model, size) in base else float("nan")
+        rows.append(label + [f"{rate:.1f}", f"{ratio:.2f}", "" if peak is None else f"{peak:.2f}"])
+    return rows
+
+
+def _dataset(plan: Plan, root: Path) -> list:
+    paths = generate(root, num_classes=4, videos_per_class=max(1, plan.videos // 4), frames=plan.frames * 2,
+                     size=plan.stored, val_fraction=0.0, workers=2)
+    records, _ = load_records(paths.train_csv, paths.jpg_dir, False)
+    return records
+
+
+def loader_rows(plan: Plan, device: torch.device, records: list, workers: int) -> list[list[str]]:
+    """Table 2: clips/s of CPU decoding in ``workers`` workers against deferred decoding on ``device``."""
+    norm = get_config("r3d_50")
+    size = (plan.frames, plan.sizes[-1], plan.sizes[-1])
+    transform = build_transform("small", True, norm["mean"], norm["std"], crop_size=plan.sizes[-1])
+    rows = []
+    for mode in ("frames", "deferred"):
+        data = VideoIter(records, size, RandomSampling(plan.frames, 2), transform, decode=mode)
+        loader = torch.utils.data.DataLoader(data, batch_size=plan.batch, num_workers=workers, shuffle=False,
+                                             collate_fn=collate_deferred if mode == "deferred" else None)
+        decoder = make_decoder("torchvision", device=device.type) if mode == "deferred" else None
+        _sync(device)
+        t0, clips = time.perf_counter(), 0
+        for batch, _ in loader:
+            clip = decode_batch(batch, decoder, transform, device) if decoder is not None else batch.to(device)
+            clips += clip.shape[0]
+        _sync(device)
+        where = f"CPU decode, {workers} workers" if mode == "frames" else f"deferred, decode on {device.type}"
+        rows.append([where, f"{clips / (time.perf_counter() - t0):.1f}"])
+    return rows
+
+
+def busy_fraction(plan: Plan, device: torch.device, records: list, workers: int) -> float:
+    """Table 3: step compute time over wall time of a short r3d training run fed from SQLite frames."""
+    norm = get_config(plan.models[0])
+    size = (plan.frames, plan.sizes[-1], plan.sizes[-1])
+    transform = build_transform("small", True, norm["mean"], norm["std"], crop_size=plan.sizes[-1])
+    data = VideoIter(records, size, RandomSampling(plan.frames, 2), transform)
+    loader = torch.utils.data.DataLoader(data, batch_size=plan.batch, num_workers=workers, shuffle=True)
+    model = create_model(plan.models[0], num_classes=400).to(device)
+    precision = "fp16" if device.type == "cuda" else "fp32"
+    step = TrainStep(build_optimizer(model, 0.01), make_scaler(device, precision), MultiStep(0.01, [100], 0.1),
+                     device, precision)
+    busy, began = 0.0, time.perf_counter()
+    for clips, labels in loader:
+        clips, labels = clips.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        step.set_lr(0.0)
+        step(model, clips, labels, where="busy run")
+        busy += sum(step.timings)
+    return busy / (time.perf_counter() - began)
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--smoke", action="store_true", help="tiny models and clips on CPU (the test suite runs this)")
+    p.add_argument("--workers", type=int, default=4, help="DataLoader workers for the loader rows")
+    p.add_argument("--budget-s", type=float, default=280.0, help="stop adding step rows after this many seconds")
+    p.add_argument("--out", type=Path, default=None, help="also write the tables to this markdown file")
+    args = p.parse_args(argv)
+    if not args.smoke and not torch.cuda.is_available():
+        print("error: no CUDA device is visible; run on a GPU machine, or pass --smoke for the CPU check",
+              file=sys.stderr)
+        return 1
+    plan, device = (SMOKE, torch.device("cpu")) if args.smoke else (GPU, torch.device("cuda"))
+    workers = 0 if args.smoke else args.workers
+    began = time.perf_counter()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (smoke run)"
+    parts = [f"# bench_gpu on {name}, torch {torch.__version__}",
+             table(["model", "clip", "precision", "channels-last", "compile", "clips/s", "vs fp32", "peak GB"],
+                   step_rows(plan, device, began + args.budget_s))]
+    with tempfile.TemporaryDirectory() as tmp:
+        records = _dataset(plan, Path(tmp))
+        parts.append(table(["loader", "clips/s"], loader_rows(plan, device, records, workers)))
+        parts.append(f"GPU busy fraction, {plan.models[0]} from SQLite frames, {workers} workers: "
+                     f"{busy_fraction(plan, device, records, workers):.2f}")
+    parts.append(f"total {time.perf_counter() - began:.0f} s")
+    text = "\n\n".join(parts)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,7 +12,7 @@ import difflib
 import json
 import math
 import os
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -405,4 +405,4 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 
 __all__ = ["RunConfig", "DataConfig", "ModelConfig", "OptimConfig", "ScheduleConfig", "OutputConfig",
-           "HardwareConfig", "GROUPS", "FIELD_GROUP", "field_default", "check_keys", "read_config_file", "replace"]
+           "HardwareConfig", "GROUPS", "FIELD_GROUP", "field_default", "check_keys", "read_config_file"]

@@ -96,15 +96,17 @@ def argv_for(arm: Arm, seed: int, data: Path, runs: Path, epochs: int, cfg: dict
             str(arm.frames), "--clip-size", str(arm.size), "--end-epoch", str(epochs), "--random-seed", str(seed),
             "--batch-size", str(cfg["batch"]), "--lr-steps", str(max(1, round(0.8 * epochs))),
             "--save-frequency", str(epochs), "--model-dir", str(runs / f"{arm.name.replace(' ', '_')}_s{seed}"),
-            "--device", "cpu"]
+            "--device", "cpu", "--overwrite", "True"]  # an interrupted run starts again
     if arm.similarity not in (None, "raw"):
         argv += [GATE_FLAGS["similarity"], arm.similarity]
     if arm.gates and temperature is not None:
         argv += [GATE_FLAGS["temperature"], str(temperature)]
     if arm.warmup:
         argv += [GATE_FLAGS["warmup"], str(max(1, epochs // 2))]
+    # validation after the last epoch only: the table reports the final val top-1 and pass rates
+    argv += ["--eval-frequency", str(epochs)]
     if quick:
-        argv += ["--workers", "0", "--log-interval", "1", "--eval-frequency", str(epochs)]
+        argv += ["--workers", "0", "--log-interval", "1"]
     return argv
 
 
@@ -116,11 +118,21 @@ def final_pass_rates(results_dir: str | None) -> dict[str, float]:
     return {block: series[max(series)] for block, series in val.items()}
 
 
+def _done_runs(runs: Path) -> dict[str, dict[str, Any]]:
+    """Finished runs recorded in ``runs/done.jsonl`` by an earlier (interrupted) invocation, by run key."""
+    path = runs / "done.jsonl"
+    if not path.is_file():
+        return {}
+    return {rec["key"]: rec for rec in map(json.loads, path.read_text().splitlines()) if rec.get("key")}
+
+
 def run_arm(arm: Arm, seeds: int, data: Path, runs: Path, epochs: int, cfg: dict, temperature: float | None,
             quick: bool, keep_checkpoints: bool) -> dict[str, Any]:
     """Train ``arm`` once per seed; its results as plain data (``skipped`` names missing CLI flags).
 
-    The runs' checkpoints (350 MB each for srtg_r3d_18) are deleted unless ``keep_checkpoints``."""
+    Each finished run is appended to ``runs/done.jsonl``, so a re-run with the same settings skips it (a session
+    can end mid-ablation). The runs' checkpoints (350 MB each for srtg_r3d_18) are deleted unless
+    ``keep_checkpoints``."""
     from train.run import run
 
     missing = missing_flags(arm, temperature)
@@ -129,13 +141,23 @@ def run_arm(arm: Arm, seeds: int, data: Path, runs: Path, epochs: int, cfg: dict
         print(f"[ablate] {arm.name}: skipped, train.cli has no {' '.join(missing)}", flush=True)
         return record
     spec = replace(SYNTHETIC_SPEC, num_classes=len(CLASSES))
+    done = _done_runs(runs)
     for seed in range(1, seeds + 1):
+        argv = argv_for(arm, seed, data, runs, epochs, cfg, temperature, quick)
+        key = " ".join(argv)
+        if key in done:
+            record["runs"].append(done[key]["run"])
+            print(f"[ablate] {arm.name} seed {seed}: done earlier, val top-1 {done[key]['run']['last_val_top1']}")
+            continue
         t0 = time.perf_counter()
-        summary = run(spec, argv_for(arm, seed, data, runs, epochs, cfg, temperature, quick))
+        summary = run(spec, argv)
         record["runs"].append({"seed": seed, "last_val_top1": summary.get("last_val_top1"),
                                "best_val_top1": summary.get("best_val_top1"), "seconds": time.perf_counter() - t0,
                                "results_dir": summary.get("results_dir"),
                                "pass_rates": final_pass_rates(summary.get("results_dir"))})
+        runs.mkdir(parents=True, exist_ok=True)
+        with open(runs / "done.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"key": key, "run": record["runs"][-1]}, default=str) + "\n")
         if not keep_checkpoints and summary.get("results_dir"):
             for path in Path(summary["results_dir"]).glob("*.pth"):
                 path.unlink()
@@ -246,7 +268,7 @@ def estimate(arms: list[Arm], seeds: int, budget: int, cfg: dict, steps: int = 2
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="every arm for 2 steps on a tiny set, 1 seed")
-    p.add_argument("--budget-steps", type=int, default=315, help="training steps per run (rounded up to epochs)")
+    p.add_argument("--budget-steps", type=int, default=225, help="training steps per run (rounded up to epochs)")
     p.add_argument("--seeds", type=int, default=2, help="runs per arm (seeds 1..N)")
     p.add_argument("--temperature", type=float, default=None, help="--gate-temperature of the gated arms")
     p.add_argument("--out", type=Path, default=Path("ablation_gates"), help="data set, runs and tables")

@@ -53,7 +53,7 @@ def test_command_lines_carry_only_the_flags_an_arm_needs(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-def test_quick_runs_every_arm(tmp_path: Path) -> None:
+def test_quick_runs_every_arm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert ablate_gates.main(["--quick", "--out", str(tmp_path)]) == 0
     records = json.loads((tmp_path / "ablation.json").read_text())
     names = [r["arm"]["name"] for r in records]
@@ -68,3 +68,11 @@ def test_quick_runs_every_arm(tmp_path: Path) -> None:
     csvs = list(tmp_path.glob("runs/*/*/gates_s*.csv"))
     assert csvs and all(r["runs"][0]["pass_rates"] for r in gated)
     assert list(tmp_path.glob("runs/*/*/gates.png"))
+    # a second invocation (an interrupted session run again) reuses every finished run instead of training
+    import train.run
+
+    monkeypatch.setattr(train.run, "run", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    again = ablate_gates.run_arm(ablate_gates.first_arms(ablate_gates.QUICK["clip"])[0], seeds=1,
+                                 data=tmp_path / "data", runs=tmp_path / "runs", epochs=2, cfg=ablate_gates.QUICK,
+                                 temperature=None, quick=True, keep_checkpoints=False)
+    assert again["runs"] == records[0]["runs"]

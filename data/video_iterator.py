@@ -4,7 +4,8 @@ record -> sampler indices -> ONE SQLite query for the clip's distinct frames (`d
 -> decode (`data.frame_decoder`, OpenCV by default; at 1/2, 1/4 or 1/8 scale when the transform still gets frames
 at least as large as it needs) -> frames in temporal order, repeats allowed -> transform ->
 ``(clip (3, T, H, W) float32, label[, path])``. With ``decode='deferred'`` the workers stop after the query
-and `decode_batch` decodes and transforms the collated batch on a device (e.g. a GPU JPEG decoder).
+and `decode_deferred` decodes and transforms each clip of the collated batch on a device (e.g. a GPU JPEG
+decoder; `data.device_batches.DeviceBatches` in training, `decode_batch` for a whole batch).
 
 Differences from the original (spec section 2.6 and bugs 18-21): records are 0-based (the original's 1-based
 keys drew record 1 twice and never record N); a repeated index yields a repeated frame (the original's SQL

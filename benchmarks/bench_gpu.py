@@ -8,7 +8,7 @@ It prints one markdown table (and writes it to ``--out``):
    16×224² and 16×112² in fp32 / fp16 / bf16, then with ``--channels-last`` (fp16) and with ``--compile``
    (fp16, 16×112²) — the engine's own `TrainStep`, so it measures what training does;
 2. loader clips/s from SQLite frames: CPU decoding in N DataLoader workers against deferred decoding on the GPU
-   (`VideoIter(decode='deferred')` + `decode_batch` with the torchvision decoder);
+   (`VideoIter(decode='deferred')` + `data.device_batches.DeviceBatches`, the ``--decode gpu`` path of training);
 3. the GPU's busy fraction in a short training run from SQLite frames (step compute time over wall time):
    does the loader keep up?
 Rows that do not fit in ``--budget-s`` are listed as skipped. Ratios are against the fp32 row of the same model
@@ -27,10 +27,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data.frame_decoder import make_decoder  # noqa: E402
+from data.device_batches import DeviceBatches  # noqa: E402
 from data.labels import load_records  # noqa: E402
 from data.synthetic import generate  # noqa: E402
-from data.video_iterator import VideoIter, collate_deferred, decode_batch  # noqa: E402
+from data.video_iterator import VideoIter, collate_deferred  # noqa: E402
 from data.video_sampler import RandomSampling  # noqa: E402
 from data.video_transforms import build_transform  # noqa: E402
 from network import create_model  # noqa: E402
@@ -132,12 +132,11 @@ def loader_rows(plan: Plan, device: torch.device, records: list, workers: int) -
         data = VideoIter(records, size, RandomSampling(plan.frames, 2), transform, decode=mode)
         loader = torch.utils.data.DataLoader(data, batch_size=plan.batch, num_workers=workers, shuffle=False,
                                              collate_fn=collate_deferred if mode == "deferred" else None)
-        decoder = make_decoder("torchvision", device=device.type) if mode == "deferred" else None
+        to_device = DeviceBatches(device, data if mode == "deferred" else None)
         _sync(device)
         t0, clips = time.perf_counter(), 0
-        for batch, _ in loader:
-            clip = decode_batch(batch, decoder, transform, device) if decoder is not None else batch.to(device)
-            clips += clip.shape[0]
+        for batch in loader:
+            clips += to_device(batch)[0].shape[0]
         _sync(device)
         where = f"CPU decode, {workers} workers" if mode == "frames" else f"deferred, decode on {device.type}"
         rows.append([where, f"{clips / (time.perf_counter() - t0):.1f}"])

@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # torch is imported only by the torchvision decoder: the offl
     import torch
 
 Frames = Union[np.ndarray, "torch.Tensor"]  # (T, H, W, 3) uint8, BGR
+# ``--decode``: where the JPEG blobs of a training batch are decoded (`data.device_batches`)
+DECODE_CHOICES = ("cpu", "gpu")
 REDUCED_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
                  8: cv2.IMREAD_REDUCED_COLOR_8}
 

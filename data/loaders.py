@@ -18,11 +18,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from data.device_batches import DeviceBatches, check_decode, device_batches
 from data.labels import load_records, warn_split_overlap
 from data.multigrid import MultigridBatchSampler
 from data.rng import STREAMS, mix
 from data.spec import DatasetPaths, DatasetSpec
-from data.video_iterator import VideoIter
+from data.video_iterator import VideoIter, collate_deferred
 from data.video_sampler import RandomSampling, SampleRNG, SequentialSampling
 from data.video_transforms import build_transform
 
@@ -40,7 +41,8 @@ class LoaderConfig:
     elsewhere). ``val_batch_size`` defaults to the per-rank base batch. ``pin_memory`` None means "on CUDA".
     ``drop_last`` decides the ``N mod world_size`` leftover train samples (see MultigridBatchSampler).
     ``persistent_workers`` keeps the worker processes between epochs (faster; the training draws do not
-    depend on the workers, see :class:`EpochClips`).
+    depend on the workers, see :class:`EpochClips`). ``decode``: ``'cpu'`` (workers decode and transform) or
+    ``'gpu'`` (workers only read the JPEG blobs; `data.device_batches` decodes the batch on the run's device).
     """
 
     # the run's settings: filled from the RunConfig, whose fields hold their defaults (train/config.py)
@@ -61,11 +63,13 @@ class LoaderConfig:
     pin_memory: bool | None = None
     drop_last: bool = False
     persistent_workers: bool = True
+    decode: str = "cpu"
 
 
 @dataclass
 class Loaders:
-    """What ``build_loaders`` returns; call ``set_epoch(e)`` before each training epoch."""
+    """What ``build_loaders`` returns; call ``set_epoch(e)`` before each training epoch and feed each batch
+    through ``to_device(device)``'s converters (``--decode``)."""
 
     train: DataLoader
     val: DataLoader
@@ -77,6 +81,11 @@ class Loaders:
     batch_per_rank: int
     seed: int = 0
     rank: int = 0
+    decode: str = "cpu"
+
+    def to_device(self, device: torch.device | str) -> tuple[DeviceBatches, DeviceBatches]:
+        """The train and val batch converters of this ``--decode`` mode on ``device`` (`device_batches`)."""
+        return device_batches(device, self.train_set, self.val_set, self.decode)
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         """Select ``epoch``'s sample order (the batch sampler's permutation of ``(seed, epoch)``) and its first
@@ -173,8 +182,10 @@ def build_loaders(spec: DatasetSpec, paths: DatasetPaths, cfg: LoaderConfig, mea
     :class:`MultigridBatchSampler` (``(idx, T, S)`` per clip, base shape without cycles). Val:
     ``SequentialSampling`` (one fixed window per video, as the original's ``fix_cursor=True, shuffle=True``),
     the eval transform, ``(val_clip_length, val_clip_size²)`` clips, sharded by :class:`ShardSampler`.
-    Batches are ``(clips (B, 3, T, S, S) float32, labels (B,) int64)``.
+    Batches are ``(clips (B, 3, T, S, S) float32, labels (B,) int64)``; with ``cfg.decode == 'gpu'``
+    ``(list[DeferredClip], labels)`` for ``Loaders.to_device``.
     """
+    mode = "deferred" if check_decode(cfg.decode) == "gpu" else "frames"
     if cfg.batch_size < world_size:
         raise ValueError(f"--batch-size {cfg.batch_size} is smaller than the {world_size} processes; "
                          "use a batch of at least one clip per process")
@@ -203,7 +214,7 @@ def build_loaders(spec: DatasetSpec, paths: DatasetPaths, cfg: LoaderConfig, mea
     train_sampler.rng = SampleRNG(cfg.seed, STREAMS["sampler"])
     train_transform.rng = SampleRNG(cfg.seed, STREAMS["transform"])
     train_set = VideoIter(train_records, size, train_sampler, train_transform, name="train",
-                          seed=mix(cfg.seed, rank, STREAMS["replacement"]), classes=dictionary)
+                          seed=mix(cfg.seed, rank, STREAMS["replacement"]), classes=dictionary, decode=mode)
 
     val_t = cfg.val_clip_length or cfg.clip_length
     val_s = cfg.val_clip_size or cfg.clip_size
@@ -211,12 +222,14 @@ def build_loaders(spec: DatasetSpec, paths: DatasetPaths, cfg: LoaderConfig, mea
                                      seed=cfg.seed)
     val_transform = build_transform(spec.augmentation, False, mean, std)
     val_set = VideoIter(val_records, (val_t, val_s, val_s), val_sampler, val_transform, name="val", seed=cfg.seed,
-                        classes=dictionary)
+                        classes=dictionary, decode=mode)
 
     batch_sampler = MultigridBatchSampler(len(train_set), (batch, cfg.clip_length, cfg.clip_size), cfg.long_cycles,
                                           cfg.short_cycles, rank=rank, world_size=world_size, seed=cfg.seed,
                                           shuffle=True, drop_last=cfg.drop_last)
     kwargs = _loader_kwargs(cfg)
+    if mode == "deferred":
+        kwargs["collate_fn"] = collate_deferred
     train = DataLoader(EpochClips(train_set), batch_sampler=EpochBatches(batch_sampler), generator=torch.Generator(),
                        **kwargs)
     val = DataLoader(val_set, batch_size=cfg.val_batch_size or batch, sampler=ShardSampler(len(val_set), rank, world_size),
@@ -225,6 +238,6 @@ def build_loaders(spec: DatasetSpec, paths: DatasetPaths, cfg: LoaderConfig, mea
                 "val: %d videos of %dx%d² at batch %d", len(train_set), len(batch_sampler), batch, cfg.long_cycles,
                 cfg.short_cycles, len(val_set), val_t, val_s, cfg.val_batch_size or batch)
     loaders = Loaders(train, val, train_set, val_set, batch_sampler, spec.num_classes, train_set.labels, batch,
-                      cfg.seed, rank)
+                      cfg.seed, rank, cfg.decode)
     loaders.set_epoch(0)
     return loaders

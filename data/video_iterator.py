@@ -4,7 +4,8 @@ record -> sampler indices -> ONE SQLite query for the clip's distinct frames (`d
 -> decode (`data.frame_decoder`, OpenCV by default; at 1/2, 1/4 or 1/8 scale when the transform still gets frames
 at least as large as it needs) -> frames in temporal order, repeats allowed -> transform ->
 ``(clip (3, T, H, W) float32, label[, path])``. With ``decode='deferred'`` the workers stop after the query
-and `decode_batch` decodes and transforms the collated batch on a device (e.g. a GPU JPEG decoder).
+and `decode_deferred` decodes and transforms each clip of the collated batch on a device (e.g. a GPU JPEG
+decoder; `data.device_batches.DeviceBatches` in training, `decode_batch` for a whole batch).
 
 Differences from the original (spec section 2.6 and bugs 18-21): records are 0-based (the original's 1-based
 keys drew record 1 twice and never record N); a repeated index yields a repeated frame (the original's SQL
@@ -16,6 +17,7 @@ handler).
 """
 from __future__ import annotations
 
+import copy
 import logging
 import multiprocessing
 import os
@@ -31,6 +33,7 @@ from torch.utils.data import Dataset
 
 from data.frame_decoder import FrameDecoder, OpenCVDecoder, choose_reduce, jpeg_size
 from data.frames_db import DB_NAME, FrameReadError, connect_readonly, decode_clip, read_unique_blobs
+from data.video_sampler import SampleRNG
 from data.video_transforms import VideoTransform
 
 log = logging.getLogger(__name__)
@@ -140,27 +143,33 @@ class VideoIter(Dataset):
             blobs, positions = read_unique_blobs(con, record.path, indices)
             reduce = self.reduce_for(blobs[0], size)
             if self.decode == "deferred":
-                return DeferredClip(blobs, positions, size, reduce, self._clip_seed(), where, frame_indices)
+                return DeferredClip(blobs, positions, size, reduce, self._clip_rng(), where, frame_indices)
             frames = decode_clip(blobs, positions, where, self.decoder, reduce, frame_indices)
         except FrameReadError:
             self._cons.pop(record.path, None)
             raise
         return self.video_transform(frames if isinstance(frames, np.ndarray) else frames.cpu().numpy(), size)
 
-    def _clip_seed(self) -> int | None:
-        """A seed for the clip's transform draws, from the transform's per-process RNG (None if it has none)."""
+    def _clip_rng(self) -> np.random.Generator | None:
+        """The generator of the clip's transform draws (None if the transform has no RNG): a copy of the
+        per-sample stream (`SampleRNG`, selected for this clip only), so the deferred clip is transformed with
+        the very draws the worker path would use; from a per-process stream, a generator seeded by one draw,
+        so the next clip of the worker draws other numbers."""
         rng = getattr(self.video_transform, "rng", None)
-        return int(rng.get().integers(2 ** 63)) if hasattr(rng, "get") else None
+        if isinstance(rng, SampleRNG):
+            return copy.deepcopy(rng.get())
+        return np.random.default_rng(int(rng.get().integers(2 ** 63))) if hasattr(rng, "get") else None
 
     def _replacement(self, index: int, attempt: int) -> int:
         return int(np.random.default_rng([self.seed, index, attempt]).integers(len(self.records)))
 
-    def _note_bad(self, record: Any, exc: FrameReadError) -> None:
+    def count_bad(self, where: Any, exc: Exception) -> None:
+        """Count one skipped clip (in any process: the counter is shared) and warn once per ``where``."""
         with self._skipped.get_lock():
             self._skipped.value += 1
-        if record.path not in self._reported:
-            self._reported.add(record.path)
-            log.warning("VideoIter '%s': skipping unreadable clip %s (%s)", self.name, record.path, exc)
+        if where not in self._reported:
+            self._reported.add(where)
+            log.warning("VideoIter '%s': skipping unreadable clip %s (%s)", self.name, where, exc)
 
     def __getitem__(self, index: Index) -> tuple:
         if isinstance(index, (tuple, list)):
@@ -176,7 +185,7 @@ class VideoIter(Dataset):
             try:
                 clip = self.load(record, size)
             except FrameReadError as exc:
-                self._note_bad(record, exc)
+                self.count_bad(record.path, exc)
                 current, last_error = self._replacement(idx, attempt), exc
                 continue
             label = int(record.class_index)
@@ -196,7 +205,7 @@ class DeferredClip:
     positions: list[int]
     size: tuple[int, int, int]
     reduce: int
-    seed: int | None
+    rng: np.random.Generator | None
     where: str
     frame_indices: list[int]
 
@@ -208,20 +217,27 @@ def collate_deferred(batch: Sequence[tuple]) -> tuple:
     return out + (list(columns[2]),) if len(columns) > 2 else out
 
 
+def decode_deferred(clip: DeferredClip, decoder: FrameDecoder, transform: Callable) -> torch.Tensor:
+    """Decode and transform one `DeferredClip` -> ``(3, T, h, w)`` float32 on ``decoder``'s device.
+
+    Decoded at the worker's reduction when ``decoder`` supports it (full size otherwise), transformed with the
+    clip's own draws. Raises FrameReadError naming the database and frame of an undecodable blob.
+    """
+    reduce = clip.reduce if clip.reduce in decoder.reductions else 1
+    frames = decode_clip(clip.blobs, clip.positions, clip.where, decoder, reduce, clip.frame_indices)
+    # a copy: decoding the same DeferredClip twice gives the same clip
+    rng = None if clip.rng is None else copy.deepcopy(clip.rng)
+    return transform(frames, clip.size) if rng is None else transform(frames, clip.size, rng=rng)
+
+
 def decode_batch(blobs_list: Sequence[DeferredClip], decoder: FrameDecoder, transform: Callable,
                  device: str | torch.device = "cpu") -> torch.Tensor:
-    """Decode and transform a collated batch of `DeferredClip` -> ``(B, 3, T, h, w)`` float32 on ``device``.
+    """Decode and transform a collated batch of `DeferredClip` (`decode_deferred`) -> ``(B, 3, T, h, w)``
+    float32 on ``device``.
 
-    Each clip is decoded by ``decoder`` (e.g. ``make_decoder('torchvision', device='cuda')``, whose frames stay on
-    the GPU for the transform) at the worker's reduction when the decoder supports it (full size otherwise),
-    then transformed with the clip's own seed, so the result equals `VideoIter`'s clip decoded in the worker with
-    the same transform draws, up to the JPEG decoder's and the resize's rounding. Raises FrameReadError naming
-    the database and frame of an undecodable blob.
+    With e.g. ``make_decoder('torchvision', device='cuda')`` the frames stay on the GPU for the transform. The
+    result equals `VideoIter`'s clips decoded in the worker with the same transform draws, up to the JPEG
+    decoder's and the resize's rounding. Raises FrameReadError for the first undecodable blob
+    (`data.device_batches.DeviceBatches` skips bad clips instead).
     """
-    clips = []
-    for clip in blobs_list:
-        reduce = clip.reduce if clip.reduce in decoder.reductions else 1
-        frames = decode_clip(clip.blobs, clip.positions, clip.where, decoder, reduce, clip.frame_indices)
-        rng = None if clip.seed is None else np.random.default_rng(clip.seed)
-        clips.append(transform(frames, clip.size) if rng is None else transform(frames, clip.size, rng=rng))
-    return torch.stack([c.to(device) for c in clips])
+    return torch.stack([decode_deferred(clip, decoder, transform).to(device) for clip in blobs_list])

@@ -141,7 +141,7 @@ class VideoTransform:
             return self._transform(frames, size, self.rng.get() if rng is None else rng)
 
     def _transform(self, frames: np.ndarray, size: Sequence[int], rng: np.random.Generator) -> torch.Tensor:
-        # frames may also be a uint8 tensor on any device (`data.video_iterator.decode_batch`)
+        # frames may also be a uint8 tensor on any device (`data.device_batches.DeviceBatches`)
         x = torch.from_numpy(frames) if isinstance(frames, np.ndarray) else frames
         if x.ndim != 4 or x.shape[-1] != 3 or x.dtype != torch.uint8:
             raise ValueError(f"expected frames (T, H, W, 3) uint8, got {tuple(frames.shape)} {frames.dtype}")

@@ -16,6 +16,8 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from data.frame_decoder import DECODE_CHOICES
+
 PRECISIONS = ("fp32", "fp16", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULES = ("multistep", "cosine")
@@ -167,6 +169,10 @@ class HardwareConfig:
     device: str = opt("auto", "--device", choices=DEVICES, help="where to train (auto: CUDA when available)")
     precision: str | None = opt(None, "--precision", choices=PRECISIONS, help="fp16: autocast + GradScaler "
                                 "(the default on CUDA); bf16: autocast without scaler; fp32: the default on CPU")
+    decode: str = opt("cpu", "--decode", choices=DECODE_CHOICES, help="where training and validation clips are "
+                      "decoded: cpu: JPEG decoding and transforms in the DataLoader workers; gpu: the workers only "
+                      "read the JPEG blobs, each batch is decoded (torchvision/nvJPEG) and transformed on the "
+                      "training device (on a CPU device: in the main process, with a warning)")
     compile: bool = opt(False, "--compile", kind="bool", help="torch.compile the convolutional backbone (recurrent "
                         "cells stay eager); if compiling fails: one warning and eager mode")
     compile_backend: str = opt("inductor", "--compile-backend", help="torch.compile backend of --compile (e.g. "
@@ -302,6 +308,7 @@ class RunConfig:
             raise ValueError(f"--lr-warmup-epochs must be in [0, --end-epoch {s.end_epoch}), got {s.lr_warmup_epochs}")
         _choice("--lr-schedule", s.lr_schedule, LR_SCHEDULES)
         _choice("--device", hw.device, DEVICES)
+        _choice("--decode", hw.decode, DECODE_CHOICES)
         if hw.precision is not None:
             _choice("--precision", hw.precision, PRECISIONS)
         _choice("--gate-similarity", m.gate_similarity, GATE_SIMILARITIES)

@@ -114,6 +114,7 @@ class _Epochs:
         self.s, self.guard, self.end = s, guard, cfg.schedule.end_epoch
         self.monitor = Monitor(cfg.output.log_interval, default_callbacks(s.step.device.type), self.end, s.start_epoch)
         self.plan = s.loaders.batch_sampler.current_plan
+        self.to_train, self.to_val = s.loaders.to_device(s.step.device)  # --decode
         self.outputs = _Outputs(s)
         self.watch = LossWatch(len(s.loaders.classes))
         self.gates = GateMonitor.for_model(s.model, s.out_dir, s.start_epoch, cfg.model.gates_from_epoch,
@@ -150,7 +151,8 @@ class _Epochs:
         if self.gates:
             self.gates.before("train", epoch)
         loader = self.guard.watch(s.loaders.train, first, lambda steps: self.save_position(epoch, steps))
-        tr = train_one_epoch(s.model, loader, s.step, epoch, self.plan, self.monitor, start=first)
+        tr = train_one_epoch(s.model, loader, s.step, epoch, self.plan, self.monitor, start=first,
+                             to_device=self.to_train)
         if self.gates:
             record["gates_train"] = self.gates.after("train", done)
         if loader.stopped_at is not None:
@@ -166,7 +168,8 @@ class _Epochs:
         s, done = self.s, epoch + 1
         if self.gates:
             self.gates.before("val", epoch)
-        va = evaluate(s.model, s.loaders.val, s.step.device, s.step.precision, epoch, self.monitor)
+        va = evaluate(s.model, s.loaders.val, s.step.device, s.step.precision, epoch, self.monitor,
+                      to_device=self.to_val)
         if self.gates:
             record["gates_val"] = self.gates.after("val", done)
         va.lr = lr

@@ -4,7 +4,10 @@ The optimiser, AMP scaler, lr schedule and loss travel as one :class:`TrainStep`
 ``schedule.lr_at(epoch + i / len(plan), multigrid_scale(plan[i]))``. Mixed precision is ``torch.amp``:
 autocast + ``GradScaler`` for fp16 (replacing apex O1), autocast alone for bf16, neither for fp32. A NaN/inf
 loss or fp16 gradient overflow goes through one policy (:meth:`TrainStep.skip`): skipped and counted under
-fp16, fatal after ``max_nonfinite`` in a row, and fatal at once under fp32/bf16 (README Differences #32). Batches are ``(clips (B, C, T, H, W), labels (B,))``; timings are synchronised on CUDA.
+fp16, fatal after ``max_nonfinite`` in a row, and fatal at once under fp32/bf16 (README Differences #32).
+Loader batches become ``(clips (B, C, T, H, W), labels (B,))`` on the device through one converter
+(`data.device_batches.DeviceBatches`, ``--decode``), whose time counts as reading; a training batch it returns
+empty (every clip undecodable) is skipped on every rank. Timings are synchronised on CUDA.
 """
 from __future__ import annotations
 
@@ -18,8 +21,9 @@ from typing import Any, Iterator, Sequence
 import torch
 import torch.nn as nn
 
+from data.device_batches import DeviceBatches
 from network.weights import unwrap_model
-from train.distributed import all_reduce_sum, get_world_size
+from train.distributed import agree, all_reduce_sum, get_world_size
 from train.lr_scheduler import Schedule, multigrid_scale
 from train.metric import default_metrics
 from train.optim import set_lr
@@ -154,16 +158,24 @@ class TrainStep:
         log.warning("%s: %s under fp16, step skipped (%d in a row)", where, why, self.consecutive)
 
 
-def _batches(loader: Any) -> Iterator[tuple[float, Any]]:
-    """Yield ``(seconds spent waiting for the batch, batch)``."""
+def _batches(loader: Any, to_device: DeviceBatches, all_ranks: bool = False) -> Iterator[tuple[float, Any]]:
+    """Yield ``(seconds spent waiting for and converting the batch, to_device(batch))``; the batch is None when
+    ``to_device`` dropped every clip (with ``all_ranks``: on any rank, so that every rank skips the step)."""
     it = iter(loader)
     while True:
         t0 = time.perf_counter()
         try:
-            batch = next(it)
+            batch = to_device(next(it))
         except StopIteration:
             return
+        if all_ranks and to_device.can_drop and not agree(batch is not None):
+            batch = None
         yield time.perf_counter() - t0, batch
+
+
+def _skip_empty(where: str) -> None:
+    log.warning("%s: no clip of the batch could be decoded (on this or another rank): step skipped, its bad clips "
+                "counted as skipped", where)
 
 
 def _dataset_skipped(loader: Any, reset: bool = False) -> int:
@@ -185,12 +197,15 @@ def _finish(metrics: Any, loader: Any, device: torch.device, started: float, lr:
 
 
 def train_one_epoch(model: nn.Module, loader: Any, step: TrainStep, epoch: int,
-                    plan: Sequence[Any] | None = None, monitor: Monitor | None = None, start: int = 0) -> EpochResult:
+                    plan: Sequence[Any] | None = None, monitor: Monitor | None = None, start: int = 0,
+                    to_device: DeviceBatches | None = None) -> EpochResult:
     """Train ``model`` for one pass over ``loader``; ``epoch`` is 0-based (the log shows ``epoch + 1``);
     ``start``: the loader's first batch is step ``start`` of the epoch (a mid-epoch resume).
 
     ``plan`` holds each iteration's multigrid shape (its lr factor); without it every step has factor 1.
+    ``to_device`` turns a loader batch into device tensors (default: a copy to ``step.device``).
     """
+    to_device = to_device or DeviceBatches(step.device)
     monitor = monitor or Monitor()
     metrics = default_metrics()
     model.train()
@@ -199,11 +214,15 @@ def train_one_epoch(model: nn.Module, loader: Any, step: TrainStep, epoch: int,
     total = len(plan) if plan is not None else len(loader)
     nonfinite, lr = 0, None
     with monitor.epoch(epoch, total, "train") as progress:
-        for i, (read_s, (data, target)) in enumerate(_batches(loader), start):
+        for i, (read_s, batch) in enumerate(_batches(loader, to_device, all_ranks=True), start):
             lr = step.set_lr(epoch + i / total, plan[i] if plan is not None and i < len(plan) else None)
-            data = data.to(step.device, non_blocking=True)
-            target = target.to(step.device, non_blocking=True)
-            out = step(model, data, target, where=f"epoch {epoch + 1}, iteration {i}")
+            where = f"epoch {epoch + 1}, iteration {i}"
+            if batch is None:
+                _skip_empty(where)
+                progress.advance(read_s, 0.0, 0.0, clips=0)
+                continue
+            data, target = batch
+            out = step(model, data, target, where=where)
             if out is None:
                 nonfinite += 1
             else:
@@ -218,8 +237,11 @@ def train_one_epoch(model: nn.Module, loader: Any, step: TrainStep, epoch: int,
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Any, device: torch.device, precision: str, epoch: int,
-             monitor: Monitor | None = None, criterion: nn.Module | None = None) -> EpochResult:
-    """Validation pass: sample-weighted loss/top-1/top-5 over the (rank-sharded) loader, summed over ranks."""
+             monitor: Monitor | None = None, criterion: nn.Module | None = None,
+             to_device: DeviceBatches | None = None) -> EpochResult:
+    """Validation pass: sample-weighted loss/top-1/top-5 over the (rank-sharded) loader, summed over ranks;
+    ``to_device`` as in :func:`train_one_epoch` (default: a copy to ``device``)."""
+    to_device = to_device or DeviceBatches(device)
     monitor = monitor or Monitor()
     criterion = criterion or nn.CrossEntropyLoss()
     metrics = default_metrics()
@@ -230,8 +252,12 @@ def evaluate(model: nn.Module, loader: Any, device: torch.device, precision: str
     _dataset_skipped(loader, reset=True)
     started = time.perf_counter()
     with monitor.epoch(epoch, len(loader), "val") as progress:
-        for read_s, (data, target, *_) in _batches(loader):
-            data, target = data.to(device, non_blocking=True), target.to(device, non_blocking=True)
+        for read_s, batch in _batches(loader, to_device):
+            if batch is None:  # ranks hold different numbers of val batches: no agreement, no collective
+                _skip_empty(f"validation after epoch {epoch + 1}")
+                progress.advance(read_s, 0.0, 0.0, clips=0)
+                continue
+            data, target = batch
             t0 = time.perf_counter()
             with autocast(device, precision):
                 output = model(data).float()

@@ -111,7 +111,8 @@ def loader_config(cfg: RunConfig) -> LoaderConfig:
     return LoaderConfig(clip_length=d.clip_length, clip_size=d.clip_size, batch_size=cfg.optim.batch_size,
                         train_frame_interval=d.train_frame_interval, val_frame_interval=d.val_frame_interval,
                         long_cycles=s.long_cycles, short_cycles=s.short_cycles, workers=d.workers,
-                        seed=cfg.optim.random_seed, val_clip_length=d.val_clip_length, val_clip_size=d.val_clip_size)
+                        seed=cfg.optim.random_seed, val_clip_length=d.val_clip_length, val_clip_size=d.val_clip_size,
+                        decode=cfg.hardware.decode)
 
 
 def _header(cfg: RunConfig, spec: DatasetSpec, info: dist.DistInfo, device: torch.device, precision: str) -> None:

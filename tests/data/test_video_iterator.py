@@ -218,7 +218,7 @@ def test_deferred_decoding_of_a_batch_matches_the_worker_path(tmp_path: Path, tr
     deferred = VideoIter(records, (4, 24, 24), sampler, transform, decode="deferred", return_video_path=True)
     clips, labels, paths = next(iter(DataLoader(deferred, batch_size=3, collate_fn=collate_deferred)))
     assert isinstance(clips[0], DeferredClip) and labels.dtype == torch.int64 and len(paths) == 3
-    assert clips[0].reduce == 1 and clips[0].size == (4, 24, 24) and (clips[0].seed is None) is False
+    assert clips[0].reduce == 1 and clips[0].size == (4, 24, 24) and clips[0].rng is not None
     batch = decode_batch(clips, OpenCVDecoder(), transform, "cpu")
     assert batch.shape == (3, 3, 4, 24, 24) and batch.dtype == torch.float32
     assert torch.equal(decode_batch(clips, OpenCVDecoder(), transform), batch)  # the draws travel with the clip

@@ -1,0 +1,124 @@
+"""The demo's speed levers, each as a ratio against the demo's own setting measured in the same run.
+
+    python benchmarks/bench_demo.py [--compile] [--out demo_levers.md]
+    python benchmarks/bench_demo.py --smoke          # tiny network, clips and data set (the test suite)
+
+Levers (issue 12): a training step of srtg_r3d_18 (the engine's TrainStep, batch 32 of 8x32², 2 threads, eager,
+fp32) against 1 thread, ``--channels-last``, batch 16 (per clip) and, with ``--compile``, ``--compile`` (steady
+state; the compile time is reported apart); generating the synthetic set at 32² instead of 64² (per clip);
+writing a checkpoint (model + SGD state) and one validation pass (the val split is 1/3 of the train split),
+each against one epoch of training steps. Prints one markdown table; ``--out`` also writes it.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_gpu import Plan, step_rate, table  # noqa: E402
+from data.synthetic import generate  # noqa: E402
+from network import create_model  # noqa: E402
+from train.checkpoint import save_checkpoint  # noqa: E402
+from train.optim import build_optimizer  # noqa: E402
+
+# the demo (train_synthetic.py): 1440 train clips = 45 steps of 32, 480 val clips; frames stored at 64², read at 32²
+DEMO = Plan(("srtg_r3d_18",), (32,), 8, 32, ("fp32",), 6, 2, "inductor", 4, 64)
+SMOKE = Plan(("ir_csn_50",), (32,), 4, 4, ("fp32",), 2, 1, "eager", 1, 64)
+STEPS_PER_EPOCH, VAL_FRACTION = 45, 1 / 3
+
+
+def with_threads(threads: int, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` with ``torch.set_num_threads(threads)``, restoring the previous count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        torch.set_num_threads(before)
+
+
+def step_levers(plan: Plan, threads: int, compiled: bool) -> tuple[list[list[str]], float]:
+    """Rows of per-clip step time against the baseline, and the baseline's seconds per step."""
+    name, size, cpu = plan.models[0], plan.sizes[0], torch.device("cpu")
+    base = with_threads(threads, step_rate, name, size, "fp32", plan, cpu)[0]
+    cases = [("1 thread", lambda: with_threads(1, step_rate, name, size, "fp32", plan, cpu)[0]),
+             ("--channels-last", lambda: with_threads(threads, step_rate, name, size, "fp32", plan, cpu, True)[0]),
+             (f"batch {plan.batch // 2}", lambda: with_threads(threads, step_rate, name, size, "fp32",
+                                                              replace(plan, batch=plan.batch // 2), cpu)[0])]
+    if compiled:
+        cases.append(("--compile", lambda: with_threads(threads, step_rate, name, size, "fp32", plan, cpu,
+                                                        compiled=True)[0]))
+    rows = [[f"step, {threads} threads, eager (baseline)", f"{plan.batch / base:.3f} s/step", "1.00", ""]]
+    for label, fn in cases:
+        t0 = time.perf_counter()
+        rate = fn()
+        setup = time.perf_counter() - t0 - plan.batch * (plan.steps + plan.warmup) / rate
+        note = f"first steps and compiling: {setup:.0f} s" if label == "--compile" else ""
+        rows.append([f"step, {label}", f"{1 / rate * 1000:.1f} ms/clip", f"{base / rate:.2f}", note])
+    return rows, plan.batch / base
+
+
+def generation_lever(plan: Plan, per_class: int) -> list[str]:
+    """Seconds per clip of generating the set at half the demo's stored size, against the stored size."""
+    seconds = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in (plan.stored, plan.stored // 2):
+            t0 = time.perf_counter()
+            generate(Path(tmp) / str(size), videos_per_class=per_class, size=size, workers=1)
+            seconds[size] = (time.perf_counter() - t0) / (8 * per_class)
+    return [f"synthetic set stored at {plan.stored // 2}² instead of {plan.stored}²",
+            f"{seconds[plan.stored // 2] * 1000:.1f} ms/clip", f"{seconds[plan.stored // 2] / seconds[plan.stored]:.2f}",
+            f"{plan.stored}²: {seconds[plan.stored] * 1000:.1f} ms/clip"]
+
+
+def epoch_costs(plan: Plan, threads: int, step_s: float) -> list[list[str]]:
+    """A checkpoint write and a validation pass, each against one epoch of training steps."""
+    torch.manual_seed(0)
+    model = create_model(plan.models[0], num_classes=8)
+    optimizer = build_optimizer(model, 0.01)
+    x = torch.randn(plan.batch, 3, plan.frames, plan.sizes[0], plan.sizes[0])
+    torch.nn.functional.cross_entropy(model(x), torch.arange(plan.batch) % 8).backward()
+    optimizer.step()  # creates the momentum buffers a real checkpoint holds
+    epoch_s = STEPS_PER_EPOCH * step_s
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        path = save_checkpoint(Path(tmp) / "net_ep-0001.pth", model, 1, optimizer, network=plan.models[0])
+        save_s, mb = time.perf_counter() - t0, path.stat().st_size / 1e6
+    model.eval()
+    with torch.no_grad():
+        with_threads(threads, model, x)
+        t0 = time.perf_counter()
+        for _ in range(plan.warmup + 1):
+            with_threads(threads, model, x)
+        val_s = (time.perf_counter() - t0) / (plan.warmup + 1) * STEPS_PER_EPOCH * VAL_FRACTION
+    return [["one checkpoint write", f"{save_s:.2f} s, {mb:.0f} MB", f"{save_s / epoch_s:.3f}", "against one epoch"],
+            ["one validation pass", f"{val_s:.1f} s", f"{val_s / epoch_s:.3f}", "against one epoch"]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--smoke", action="store_true", help="tiny network, clips and data set (the test suite)")
+    p.add_argument("--compile", action="store_true", help="also measure --compile (about 2 minutes of compiling)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads of the baseline (the demo: all cores)")
+    p.add_argument("--out", type=Path, default=None, help="also write the table to this markdown file")
+    args = p.parse_args(argv)
+    plan = SMOKE if args.smoke else DEMO
+    rows, step_s = step_levers(plan, args.threads, args.compile)
+    rows.append(generation_lever(plan, 1 if args.smoke else 24))
+    rows += epoch_costs(plan, args.threads, step_s)
+    text = table(["lever", "measured", "ratio", "note"], rows)
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -55,7 +55,7 @@ def step_levers(plan: Plan, threads: int, compiled: bool) -> tuple[list[list[str
     if compiled:
         cases.append(("--compile", lambda: with_threads(threads, step_rate, name, size, "fp32", plan, cpu,
                                                         compiled=True)[0]))
-    rows = [[f"step, {threads} threads, eager (baseline)", f"{plan.batch / base:.3f} s/step", "1.00", ""]]
+    rows = [[f"step, threads={threads}, eager (baseline)", f"{plan.batch / base:.3f} s/step", "1.00", ""]]
     for label, fn in cases:
         t0 = time.perf_counter()
         rate = fn()

@@ -15,10 +15,10 @@ from typing import Mapping
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from data.atomic import atomic_path
 from train.checkpoint import ResultsCsv
+from train.plotting import epoch_axis
 
 GATE_FIELDS = ("Epoch", "Phase", "Block", "PassRate")
 PHASES = ("train", "val")
@@ -101,6 +101,7 @@ def plot_gates(source: str | Path, out_png: str | Path | None = None) -> Path:
     fig = Figure(figsize=(11, 4.5), tight_layout=True)
     FigureCanvasAgg(fig)
     axes = [fig.add_subplot(1, len(PHASES), i + 1) for i in range(len(PHASES))]
+    every_epoch = sorted({e for per_phase in history.values() for series in per_phase.values() for e in series})
     for ax, phase in zip(axes, PHASES):
         for block in blocks:
             series = history.get(phase, {}).get(block)
@@ -108,7 +109,7 @@ def plot_gates(source: str | Path, out_png: str | Path | None = None) -> Path:
                 epochs = sorted(series)
                 ax.plot(epochs, [series[e] for e in epochs], marker="o", markersize=3, label=block, **styles[block])
         ax.set_ylim(-0.03, 1.03)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        epoch_axis(ax, every_epoch)  # both panels on the same epochs, whole-number ticks
         ax.set_title(f"{phase}: temporal-gate pass rate")
         ax.set_xlabel("epoch")
         ax.set_ylabel("fraction of samples passed")

@@ -131,7 +131,7 @@ def wants_log_scale(values: list[float]) -> bool:
     return top > LOG_RANGE * min(finite) or top > LOG_SPIKE * statistics.median(finite)
 
 
-def _epoch_axis(ax: Axes, epochs: list[int]) -> None:
+def epoch_axis(ax: Axes, epochs: list[int]) -> None:
     """Whole-number epoch ticks with half an epoch of margin (one epoch gets one tick, not 0.945…1.050)."""
     if not epochs:
         return
@@ -167,7 +167,7 @@ def _draw_panel(ax: Axes, column: str, title: str, ylabel: str, train: Curve, va
     if dropped:
         ax.text(0.01, 0.01, f"{dropped} non-finite value(s) not drawn", transform=ax.transAxes, fontsize=8,
                 color="tab:red", va="bottom")
-    _epoch_axis(ax, sorted(set(train) | set(val)))
+    epoch_axis(ax, sorted(set(train) | set(val)))
     ax.set_title(title)
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)

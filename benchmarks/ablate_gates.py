@@ -39,7 +39,7 @@ from data.atomic import atomic_write_text  # noqa: E402
 from data.synthetic import CLASSES, SYNTHETIC_SPEC, generate, render_clip  # noqa: E402
 from data.video_transforms import normalise  # noqa: E402
 from network.config import get_config  # noqa: E402
-from network.gate import SIMILARITIES, gate_pass_rates, reset_gate_stats  # noqa: E402
+from network.gate import SIMILARITIES, gate_keep, gate_pass_rates, gated_blocks, reset_gate_stats  # noqa: E402
 from network.registry import create_model  # noqa: E402
 from train.cli import build_parser  # noqa: E402
 from train.gate_report import read_gates  # noqa: E402
@@ -242,6 +242,54 @@ def init_table(frames: int = 8, size: int = 32, clips: int = 8) -> str:
     return "\n".join(lines)
 
 
+def _median_sq_distances(u: torch.Tensor, v: torch.Tensor, off_diagonal: bool) -> float:
+    """Median over samples and frame pairs (i, j) of ||u_i - v_j||² for ``(B, C, T)`` sequences."""
+    d = torch.cdist(u.transpose(1, 2), v.transpose(1, 2)) ** 2  # (B, T, T)
+    if off_diagonal:
+        t = d.shape[-1]
+        if t < 2:
+            return float("nan")
+        d = d[:, ~torch.eye(t, dtype=torch.bool)]
+    return float(d.median())
+
+
+@torch.no_grad()
+def distance_table(checkpoints: list[Path], clips: int = 32) -> str:
+    """Markdown: why a trained gate passes or not. Per gated SR block of each checkpoint, on ``clips`` synthetic
+    clips at the checkpoint's clip size: T, the median squared distance between frames of the pooled features
+    ``s``, between frames of the recurrent features ``r``, and across (``s_i`` to ``r_j``), and the pass rate
+    with the checkpoint's similarity."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from visualise_gates import load_gated_model  # noqa: PLC0415
+
+    lines = ["| checkpoint | similarity | block | T | ‖s_i−s_j‖² | ‖r_i−r_j‖² | ‖s_i−r_j‖² | pass rate |",
+             "|---|---|---|---|---|---|---|---|"]
+    for path in checkpoints:
+        model, _, config = load_gated_model(path, None, None, None)
+        frames, size = (config.data.clip_length, config.data.clip_size) if config else (8, 32)
+        seen: dict[str, tuple[torch.Tensor, torch.Tensor, torch.nn.Module]] = {}
+
+        def hook(name: str, block: torch.nn.Module):
+            def record(_module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+                s, r = block.squeeze_recur(inputs[0])
+                seen[name] = (s.float(), r.float(), block)
+            return block.register_forward_pre_hook(record)
+
+        handles = [hook(name, block) for name, block in gated_blocks(model).items()]
+        try:
+            model(synthetic_clips(clips, frames, size))
+        finally:
+            for h in handles:
+                h.remove()
+        for name, (s, r, block) in seen.items():
+            rate = float(gate_keep(s, r, block.gate_similarity, block.gate_temperature).float().mean())
+            cells = [_median_sq_distances(s, s, True), _median_sq_distances(r, r, True),
+                     _median_sq_distances(s, r, False)]
+            lines.append(f"| {path.stem} | {block.gate_similarity} | {name.removesuffix('.sar')} | {s.shape[-1]} | "
+                         + " | ".join("–" if math.isnan(c) else f"{c:.3g}" for c in cells) + f" | {rate:.2f} |")
+    return "\n".join(lines)
+
+
 def estimate(arms: list[Arm], seeds: int, budget: int, cfg: dict, steps: int = 2) -> float:
     """Seconds the ablation would take here: a few timed training steps per (network, T, size), × budget."""
     per_step: dict[tuple, float] = {}
@@ -275,7 +323,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-checkpoints", action="store_true", help="keep each run's .pth (default: delete)")
     p.add_argument("--estimate", action="store_true", help="time a few steps per arm kind and print the total")
     p.add_argument("--init-table", action="store_true", help="print pass rates at initialisation and exit")
+    p.add_argument("--distances", type=Path, nargs="+", metavar="CKPT", default=None,
+                   help="print, per SR block of these gated checkpoints, the distances the gate compares, and exit")
     args = p.parse_args(argv)
+    if args.distances:
+        print(distance_table(args.distances), flush=True)
+        return 0
     if args.init_table:
         for frames in (8, 16):
             print(f"\nsrtg_r3d_18 at initialisation, {frames}x32² clips:\n{init_table(frames)}", flush=True)

@@ -76,3 +76,19 @@ def test_quick_runs_every_arm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
                                  data=tmp_path / "data", runs=tmp_path / "runs", epochs=2, cfg=ablate_gates.QUICK,
                                  temperature=None, quick=True, keep_checkpoints=False)
     assert again["runs"] == records[0]["runs"]
+
+
+def test_distance_table_of_a_gated_checkpoint(tmp_path: Path) -> None:
+    import torch
+
+    from network.registry import create_model
+    from train.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = create_model(ablate_gates.SRTG, num_classes=8, gates=True)
+    path = save_checkpoint(tmp_path / "srtg_r3d_18_ep-0001.pth", model, 1, network=ablate_gates.SRTG)
+    rows = [line.split(" | ") for line in ablate_gates.distance_table([path], clips=2).splitlines()[2:]]
+    assert [r[2] for r in rows] == [f"layer{i}.{j}" for i in range(1, 5) for j in range(2)]
+    assert [r[3] for r in rows] == ["4", "4", "2", "2", "1", "1", "1", "1"]  # 8x32² clips
+    assert rows[0][4] != "–" and rows[-1][4] == "–" and float(rows[-1][6]) > 0  # T = 1: no frame pairs
+    assert rows[-1][-1] == "1.00 |" and rows[0][-1] == "0.00 |"  # at initialisation (README table)

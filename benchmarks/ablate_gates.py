@@ -1,8 +1,9 @@
 """Ablation of the SRTG temporal gate on the built-in synthetic set: every arm on one fixed step budget.
 
-    python benchmarks/ablate_gates.py [--budget-steps 315] [--seeds 2] [--out ablation_gates] [--estimate]
+    python benchmarks/ablate_gates.py [--budget-steps 225] [--seeds 2] [--out ablation_gates] [--estimate]
     python benchmarks/ablate_gates.py --quick          # every arm for 2 steps on a tiny set (the test suite)
     python benchmarks/ablate_gates.py --init-table     # pass rate per block at initialisation, per similarity
+    python benchmarks/ablate_gates.py --distances CKPT [CKPT ...]   # what the gate compares in trained networks
 
 Arms (the demo's clip: 8 frames of 32², interval 4, batch 32, lr 0.02): r3d_18; srtg_r3d_18 with gates off;
 srtg_r3d_18 with gates on for each similarity of ``network.gate.SIMILARITIES``; mtnet_xs (at 34², MTNet needs
@@ -13,9 +14,10 @@ Each arm is trained through ``train.run.run`` with ``--random-seed`` 1..N; the d
 top-1 at the end and at its best (mean ± half the range over seeds) and each block's final val pass rate from
 the run's ``gates_s0000.csv``. Arms that need a training flag the CLI does not have are listed as skipped.
 
-Budget: 315 steps = 7 epochs of 45 steps (1440 training clips / batch 32). The README's demo run (720 steps of
-srtg_r3d_18 with validation in 8 min 47 s on 2 free cores) puts an 8-frame step at about 0.73 s, so the 22
-runs (13 step-equivalents per seed: 16-frame and mtnet steps cost about twice) take about 1 h 45 min; run
+Budget: 225 steps = 5 epochs of 45 steps (1440 training clips / batch 32), validated once after the last epoch.
+The 22 runs took 1 h 47 min (data generation included) on a 2-core AMD EPYC about 1.9x slower than the fastest
+host seen (README, "The ablation"). A run that finished is recorded in ``OUT/runs/done.jsonl`` and not repeated
+when the command is run again (e.g. after a session ended mid-way). Run
 ``--estimate`` first on a busy machine, which times a few steps of each kind and prints the projection.
 """
 from __future__ import annotations

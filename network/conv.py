@@ -40,7 +40,9 @@ class TrimmedConv3d(nn.Conv3d):
         if (self.padding_mode != "zeros" or isinstance(self.padding, str) or self.dilation != (1, 1, 1)
                 or input.dim() != 5):
             return super()._conv_forward(input, weight, bias)
-        plan = [_trim_dim(int(n), k, s, p)
+        # under torch.compile the shapes are constants of the graph: trace the plain function, not the cache
+        trim = _trim_dim.__wrapped__ if torch.compiler.is_compiling() else _trim_dim
+        plan = [trim(int(n), k, s, p)
                 for n, k, s, p in zip(input.shape[2:], self.kernel_size, self.stride, self.padding)]
         if all(hi - lo == k for (lo, hi, _), k in zip(plan, self.kernel_size)):
             return super()._conv_forward(input, weight, bias)

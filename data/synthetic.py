@@ -159,7 +159,8 @@ def render_clip(cls: str, rng: np.random.Generator, frames: int = 32, size: int 
     cs, sn = cos.astype(np.float32)[:, None, None], sin.astype(np.float32)[:, None, None]
     # into the object's frame (undo the rotation); divided by the radius per layer below
     local = np.stack([cs * dx + sn * dy, cs * dy - sn * dx], -1)
-    opacity = np.zeros((frames, size, size, 1), np.float32)
+    clip = np.array(clip)  # writable; painted below only where an object covers a pixel
+    opacity = np.zeros((frames, size, size), np.float32)
     for radius, alpha in layers:
         if not alpha.any():
             continue
@@ -169,17 +170,19 @@ def render_clip(cls: str, rng: np.random.Generator, frames: int = 32, size: int 
             rot = np.array([[cos[i], -sin[i]], [sin[i], cos[i]]]) * radius[i]
             _draw(body[i], shape @ rot.T + centre[i], size)
             _draw(mark[i], MARKER @ rot.T + centre[i], size)
+        inside = np.nonzero(body)  # the pattern and the blend only where the object is (elsewhere a = 0)
+        t = inside[0]
         # the same pattern for both layers: the copy that fades in continues the one that fades out
-        tex = _texture(local / radius.astype(np.float32)[:, None, None, None], waves, phase)[..., None]
+        tex = _texture(local[inside] / radius.astype(np.float32)[t, None], waves, phase)[:, None]
         fill = colour + tex * (marker_colour - colour) * PATTERN
-        a = body[..., None].astype(np.float32) * (alpha[:, None, None, None] / 255).astype(np.float32)
-        m = mark[..., None].astype(np.float32) / 255 * a
-        clip = clip * (1 - a) + fill * a
-        clip = clip * (1 - m) + marker_colour * m
-        opacity = np.maximum(opacity, a)
+        a = body[inside][:, None].astype(np.float32) * (alpha[t, None] / 255).astype(np.float32)
+        m = mark[inside][:, None].astype(np.float32) / 255 * a
+        painted = clip[inside] * (1 - a) + fill * a
+        clip[inside] = painted * (1 - m) + marker_colour * m
+        opacity[inside] = np.maximum(opacity[inside], a[:, 0])
     clip = clip + rng.standard_normal((frames, size, size, 1), dtype=np.float32) * NOISE  # new each frame
     out = np.clip(clip, 0, 255).round().astype(np.uint8)
-    return (out, opacity[..., 0]) if return_masks else out
+    return (out, opacity) if return_masks else out
 
 
 def _make_clip(job: tuple[int, int], *, seed: int, classes: tuple[str, ...], frames: int, size: int, jpg: Path,

@@ -149,11 +149,15 @@ class MultigridBatchSampler:
     this epoch, False pads every rank to ``ceil(N/W)`` by reusing the first samples of the permutation (as
     ``torch.utils.data.DistributedSampler``); at world size 1 nothing is dropped or repeated. Without cycles
     it still yields ``(idx, T, S)`` at the base shape.
+
+    ``clip_warmup = (E, T_w)``: the first ``E`` epochs (0-based epochs ``< E``) plan with ``T_w`` frames in place
+    of the base clip length (the clip-length warm-up, ``--clip-warmup-epochs``); batch sizes and step counts
+    do not change, so neither do the lr schedule and the resume positions.
     """
 
     def __init__(self, num_samples: int, base: Sequence[int], long_cycles: bool, short_cycles: bool,
                  rank: int = 0, world_size: int = 1, seed: int = 0, shuffle: bool = True,
-                 drop_last: bool = False) -> None:
+                 drop_last: bool = False, clip_warmup: tuple[int, int] = (0, 0)) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside world size {world_size}")
         self.num_samples = int(num_samples)
@@ -167,19 +171,36 @@ class MultigridBatchSampler:
             raise ValueError(f"{self.num_samples} training samples cannot be split over {world_size} ranks with "
                              "drop_last=True; use fewer processes or drop_last=False")
         self.samples_per_rank = per_rank
-        self.plan = plan_epoch(per_rank, self.base, self.long_cycles, self.short_cycles)
+        warmup_epochs, warmup_frames = (int(v) for v in clip_warmup)
+        if warmup_epochs < 0 or (warmup_epochs and warmup_frames < 1):
+            raise ValueError(f"clip_warmup must be (epochs >= 0, frames >= 1), got {clip_warmup!r}")
+        self.clip_warmup = (warmup_epochs, warmup_frames)
+        self._plans: dict[tuple[int, int, int], list[StepShape]] = {}
+        self.plan = self._plan(self.base)
+
+    def _plan(self, base: tuple[int, int, int]) -> list[StepShape]:
+        if base not in self._plans:
+            self._plans[base] = plan_epoch(self.samples_per_rank, base, self.long_cycles, self.short_cycles)
+        return self._plans[base]
+
+    def plan_for(self, epoch: int) -> list[StepShape]:
+        """The shapes of 0-based ``epoch``'s iterations: the warm-up clip length in the first epochs."""
+        warmup_epochs, warmup_frames = self.clip_warmup
+        batch, _, side = self.base
+        return self._plan((batch, warmup_frames, side) if epoch < warmup_epochs else self.base)
 
     @property
     def current_plan(self) -> list[StepShape]:
-        """The shapes of this epoch's iterations (identical every epoch and on every rank)."""
+        """The shapes of this epoch's iterations (the same on every rank; every epoch has as many steps)."""
         return self.plan
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
-        """Select the permutation of ``epoch`` (call before iterating, as with DistributedSampler) and skip its
-        first ``start`` steps (a resume from a mid-epoch checkpoint: the remaining clips, each once)."""
-        if not 0 <= int(start) <= len(self.plan):
-            raise ValueError(f"start step {start} is outside the epoch's {len(self.plan)} steps")
-        self.epoch, self.start = int(epoch), int(start)
+        """Select the permutation and plan of ``epoch`` (call before iterating, as with DistributedSampler) and
+        skip its first ``start`` steps (a resume from a mid-epoch checkpoint: the remaining clips, each once)."""
+        plan = self.plan_for(int(epoch))
+        if not 0 <= int(start) <= len(plan):
+            raise ValueError(f"start step {start} is outside the epoch's {len(plan)} steps")
+        self.epoch, self.start, self.plan = int(epoch), int(start), plan
 
     def rank_indices(self) -> list[int]:
         """This rank's sample indices for the current epoch, in the order they are batched."""

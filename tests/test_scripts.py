@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import runpy
 import sys
 
@@ -93,6 +94,19 @@ def test_resume_matches_straight_run(tiny, tmp_path):
     assert [r["Epoch"] for r in resumed] == ["2"]
     same = ("Top1", "Top5", "Loss", "LR", "Samples")
     assert {k: resumed[0][k] for k in same} == {k: second[k] for k in same}
+
+
+def test_clip_warmup_trains_its_epochs_on_longer_clips(tiny, tmp_path):
+    module = load_script("train_synthetic")
+    argv = tiny_args(dataset_for(module.SPEC), tmp_path, "--end-epoch", "2", "--clip-length", "3",
+                     "--clip-warmup-epochs", "1", "--clip-warmup-length", "6")
+    assert module.main(module.SPEC, argv) == 0
+    log_text = (tmp_path / f"{tiny}_gates_False" / "train.log").read_text()
+    frames = {}  # epoch -> the T of its logged training batches
+    for epoch, t in re.findall(r"Epoch \[(\d+)\]\s+Batch.*?batch_size = \(\s*\d+,\s*3,\s*(\d+),", log_text):
+        frames.setdefault(int(epoch), set()).add(int(t))
+    assert frames == {1: {6}, 2: {3}}
+    assert "T=6, S=32) (clip-length warm-up until epoch 1)" in log_text and "Epoch [2]: plan 4x(B=2, T=3, S=32)" in log_text
 
 
 def test_fine_tune_from_checkpoint_with_other_class_count(tiny, tmp_path):

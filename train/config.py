@@ -130,6 +130,10 @@ class ScheduleConfig:
                             "change by epoch quarter)")
     short_cycles: bool = opt(True, "--short-cycles", kind="bool", help="multigrid short cycles (spatial size "
                              "changes every iteration)")
+    clip_warmup_epochs: int = opt(0, "--clip-warmup-epochs", help="clip-length warm-up: the first N epochs train "
+                                  "on clips of --clip-warmup-length frames (0: none, the original)")
+    clip_warmup_length: int | None = opt(None, "--clip-warmup-length", help="frames per training clip during "
+                                         "the clip-length warm-up (default: 2x --clip-length)")
 
 
 @dataclass
@@ -306,6 +310,13 @@ class RunConfig:
             raise ValueError(f"--lr-steps must be strictly increasing epochs >= 1, got {s.lr_steps}")
         if not 0 <= s.lr_warmup_epochs < s.end_epoch:
             raise ValueError(f"--lr-warmup-epochs must be in [0, --end-epoch {s.end_epoch}), got {s.lr_warmup_epochs}")
+        if not 0 <= s.clip_warmup_epochs < s.end_epoch:
+            raise ValueError(f"--clip-warmup-epochs must be in [0, --end-epoch {s.end_epoch}), got "
+                             f"{s.clip_warmup_epochs}")
+        if s.clip_warmup_length is None:
+            s.clip_warmup_length = 2 * d.clip_length
+        if s.clip_warmup_length < 1:
+            raise ValueError(f"--clip-warmup-length must be >= 1, got {s.clip_warmup_length}")
         _choice("--lr-schedule", s.lr_schedule, LR_SCHEDULES)
         _choice("--device", hw.device, DEVICES)
         _choice("--decode", hw.decode, DECODE_CHOICES)

@@ -113,7 +113,7 @@ class _Epochs:
         cfg = s.cfg
         self.s, self.guard, self.end = s, guard, cfg.schedule.end_epoch
         self.monitor = Monitor(cfg.output.log_interval, default_callbacks(s.step.device.type), self.end, s.start_epoch)
-        self.plan = s.loaders.batch_sampler.current_plan
+        self.plan = s.loaders.batch_sampler.plan_for(s.start_epoch)
         self.to_train, self.to_val = s.loaders.to_device(s.step.device)  # --decode
         self.outputs = _Outputs(s)
         self.watch = LossWatch(len(s.loaders.classes))
@@ -148,6 +148,11 @@ class _Epochs:
         s, done = self.s, epoch + 1
         first = s.start_iteration if epoch == s.start_epoch else 0
         s.loaders.set_epoch(epoch, first)
+        plan = s.loaders.batch_sampler.current_plan
+        if plan is not self.plan:  # the clip-length warm-up starts or ends
+            log.info("Epoch [%d]: plan %s%s", done, _plan_text(plan, dist.get_world_size()),
+                     _warmup_note(s.cfg, epoch))
+            self.plan = plan
         if self.gates:
             self.gates.before("train", epoch)
         loader = self.guard.watch(s.loaders.train, first, lambda steps: self.save_position(epoch, steps))
@@ -214,7 +219,8 @@ def fit(s: Session) -> dict[str, Any]:
     began, last_lr = time.perf_counter(), None
     with Preemption(cfg.output.save_every_minutes) as guard:
         run = _Epochs(s, guard)
-        log.info("Epoch plan: %d iterations of %s", len(run.plan), _plan_text(run.plan, dist.get_world_size()))
+        log.info("Epoch plan: %d iterations of %s%s", len(run.plan), _plan_text(run.plan, dist.get_world_size()),
+                 _warmup_note(cfg, s.start_epoch))
         try:
             for epoch in range(s.start_epoch, run.end):
                 done, t0, record = epoch + 1, time.perf_counter(), {"epoch": epoch + 1}
@@ -252,6 +258,12 @@ def _stop(guard: Preemption, summary: dict[str, Any], save: Any, out_dir: Path, 
     summary["preempted"] = guard.name or "signal on another rank"
     log.warning("%s: stopped at %s, %.1f s after the signal; checkpoint `%s'; continue with --resume-epoch auto",
                 summary["preempted"], where, waited, summary["checkpoint"])
+
+
+def _warmup_note(cfg: Any, epoch: int) -> str:
+    """' (clip-length warm-up until epoch E)' while 0-based ``epoch`` is in the warm-up, else ''."""
+    s = cfg.schedule
+    return f" (clip-length warm-up until epoch {s.clip_warmup_epochs})" if epoch < s.clip_warmup_epochs else ""
 
 
 def _plan_text(plan: list[Any], world_size: int) -> str:

@@ -167,3 +167,21 @@ def test_sampler_without_cycles_yields_base_shape():
     assert [len(b) for b in batches] == [4, 4, 2]
     assert all(t == 16 and s == 112 for b in batches for _, t, s in b)
     assert isinstance(sampler.current_plan[0], StepShape)
+
+
+def test_clip_warmup_changes_only_the_frames_of_its_epochs():
+    sampler = MultigridBatchSampler(10, (4, 8, 32), True, False, seed=0, clip_warmup=(2, 16))
+    plain = MultigridBatchSampler(10, (4, 8, 32), True, False, seed=0)
+    for epoch, frames in ((0, 16), (1, 16), (2, 8), (5, 8)):
+        sampler.set_epoch(epoch)
+        plain.set_epoch(epoch)
+        warm, base = list(sampler), list(plain)
+        # same indices, batch sizes and sides in the same order; T from the warm-up clip length in its epochs
+        assert [[(i, s) for i, _, s in b] for b in warm] == [[(i, s) for i, _, s in b] for b in base]
+        assert [t for b in warm for _, t, _ in b] == [t * frames // 8 for b in base for _, t, _ in b]
+        assert sampler.current_plan == sampler.plan_for(epoch)
+    assert len(sampler.plan_for(0)) == len(sampler.plan_for(2)) == len(plain)
+    sampler.set_epoch(1, start=2)  # a mid-epoch resume inside the warm-up
+    assert len(sampler) == len(plain) - 2 and {t for b in sampler for _, t, _ in b} <= {4, 8, 16}
+    with pytest.raises(ValueError, match="clip_warmup"):
+        MultigridBatchSampler(10, (4, 8, 32), False, False, clip_warmup=(2, 0))

@@ -56,7 +56,8 @@ def step_levers(plan: Plan, threads: int, compiled: bool, rounds: int = 3) -> tu
 
     cases = {"baseline": lambda: rate(threads), "1 thread": lambda: rate(1),
              "--channels-last": lambda: rate(threads, channels_last=True),
-             f"batch {plan.batch // 2}": lambda: rate(threads, replace(plan, batch=plan.batch // 2))}
+             f"batch {plan.batch // 2}": lambda: rate(threads, replace(plan, batch=plan.batch // 2)),
+             f"{2 * plan.frames} frames (the warm-up clip)": lambda: rate(threads, replace(plan, frames=2 * plan.frames))}
     if compiled:
         cases["--compile"] = lambda: rate(threads, compiled=True)
     best: dict[str, float] = {}

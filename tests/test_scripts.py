@@ -107,6 +107,9 @@ def test_clip_warmup_trains_its_epochs_on_longer_clips(tiny, tmp_path):
         frames.setdefault(int(epoch), set()).add(int(t))
     assert frames == {1: {6}, 2: {3}}
     assert "T=6, S=32) (clip-length warm-up until epoch 1)" in log_text and "Epoch [2]: plan 4x(B=2, T=3, S=32)" in log_text
+    assert "Epoch [1]: no validation in the clip-length warm-up" in log_text  # chance level at the shorter clip
+    val_rows = _rows(tmp_path / f"{tiny}_gates_False" / "val_results_s0000.csv")
+    assert [r["Epoch"] for r in val_rows] == ["2"]
 
 
 def test_fine_tune_from_checkpoint_with_other_class_count(tiny, tmp_path):

@@ -55,6 +55,16 @@ def _due(completed: int, every: float, last: int) -> bool:
     return completed == last or completed % max(1, int(every)) == 0
 
 
+def _validates(cfg: Any, completed: int, last: int) -> bool:
+    """Validation after epoch ``completed``: every ``--eval-frequency`` epochs and after the last, but not in the
+    clip-length warm-up, whose networks are not yet adapted to the validation clip (chance level in the demo)."""
+    if completed <= cfg.schedule.clip_warmup_epochs:
+        log.info("Epoch [%d]: no validation in the clip-length warm-up (until epoch %d)", completed,
+                 cfg.schedule.clip_warmup_epochs)
+        return False
+    return _due(completed, cfg.output.eval_frequency, last)
+
+
 def _pct(x: float | None) -> str:
     return "n/a" if x is None or math.isnan(x) else f"{100 * x:.2f}%"
 
@@ -230,7 +240,7 @@ def fit(s: Session) -> dict[str, Any]:
                 tr = run.train(epoch, record)
                 if tr is None:
                     break  # preempted inside the epoch: its position is saved
-                va = run.validate(epoch, tr.lr, record) if _due(done, cfg.output.eval_frequency, run.end) else None
+                va = run.validate(epoch, tr.lr, record) if _validates(cfg, done, run.end) else None
                 top1 = va.top1 if va is not None and not math.isnan(va.top1) else None
                 run.save(done, _due(done, cfg.output.save_frequency, run.end), top1=top1)
                 run.finish(epoch, time.perf_counter() - t0, record)

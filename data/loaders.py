@@ -43,7 +43,7 @@ class LoaderConfig:
     ``persistent_workers`` keeps the worker processes between epochs (faster; the training draws do not
     depend on the workers, see :class:`EpochClips`). ``decode``: ``'cpu'`` (workers decode and transform) or
     ``'gpu'`` (workers only read the JPEG blobs; `data.device_batches` decodes the batch on the run's device).
-    ``clip_warmup_epochs``/``clip_warmup_length``: the first epochs train on clips of that many frames.
+    ``clip_warmup = (E, T, S)``: the first ``E`` epochs train on ``T``-frame clips of side ``S``.
     """
 
     # the run's settings: filled from the RunConfig, whose fields hold their defaults (train/config.py)
@@ -65,8 +65,7 @@ class LoaderConfig:
     drop_last: bool = False
     persistent_workers: bool = True
     decode: str = "cpu"
-    clip_warmup_epochs: int = 0
-    clip_warmup_length: int = 0
+    clip_warmup: tuple[int, int, int] = (0, 0, 0)
 
 
 @dataclass
@@ -230,7 +229,7 @@ def build_loaders(spec: DatasetSpec, paths: DatasetPaths, cfg: LoaderConfig, mea
     batch_sampler = MultigridBatchSampler(len(train_set), (batch, cfg.clip_length, cfg.clip_size), cfg.long_cycles,
                                           cfg.short_cycles, rank=rank, world_size=world_size, seed=cfg.seed,
                                           shuffle=True, drop_last=cfg.drop_last,
-                                          clip_warmup=(cfg.clip_warmup_epochs, cfg.clip_warmup_length))
+                                          clip_warmup=cfg.clip_warmup)
     kwargs = _loader_kwargs(cfg)
     if mode == "deferred":
         kwargs["collate_fn"] = collate_deferred

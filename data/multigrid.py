@@ -150,14 +150,14 @@ class MultigridBatchSampler:
     ``torch.utils.data.DistributedSampler``); at world size 1 nothing is dropped or repeated. Without cycles
     it still yields ``(idx, T, S)`` at the base shape.
 
-    ``clip_warmup = (E, T_w)``: the first ``E`` epochs (0-based epochs ``< E``) plan with ``T_w`` frames in place
-    of the base clip length (the clip-length warm-up, ``--clip-warmup-epochs``); batch sizes and step counts
-    do not change, so neither do the lr schedule and the resume positions.
+    ``clip_warmup = (E, T_w, S_w)``: the first ``E`` epochs (0-based epochs ``< E``) plan with ``T_w`` frames of
+    side ``S_w`` in place of the base clip (the clip-length warm-up, ``--clip-warmup-epochs``); batch sizes and
+    step counts do not change, so neither do the lr schedule and the resume positions.
     """
 
     def __init__(self, num_samples: int, base: Sequence[int], long_cycles: bool, short_cycles: bool,
                  rank: int = 0, world_size: int = 1, seed: int = 0, shuffle: bool = True,
-                 drop_last: bool = False, clip_warmup: tuple[int, int] = (0, 0)) -> None:
+                 drop_last: bool = False, clip_warmup: tuple[int, int, int] = (0, 0, 0)) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside world size {world_size}")
         self.num_samples = int(num_samples)
@@ -171,12 +171,12 @@ class MultigridBatchSampler:
             raise ValueError(f"{self.num_samples} training samples cannot be split over {world_size} ranks with "
                              "drop_last=True; use fewer processes or drop_last=False")
         self.samples_per_rank = per_rank
-        warmup_epochs, warmup_frames = (int(v) for v in clip_warmup)
-        if warmup_epochs < 0 or (warmup_epochs and warmup_frames < 1):
-            raise ValueError(f"clip_warmup must be (epochs >= 0, frames >= 1), got {clip_warmup!r}")
-        self.clip_warmup = (warmup_epochs, warmup_frames)
+        warmup_epochs, warmup_frames, warmup_side = (int(v) for v in clip_warmup)
+        if warmup_epochs < 0 or (warmup_epochs and min(warmup_frames, warmup_side) < 1):
+            raise ValueError(f"clip_warmup must be (epochs >= 0, frames >= 1, side >= 1), got {clip_warmup!r}")
+        self.clip_warmup = (warmup_epochs, warmup_frames, warmup_side)
         self._plans: dict[tuple[int, int, int], list[StepShape]] = {}
-        self.plan = self._plan(self.base)
+        self.plan = self.plan_for(0)
 
     def _plan(self, base: tuple[int, int, int]) -> list[StepShape]:
         if base not in self._plans:
@@ -185,9 +185,8 @@ class MultigridBatchSampler:
 
     def plan_for(self, epoch: int) -> list[StepShape]:
         """The shapes of 0-based ``epoch``'s iterations: the warm-up clip length in the first epochs."""
-        warmup_epochs, warmup_frames = self.clip_warmup
-        batch, _, side = self.base
-        return self._plan((batch, warmup_frames, side) if epoch < warmup_epochs else self.base)
+        warmup_epochs, warmup_frames, warmup_side = self.clip_warmup
+        return self._plan((self.base[0], warmup_frames, warmup_side) if epoch < warmup_epochs else self.base)
 
     @property
     def current_plan(self) -> list[StepShape]:

@@ -99,14 +99,14 @@ def test_resume_matches_straight_run(tiny, tmp_path):
 def test_clip_warmup_trains_its_epochs_on_longer_clips(tiny, tmp_path):
     module = load_script("train_synthetic")
     argv = tiny_args(dataset_for(module.SPEC), tmp_path, "--end-epoch", "2", "--clip-length", "3",
-                     "--clip-warmup-epochs", "1", "--clip-warmup-length", "6")
+                     "--clip-warmup-epochs", "1", "--clip-warmup-length", "6", "--clip-warmup-size", "24")
     assert module.main(module.SPEC, argv) == 0
     log_text = (tmp_path / f"{tiny}_gates_False" / "train.log").read_text()
     frames = {}  # epoch -> the T of its logged training batches
     for epoch, t in re.findall(r"Epoch \[(\d+)\]\s+Batch.*?batch_size = \(\s*\d+,\s*3,\s*(\d+),", log_text):
         frames.setdefault(int(epoch), set()).add(int(t))
     assert frames == {1: {6}, 2: {3}}
-    assert "T=6, S=32) (clip-length warm-up until epoch 1)" in log_text and "Epoch [2]: plan 4x(B=2, T=3, S=32)" in log_text
+    assert "T=6, S=24) (clip-length warm-up until epoch 1)" in log_text and "Epoch [2]: plan 4x(B=2, T=3, S=32)" in log_text
     assert "Epoch [1]: no validation in the clip-length warm-up" in log_text  # chance level at the shorter clip
     val_rows = _rows(tmp_path / f"{tiny}_gates_False" / "val_results_s0000.csv")
     assert [r["Epoch"] for r in val_rows] == ["2"]

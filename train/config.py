@@ -134,6 +134,8 @@ class ScheduleConfig:
                                   "on clips of --clip-warmup-length frames (0: none, the original)")
     clip_warmup_length: int | None = opt(None, "--clip-warmup-length", help="frames per training clip during "
                                          "the clip-length warm-up (default: 2x --clip-length)")
+    clip_warmup_size: int | None = opt(None, "--clip-warmup-size", help="side of the training clips during the "
+                                       "clip-length warm-up (default: --clip-size)")
 
 
 @dataclass
@@ -315,8 +317,11 @@ class RunConfig:
                              f"{s.clip_warmup_epochs}")
         if s.clip_warmup_length is None:
             s.clip_warmup_length = 2 * d.clip_length
-        if s.clip_warmup_length < 1:
-            raise ValueError(f"--clip-warmup-length must be >= 1, got {s.clip_warmup_length}")
+        if s.clip_warmup_size is None:
+            s.clip_warmup_size = d.clip_size
+        for name in ("clip_warmup_length", "clip_warmup_size"):
+            if getattr(s, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(s, name)}")
         _choice("--lr-schedule", s.lr_schedule, LR_SCHEDULES)
         _choice("--device", hw.device, DEVICES)
         _choice("--decode", hw.decode, DECODE_CHOICES)

@@ -170,7 +170,7 @@ def test_sampler_without_cycles_yields_base_shape():
 
 
 def test_clip_warmup_changes_only_the_frames_of_its_epochs():
-    sampler = MultigridBatchSampler(10, (4, 8, 32), True, False, seed=0, clip_warmup=(2, 16))
+    sampler = MultigridBatchSampler(10, (4, 8, 32), True, False, seed=0, clip_warmup=(2, 16, 32))
     plain = MultigridBatchSampler(10, (4, 8, 32), True, False, seed=0)
     for epoch, frames in ((0, 16), (1, 16), (2, 8), (5, 8)):
         sampler.set_epoch(epoch)
@@ -184,4 +184,8 @@ def test_clip_warmup_changes_only_the_frames_of_its_epochs():
     sampler.set_epoch(1, start=2)  # a mid-epoch resume inside the warm-up
     assert len(sampler) == len(plain) - 2 and {t for b in sampler for _, t, _ in b} <= {4, 8, 16}
     with pytest.raises(ValueError, match="clip_warmup"):
-        MultigridBatchSampler(10, (4, 8, 32), False, False, clip_warmup=(2, 0))
+        MultigridBatchSampler(10, (4, 8, 32), False, False, clip_warmup=(2, 0, 32))
+    small = MultigridBatchSampler(10, (4, 8, 32), False, False, clip_warmup=(1, 16, 24))
+    assert {(t, s) for b in small for _, t, s in b} == {(16, 24)}
+    small.set_epoch(1)
+    assert {(t, s) for b in small for _, t, s in b} == {(8, 32)}

@@ -88,6 +88,7 @@ def test_checkpoint_forms():
     (["--val-clip-size", "0"], "--val-clip-size must be >= 1"),
     (["--clip-warmup-epochs", "120"], "--clip-warmup-epochs must be in [0, --end-epoch 120)"),
     (["--clip-warmup-epochs", "2", "--clip-warmup-length", "0"], "--clip-warmup-length must be >= 1"),
+    (["--clip-warmup-size", "0"], "--clip-warmup-size must be >= 1"),
 ])
 def test_cross_field_rules(capsys, argv, message):
     with pytest.raises(SystemExit):
@@ -97,7 +98,8 @@ def test_cross_field_rules(capsys, argv, message):
 
 def test_clip_warmup_length_defaults_to_twice_the_clip():
     cfg = parse_config(HACS, ["--clip-length", "8", "--clip-warmup-epochs", "3"])
-    assert (cfg.schedule.clip_warmup_epochs, cfg.schedule.clip_warmup_length) == (3, 16)
+    assert (cfg.schedule.clip_warmup_epochs, cfg.schedule.clip_warmup_length, cfg.schedule.clip_warmup_size) == \
+        (3, 16, cfg.data.clip_size)
     assert parse_config(HACS, ["--clip-warmup-length", "12"]).schedule.clip_warmup_length == 12
 
 

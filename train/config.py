@@ -314,7 +314,7 @@ class RunConfig:
             raise ValueError(f"--lr-warmup-epochs must be in [0, --end-epoch {s.end_epoch}), got {s.lr_warmup_epochs}")
         if not 0 <= s.clip_warmup_epochs < s.end_epoch:
             raise ValueError(f"--clip-warmup-epochs must be in [0, --end-epoch {s.end_epoch}), got "
-                             f"{s.clip_warmup_epochs}")
+                             f"{s.clip_warmup_epochs}; --clip-warmup-epochs 0 trains without the warm-up")
         if s.clip_warmup_length is None:
             s.clip_warmup_length = 2 * d.clip_length
         if s.clip_warmup_size is None:

@@ -47,8 +47,7 @@ from train.cli import build_parser  # noqa: E402
 from train.gate_report import read_gates  # noqa: E402
 
 SRTG = "srtg_r3d_18"
-# the demo's data and 8x32² clip as they were for the README's ablation (before its clip-length warm-up)
-FULL = {"videos_per_class": 240, "frames": 32, "size": 64, "batch": 32, "clip": 32}
+FULL = {"videos_per_class": 240, "frames": 32, "size": 64, "batch": 32, "clip": 32}  # the demo (train_synthetic.py)
 # 16 training clips: 1 step per epoch; 16² clips for the ResNets keep the 13 runs short
 QUICK = {"videos_per_class": 3, "frames": 24, "size": 40, "batch": 16, "clip": 16}
 MTNET_SIZE = 34  # MTNet needs H, W >= 33
@@ -99,8 +98,7 @@ def argv_for(arm: Arm, seed: int, data: Path, runs: Path, epochs: int, cfg: dict
             str(arm.frames), "--clip-size", str(arm.size), "--end-epoch", str(epochs), "--random-seed", str(seed),
             "--batch-size", str(cfg["batch"]), "--lr-steps", str(max(1, round(0.8 * epochs))),
             "--save-frequency", str(epochs), "--model-dir", str(runs / f"{arm.name.replace(' ', '_')}_s{seed}"),
-            "--device", "cpu", "--overwrite", "True",  # an interrupted run starts again
-            "--clip-warmup-epochs", "0"]  # every arm on its own clip throughout (the demo warms up on 16 frames)
+            "--device", "cpu", "--overwrite", "True"]  # an interrupted run starts again
     if arm.similarity not in (None, "raw"):
         argv += [GATE_FLAGS["similarity"], arm.similarity]
     if arm.gates and temperature is not None:

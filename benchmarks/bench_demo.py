@@ -4,8 +4,8 @@
     python benchmarks/bench_demo.py --smoke          # tiny network, clips and data set (the test suite)
 
 Levers (issue 12): a training step of srtg_r3d_18 (the engine's TrainStep, batch 32 of 8x32², 2 threads, eager,
-fp32) against 1 thread, ``--channels-last``, batch 16 (per clip) and, with ``--compile``, ``--compile`` (steady
-state; the compile time is reported apart); generating the synthetic set at 32² instead of 64² (per clip);
+fp32) against 1 thread, ``--channels-last``, batch 16 (per clip), a clip-length warm-up clip (16x24², per clip) and, with
+``--compile``, ``--compile`` (steady state; the compile time is reported apart); generating the synthetic set at 32² instead of 64² (per clip);
 writing a checkpoint (model + SGD state) and one validation pass (the val split is 1/3 of the train split),
 each against one epoch of training steps. Prints one markdown table; ``--out`` also writes it.
 """
@@ -32,6 +32,7 @@ from train.optim import build_optimizer  # noqa: E402
 DEMO = Plan(("srtg_r3d_18",), (32,), 8, 32, ("fp32",), 6, 2, "inductor", 4, 64)
 SMOKE = Plan(("ir_csn_50",), (32,), 4, 4, ("fp32",), 2, 1, "eager", 1, 64)
 STEPS_PER_EPOCH, VAL_FRACTION = 45, 1 / 3
+WARMUP_SIDE = 24  # the clip-length warm-up probed for the demo: 2x the frames at 24² (README, the demo)
 
 
 def with_threads(threads: int, fn, *args, **kwargs):
@@ -51,13 +52,14 @@ def step_levers(plan: Plan, threads: int, compiled: bool, rounds: int = 3) -> tu
     burst of other load on the machine does not decide a ratio."""
     name, size, cpu = plan.models[0], plan.sizes[0], torch.device("cpu")
 
-    def rate(threads_: int, plan_: Plan = plan, **kw) -> float:
-        return with_threads(threads_, step_rate, name, size, "fp32", plan_, cpu, **kw)[0]
+    def rate(threads_: int, plan_: Plan = plan, size_: int = size, **kw) -> float:
+        return with_threads(threads_, step_rate, name, size_, "fp32", plan_, cpu, **kw)[0]
 
     cases = {"baseline": lambda: rate(threads), "1 thread": lambda: rate(1),
              "--channels-last": lambda: rate(threads, channels_last=True),
              f"batch {plan.batch // 2}": lambda: rate(threads, replace(plan, batch=plan.batch // 2)),
-             f"{2 * plan.frames} frames (the warm-up clip)": lambda: rate(threads, replace(plan, frames=2 * plan.frames))}
+             f"{2 * plan.frames}x{WARMUP_SIDE}² (a warm-up clip)":
+                 lambda: rate(threads, replace(plan, frames=2 * plan.frames), WARMUP_SIDE)}
     if compiled:
         cases["--compile"] = lambda: rate(threads, compiled=True)
     best: dict[str, float] = {}

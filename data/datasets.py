@@ -120,9 +120,8 @@ SYNTHETIC = register_dataset(DatasetSpec(
     val_csv="synthetic_val.csv", timeslices=False, augmentation="none", script="train_synthetic.py",
     defaults={"dataset": "synthetic_data", "network": "srtg_r3d_18", "clip_length": 8, "clip_size": 32,
               "train_frame_interval": [4], "val_frame_interval": 4, "batch_size": 32, "long_cycles": False,
-              "short_cycles": False, "clip_warmup_epochs": 4, "clip_warmup_length": 16, "clip_warmup_size": 24,
-              "lr_base": 0.02, "lr_steps": [8], "end_epoch": 10, "save_frequency": 10, "workers": 1,
-              "log_interval": 10}))
+              "short_cycles": False, "lr_base": 0.02, "lr_steps": [13], "end_epoch": 16, "save_frequency": 8,
+              "workers": 1, "log_interval": 10}))
 
 # Defaults of a data set that is not registered (``train.py --dataset ROOT``): a small one, trained from its
 # own label files: no multigrid, 16x112² clips, 30 epochs decayed at 20 and 25.

@@ -33,8 +33,7 @@ TINY = "tiny_test_net"
 TINY_ARGS = ["--network", TINY, "--clip-length", "4", "--clip-size", "32", "--val-clip-length", "4",
              "--val-clip-size", "32", "--batch-size", "2", "--workers", "0", "--long-cycles", "False",
              "--short-cycles", "False", "--train-frame-interval", "1", "--val-frame-interval", "1",
-             "--log-interval", "1", "--lr-base", "0.01", "--lr-steps", "50", "--device", "cpu",
-             "--clip-warmup-epochs", "0"]
+             "--log-interval", "1", "--lr-base", "0.01", "--lr-steps", "50", "--device", "cpu"]
 
 
 class TinyNet(nn.Module):

@@ -4,10 +4,11 @@
     python benchmarks/bench_demo.py --smoke          # tiny network, clips and data set (the test suite)
 
 Levers (issue 12): a training step of srtg_r3d_18 (the engine's TrainStep, batch 32 of 8x32², 2 threads, eager,
-fp32) against 1 thread, ``--channels-last``, batch 16 (per clip), a clip-length warm-up clip (16x24², per clip) and, with
-``--compile``, ``--compile`` (steady state; the compile time is reported apart); generating the synthetic set at 32² instead of 64² (per clip);
-writing a checkpoint (model + SGD state) and one validation pass (the val split is 1/3 of the train split),
-each against one epoch of training steps. Prints one markdown table; ``--out`` also writes it.
+fp32) against 1 thread, ``--channels-last``, batch 16 (per clip), a clip-length warm-up clip (16x24², per clip)
+and, with ``--compile``, ``--compile`` (steady state; the compile time is reported apart); generating the
+synthetic set at 32² instead of 64² (per clip); writing a checkpoint (model + SGD state) and one validation pass
+(the val split is 1/3 of the train split), each against one epoch of training steps. Prints one markdown table;
+``--out`` also writes it.
 """
 from __future__ import annotations
 

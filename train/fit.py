@@ -58,7 +58,7 @@ def _due(completed: int, every: float, last: int) -> bool:
 def _validates(cfg: Any, completed: int, last: int) -> bool:
     """Validation after epoch ``completed``: every ``--eval-frequency`` epochs and after the last, but not in the
     clip-length warm-up, whose networks are not yet adapted to the validation clip (chance level in the demo)."""
-    if completed <= cfg.schedule.clip_warmup_epochs:
+    if _in_warmup(cfg, completed - 1):
         log.info("Epoch [%d]: no validation in the clip-length warm-up (until epoch %d)", completed,
                  cfg.schedule.clip_warmup_epochs)
         return False
@@ -270,10 +270,14 @@ def _stop(guard: Preemption, summary: dict[str, Any], save: Any, out_dir: Path, 
                 summary["preempted"], where, waited, summary["checkpoint"])
 
 
+def _in_warmup(cfg: Any, epoch: int) -> bool:
+    """True while 0-based ``epoch`` is in the clip-length warm-up (``--clip-warmup-epochs``)."""
+    return epoch < cfg.schedule.clip_warmup_epochs
+
+
 def _warmup_note(cfg: Any, epoch: int) -> str:
     """' (clip-length warm-up until epoch E)' while 0-based ``epoch`` is in the warm-up, else ''."""
-    s = cfg.schedule
-    return f" (clip-length warm-up until epoch {s.clip_warmup_epochs})" if epoch < s.clip_warmup_epochs else ""
+    return f" (clip-length warm-up until epoch {cfg.schedule.clip_warmup_epochs})" if _in_warmup(cfg, epoch) else ""
 
 
 def _plan_text(plan: list[Any], world_size: int) -> str:

@@ -62,22 +62,6 @@ class RecurrentAlignment(nn.Module):
         return x * r[..., None, None]
 
 
-def halve_spatial(x: torch.Tensor) -> torch.Tensor:
-    """``F.avg_pool3d(x, (1, 2, 2), (1, 2, 2))`` of (B, C, T, H, W), as a reshape and a mean over each 2x2 window.
-
-    The same windows (an odd last row or column is dropped, as the pool does) and values up to float rounding,
-    but ATen's CPU ``avg_pool3d`` and its backward walk the windows one by one: 4.9 and 7.4 ms at
-    4x56x8x28x28 (1 thread), against about 1 ms for this reshape (a memory-bound pass each way).
-    """
-    b, c, t, h, w = x.shape
-    if h < 2 or w < 2:
-        raise ValueError(f"a (1, 2, 2) average pool needs at least 2x2 pixels, got {tuple(x.shape)}")
-    h2, w2 = h // 2, w // 2
-    if (h2, w2) != (h / 2, w / 2):
-        x = x[..., :2 * h2, :2 * w2]
-    return x.reshape(b, c, t, h2, 2, w2, 2).mean(dim=(4, 6))
-
-
 def resize3d(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     """Trilinear resize of (B, C, T, H, W) to ``size`` (T, H, W), skipped when it would be an identity."""
     if tuple(x.shape[2:]) == tuple(size):
@@ -90,10 +74,9 @@ class MTConv(nn.Module):
 
     Input and output are pairs ``(short, long)`` of (B, C, T, H, W) tensors. The short stream carries
     ``rate`` of the channels at full resolution; the long stream the rest, at half the temporal and spatial
-    resolution. The lateral takes the short conv output (before its norm), averages it (1, 2, 2)
-    (:func:`halve_spatial`), keeps the most similar frames (:func:`temporal_cossim_pool`, when T > 2), resizes
-    it to the long output and adds it through ``conv_short2long``. ``no_lateral`` (used for downsampling
-    identities) drops the lateral.
+    resolution. The lateral takes the short conv output (before its norm), averages it (1, 2, 2), keeps the
+    most similar frames (:func:`temporal_cossim_pool`, when T > 2), resizes it to the long output and adds
+    it through ``conv_short2long``. ``no_lateral`` (used for downsampling identities) drops the lateral.
     With ``groups > 1`` the short conv is grouped and both norms are GroupNorm (the "sub-streams").
     """
 
@@ -134,7 +117,7 @@ class MTConv(nn.Module):
         short, long = self.conv_short(x[0]), self.conv_long(x[1])
         lateral = None
         if not self.no_lateral:
-            lateral = halve_spatial(short)
+            lateral = F.avg_pool3d(short, kernel_size=(1, 2, 2), stride=(1, 2, 2))
             if lateral.shape[2] > 2:
                 lateral = temporal_cossim_pool(lateral)
             # Original resized unconditionally (its size test compared a 3-list with a 2-list); an equal-size

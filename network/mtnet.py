@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from network.contract import ClassifierMixin
 from network.blocks import BasicStem, init_weights
 from network.conv import FramewiseMaxPool3d
-from network.mtconv import MTConv, RecurrentAlignment, Streams, halve_spatial, resize3d, temporal_cossim_pool
+from network.mtconv import MTConv, RecurrentAlignment, Streams, resize3d, temporal_cossim_pool
 from network.registry import register_model
 
 # Smallest clip the network accepts (measured by running it; tests/network/test_mtnet.py checks both edges):
@@ -159,7 +159,7 @@ class MTNet(ClassifierMixin, nn.Module):
         x = record["pool"] = self.pool(x)
         x = temporal_cossim_pool(x)
         short, long = x[:, :self.init_planes_short], x[:, self.init_planes_short:]
-        long = halve_spatial(long)
+        long = F.avg_pool3d(long, kernel_size=(1, 2, 2), stride=(1, 2, 2))
         if long.shape[2] > 2:
             long = temporal_cossim_pool(long)
         streams: Streams = (short, long)

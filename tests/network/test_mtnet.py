@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from network import create_model
-from network.mtconv import MTConv, RecurrentAlignment, halve_spatial, temporal_cossim_pool
+from network.mtconv import MTConv, RecurrentAlignment, temporal_cossim_pool
 from network.mtnet import MIN_FRAMES, MIN_SPATIAL, MTBlock
 
 def _frames(angles_deg: list[float], scales: list[float]) -> torch.Tensor:
@@ -126,7 +126,7 @@ def test_mtnet_rejects_too_small_clips_with_one_line() -> None:
         assert model(torch.randn(1, 3, MIN_FRAMES, MIN_SPATIAL, MIN_SPATIAL)).shape == (1, 5)
         assert model(torch.randn(1, 3, MIN_FRAMES, 32, 33)).shape == (1, 5)  # odd W pads H to a working size
         # The limits are real: the unchecked network fails one below them.
-        with pytest.raises(ValueError, match="2x2 pixels"):  # layer4's lateral pool
+        with pytest.raises(RuntimeError):
             model._features(torch.randn(1, 3, MIN_FRAMES, 32, 32))
         with pytest.raises(ValueError):
             model._features(torch.randn(1, 3, MIN_FRAMES - 1, 64, 64))
@@ -136,19 +136,6 @@ def test_mtnet_rejects_too_small_clips_with_one_line() -> None:
             assert "\n" not in str(err.value)
             limits = f"{MIN_FRAMES} frames and {MIN_SPATIAL}x{MIN_SPATIAL}"
             assert limits in str(err.value) or "(B, 3, T, H, W)" in str(err.value)
-
-
-@pytest.mark.parametrize("shape", [(2, 3, 4, 8, 8), (2, 3, 2, 7, 9), (1, 2, 1, 3, 2), (1, 1, 3, 2, 5)])
-def test_halve_spatial_is_the_1x2x2_average_pool(shape: tuple[int, ...]) -> None:
-    torch.manual_seed(0)
-    x = torch.randn(shape, requires_grad=True)
-    ref = nn.functional.avg_pool3d(x, (1, 2, 2), (1, 2, 2))
-    out = halve_spatial(x)
-    torch.testing.assert_close(out, ref)
-    grad = torch.randn_like(ref)
-    torch.testing.assert_close(torch.autograd.grad(out, x, grad)[0], torch.autograd.grad(ref, x, grad)[0])
-    with pytest.raises(ValueError, match="at least 2x2 pixels"):
-        halve_spatial(torch.zeros(1, 1, 2, 1, 4))
 
 
 def test_framewise_max_pool_equals_max_pool3d_with_ties() -> None:

@@ -12,7 +12,6 @@ import torch.nn.functional as F
 
 from network.blocks import init_weights
 from network.conv import TrimmedConv3d, autocast_off
-from network.recurrent import recurrent_states
 
 Streams = tuple[torch.Tensor, torch.Tensor]
 Size3 = int | tuple[int, int, int]
@@ -57,7 +56,7 @@ class RecurrentAlignment(nn.Module):
         weight = self.op.weight_ih_l0
         # The recurrence runs in the parameters' dtype even under autocast (GRU has no low-precision CPU path).
         with autocast_off(x.device.type):
-            r = recurrent_states(self.op, s.to(weight.dtype).contiguous())
+            r, _ = self.op(s.to(weight.dtype).contiguous())
         r = r.permute(1, 2, 0).to(x.dtype)  # (B, C, T)
         return x * r[..., None, None]
 

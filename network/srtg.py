@@ -8,12 +8,14 @@ Dwibedi et al. 2019, https://arxiv.org/abs/1904.07846), computed by :mod:`networ
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn as nn
 
 # The check itself lives in network.gate; re-exported here for callers of the original module.
 from network.conv import autocast_off
-from network.recurrent import recurrent_states
 from network.gate import (DEFAULT_SIMILARITY, DEFAULT_TEMPERATURE, _squared_distances,  # noqa: F401
                           check_temperature, cycle_back_to_self, cycle_consistent, gate_keep, get_similarity)
 
@@ -98,8 +100,8 @@ class Squeeze_and_Recursion(nn.Module):  # noqa: N801 (the original's class name
         seq = s.permute(2, 0, 1).to(rnn.weight_ih_l0.dtype)  # (T,B,C), sequence-first
         # The cell runs on T pooled vectors only (cheap), so it stays in the weights' precision under autocast;
         # CPU autocast would lower nn.LSTM to bfloat16, which oneDNN does not support on every CPU.
-        with autocast_off(x.device.type):
-            hidden = recurrent_states(rnn, seq)
+        with autocast_off(x.device.type), _without_onednn_rnn(x):
+            hidden, _ = rnn(seq)
         return s, hidden.permute(1, 2, 0).to(x.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -151,3 +153,21 @@ class Squeeze_and_Recursion(nn.Module):  # noqa: N801 (the original's class name
         if self.gate:
             text += f", similarity={self.gate_similarity}, temperature={self.gate_temperature:g}"
         return text
+
+
+@contextmanager
+def _without_onednn_rnn(x: torch.Tensor) -> Iterator[None]:
+    """On CPU, run ``nn.LSTM`` on ATen's own kernels instead of oneDNN's RNN primitive.
+
+    On the SR block's few time steps and small batches oneDNN's RNN primitive is the slower one: at batch 4,
+    16x112^2, srtg_r3d_18's eight LSTMs took 1.5x the CPU time with it (forward+backward, 1 thread).
+    Both are float32 LSTMs; their outputs differ by rounding only (~2e-7).
+    """
+    if x.device.type != "cpu" or not torch.backends.mkldnn.enabled:
+        yield
+        return
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = True

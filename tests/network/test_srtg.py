@@ -288,12 +288,18 @@ def test_srtg_builders_pass_the_gate_similarity_to_every_block() -> None:
         create_model("r3d_18", num_classes=4, gate_similarity="tcc")
 
 
-def test_sr_squeeze_is_the_mean_and_recurrence_equals_the_lstm_module() -> None:
+def test_sr_lstm_off_onednn_keeps_values_and_restores_the_flag() -> None:
+    import network.srtg as srtg
+
     torch.manual_seed(0)
     sr = Squeeze_and_Recursion(C)
     x = torch.randn(2, C, T, 4, 5)
     s, r = sr.squeeze_recur(x)
     assert torch.equal(s, x.mean(dim=(3, 4)))  # sum / (H*W) is the mean bit for bit
     with torch.autocast("cpu", enabled=False):
-        ref, _ = sr.lstm(x.mean(dim=(3, 4)).permute(2, 0, 1))  # the module itself
+        ref, _ = sr.lstm(x.mean(dim=(3, 4)).permute(2, 0, 1))  # oneDNN's LSTM (flag on)
     torch.testing.assert_close(r, ref.permute(1, 2, 0), rtol=1e-5, atol=1e-6)
+    assert torch.backends.mkldnn.enabled
+    with srtg._without_onednn_rnn(x):
+        assert not torch.backends.mkldnn.enabled
+    assert torch.backends.mkldnn.enabled

@@ -45,7 +45,7 @@ if SYNTHETIC.num_classes != len(CLASSES):
 
 # Per-frame motion, in units of the frame side S (translation), degrees (rotation) and log-radius (scaling).
 SPEED = (0.025, 0.035)
-SPIN = (4.0, 6.0)  # at most 24° between clip frames (interval 4): below the 60° symmetry of the hexagon
+SPIN = (4.0, 6.0)  # at most 24° between clip frames at interval 4 (12° at the demo's 2): below the hexagon's 60°
 GROWTH = (0.03, 0.04)
 LOG_RADIUS = (float(np.log(0.18)), float(np.log(0.45)))  # radius as a fraction of S, before the fade zone
 FADE = 0.2  # log-radius span over which an object fades in at the smallest and out beyond the largest size

@@ -15,8 +15,7 @@ from data.synthetic import generate
 from train.cli import parse_config
 from train.run import main
 
-# The CPU demo's defaults are the data set's (data/datasets.py): 8-frame 32² clips every 2nd frame, batch 32,
-# lr 0.01 decayed after epoch 8, 10 epochs, data in ./synthetic_data.
+# The CPU demo's defaults are the data set's (``SYNTHETIC`` in data/datasets.py, where they are described).
 SPEC = get_dataset("synthetic")
 DEFAULT_DIR = str(SPEC.defaults["dataset"])
 VIDEOS_PER_CLASS = 240

@@ -45,6 +45,9 @@ def test_command_lines_carry_only_the_flags_an_arm_needs(tmp_path: Path) -> None
     cfg = ablate_gates.FULL
     plain = ablate_gates.argv_for(ablate_gates.Arm("r3d_18", "r3d_18"), 2, tmp_path, tmp_path, 7, cfg, None, False)
     assert plain[plain.index("--random-seed") + 1] == "2" and "--gate-similarity" not in plain
+    # the published schedule, whatever the demo's defaults are now
+    assert [plain[plain.index(f) + 1] for f in ("--train-frame-interval", "--val-frame-interval", "--lr-base")] == \
+        ["4", "4", "0.02"]
     warm = ablate_gates.best_arms("tstd")[0]
     argv = ablate_gates.argv_for(warm, 1, tmp_path, tmp_path, 7, cfg, 0.5, False)
     assert argv[argv.index("--gate-similarity") + 1] == "tstd" and argv[argv.index("--gates-from-epoch") + 1] == "3"

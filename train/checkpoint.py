@@ -27,6 +27,7 @@ import torch.nn as nn
 from data.atomic import atomic_write
 from network.contract import classifier_of
 from network.weights import load_partial, unwrap_model, unwrap_state_dict
+from train.optim import load_optimizer_state
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +304,7 @@ def restore(start: StartPoint, model: nn.Module, optimizer: torch.optim.Optimize
     parts = ["model"]
     if optimizer is not None and "optimizer" in ckpt and complete:
         try:
-            optimizer.load_state_dict(ckpt["optimizer"])
+            load_optimizer_state(optimizer, ckpt["optimizer"])
             parts.append("optimiser")
         except (ValueError, KeyError) as exc:
             log.warning("Failed to load optimiser state from `%s' (%s); starting a fresh optimiser", start.path, exc)

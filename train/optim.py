@@ -36,6 +36,7 @@ GROUP_RULES: dict[str, GroupRule] = {
 }
 
 MOMENTUM = 0.9
+FUSED_DEVICES = ("cpu", "cuda")  # devices with a fused SGD kernel
 WEIGHT_DECAY = 1e-4
 
 
@@ -91,7 +92,31 @@ def build_optimizer(model: nn.Module, lr: float, fine_tune: bool = False, moment
              momentum, nesterov, weight_decay, fine_tune, describe_groups(groups))
     for g in groups:
         del g["param_names"]
-    return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov,
+                           fused=fusable(p for g in groups for p in g["params"]))
+
+
+def fusable(params: Iterable[torch.Tensor]) -> bool:
+    """True when every parameter is a float tensor on a device with a fused SGD kernel (CPU, CUDA).
+
+    The fused update is one kernel over all tensors: 19 ms instead of 45-85 ms per step for srtg_r3d_18's 44M
+    parameters on 2 CPU threads (README, Performance), with the same values as the per-tensor loop.
+    """
+    params = list(params)
+    return bool(params) and all(p.is_floating_point() and p.device.type in FUSED_DEVICES for p in params)
+
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """``optimizer.load_state_dict(state)``, keeping this run's kernel choice (``fused``/``foreach``) per group.
+
+    A saved state carries the kernel flags of the run that wrote it (an original checkpoint has none), and
+    loading would replace this run's; they choose how the update is computed, not what it is.
+    """
+    kernels = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, kept in zip(optimizer.param_groups, kernels):
+        group.update(kept)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

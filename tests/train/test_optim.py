@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 from network.registry import create_model
-from train.optim import build_optimizer, classifier_of, param_groups, set_lr
+from train.optim import build_optimizer, classifier_of, fusable, load_optimizer_state, param_groups, set_lr
 
 
 class Toy(nn.Module):
@@ -68,3 +68,46 @@ def test_sgd_settings_and_set_lr():
     assert {g["name"]: g["lr"] for g in opt.param_groups} == pytest.approx({"base": 0.06, "new": 0.1, "rec": 0.05})
     set_lr(opt, 0.01)
     assert {g["name"]: g["lr"] for g in opt.param_groups} == pytest.approx({"base": 0.006, "new": 0.01, "rec": 0.005})
+
+
+def _steps(opt: torch.optim.Optimizer, model: nn.Module, n: int = 5) -> None:
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(n):
+        for p in model.parameters():
+            p.grad = torch.randn(p.shape, generator=gen)
+        opt.step()
+
+
+def test_fused_update_on_cpu_equals_the_per_tensor_loop():
+    torch.manual_seed(0)
+    fused_model, loop_model = Toy(), Toy()
+    loop_model.load_state_dict(fused_model.state_dict())
+    fused = build_optimizer(fused_model, lr=0.1, fine_tune=True)
+    assert all(g["fused"] is True for g in fused.param_groups)
+    loop = build_optimizer(loop_model, lr=0.1, fine_tune=True)
+    for g in loop.param_groups:
+        g["fused"] = None  # torch's default on CPU: one update per tensor
+    _steps(fused, fused_model)
+    _steps(loop, loop_model)
+    for a, b in zip(fused_model.parameters(), loop_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_loading_a_state_without_kernel_flags_keeps_the_fused_kernel():
+    model = Toy()
+    opt = build_optimizer(model, lr=0.1)
+    _steps(opt, model, 1)
+    state = opt.state_dict()
+    for g in state["param_groups"]:  # as an original checkpoint's optimizer state: no 'fused' / 'foreach'
+        g.pop("fused"), g.pop("foreach")
+    fresh = build_optimizer(Toy(), lr=0.1)
+    load_optimizer_state(fresh, state)
+    assert all(g["fused"] is True for g in fresh.param_groups)
+    assert fresh.state_dict()["state"].keys() == state["state"].keys()
+
+
+def test_fusable():
+    assert fusable(Toy().parameters())
+    assert not fusable([])
+    assert not fusable([torch.zeros(2, dtype=torch.int64)])
+    assert not fusable([torch.zeros(2, device="meta")])

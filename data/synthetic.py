@@ -152,15 +152,13 @@ def render_clip(cls: str, rng: np.random.Generator, frames: int = 32, size: int 
     centre, angle, layers = motion(cls, rng, frames, size)
     cos, sin = np.cos(angle), np.sin(angle)
     waves, phase = _pattern(rng)
-    # pixel offsets from the centre, wrapped to the nearest copy on the torus: (T, S, S, 2)
+    # pixel offsets from the centre, wrapped to the nearest copy on the torus: dx (T, S) per column, dy (T, S) per row
     grid = np.arange(size, dtype=np.float32) + 0.5
-    dx = (grid[None, None, :] - centre[:, 0, None, None].astype(np.float32) + size / 2) % size - size / 2
-    dy = (grid[None, :, None] - centre[:, 1, None, None].astype(np.float32) + size / 2) % size - size / 2
-    cs, sn = cos.astype(np.float32)[:, None, None], sin.astype(np.float32)[:, None, None]
-    # into the object's frame (undo the rotation); divided by the radius per layer below
-    local = np.stack([cs * dx + sn * dy, cs * dy - sn * dx], -1)
-    clip = np.array(clip)  # writable; painted below only where an object covers a pixel
-    opacity = np.zeros((frames, size, size), np.float32)
+    dx = (grid[None, :] - centre[:, 0, None].astype(np.float32) + size / 2) % size - size / 2
+    dy = (grid[None, :] - centre[:, 1, None].astype(np.float32) + size / 2) % size - size / 2
+    cs, sn = cos.astype(np.float32), sin.astype(np.float32)
+    flat = np.array(clip).reshape(-1, 3)  # writable (T*S*S, 3); painted below only where an object covers a pixel
+    opacity = np.zeros(frames * size * size, np.float32)
     for radius, alpha in layers:
         if not alpha.any():
             continue
@@ -170,18 +168,22 @@ def render_clip(cls: str, rng: np.random.Generator, frames: int = 32, size: int 
             rot = np.array([[cos[i], -sin[i]], [sin[i], cos[i]]]) * radius[i]
             _draw(body[i], shape @ rot.T + centre[i], size)
             _draw(mark[i], MARKER @ rot.T + centre[i], size)
-        inside = np.nonzero(body)  # the pattern and the blend only where the object is (elsewhere a = 0)
-        t = inside[0]
+        inside = np.flatnonzero(body)  # the pattern and the blend only where the object is (elsewhere a = 0)
+        t, y, x = inside // (size * size), inside // size % size, inside % size
+        px, py, ct, st = dx[t, x], dy[t, y], cs[t], sn[t]
+        # into the object's frame (undo the rotation), in units of the radius
+        local = np.stack([ct * px + st * py, ct * py - st * px], -1) / radius.astype(np.float32)[t, None]
         # the same pattern for both layers: the copy that fades in continues the one that fades out
-        tex = _texture(local[inside] / radius.astype(np.float32)[t, None], waves, phase)[:, None]
+        tex = _texture(local, waves, phase)[:, None]
         fill = colour + tex * (marker_colour - colour) * PATTERN
-        a = body[inside][:, None].astype(np.float32) * (alpha[t, None] / 255).astype(np.float32)
-        m = mark[inside][:, None].astype(np.float32) / 255 * a
-        painted = clip[inside] * (1 - a) + fill * a
-        clip[inside] = painted * (1 - m) + marker_colour * m
+        a = body.reshape(-1)[inside][:, None].astype(np.float32) * (alpha[t, None] / 255).astype(np.float32)
+        m = mark.reshape(-1)[inside][:, None].astype(np.float32) / 255 * a
+        painted = flat[inside] * (1 - a) + fill * a
+        flat[inside] = painted * (1 - m) + marker_colour * m
         opacity[inside] = np.maximum(opacity[inside], a[:, 0])
-    clip = clip + rng.standard_normal((frames, size, size, 1), dtype=np.float32) * NOISE  # new each frame
-    out = np.clip(clip, 0, 255).round().astype(np.uint8)
+    clip, opacity = flat.reshape(frames, size, size, 3), opacity.reshape(frames, size, size)
+    clip += rng.standard_normal((frames, size, size, 1), dtype=np.float32) * NOISE  # new each frame
+    out = np.clip(clip, 0, 255, out=clip).round(out=clip).astype(np.uint8)
     return (out, opacity) if return_masks else out
 
 

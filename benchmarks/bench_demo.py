@@ -4,7 +4,8 @@
     python benchmarks/bench_demo.py --smoke          # tiny network, clips and data set (the test suite)
 
 Levers (issue 12): a training step of srtg_r3d_18 (the engine's TrainStep, batch 32 of 8x32², 2 threads, eager,
-fp32) against 1 thread, ``--channels-last``, batch 16 (per clip), a clip-length warm-up clip (16x24², per clip)
+fp32, fused SGD) against 1 thread, ``--channels-last``, torch's per-tensor SGD loop (the engine before it fused
+the update), batch 16 (per clip), a clip-length warm-up clip (16x24², per clip)
 and, with ``--compile``, ``--compile`` (steady state; the compile time is reported apart); generating the
 synthetic set at 32² instead of 64² (per clip); writing a checkpoint (model + SGD state) and one validation pass
 (the val split is 1/3 of the train split), each against one epoch of training steps. Prints one markdown table;
@@ -58,6 +59,7 @@ def step_levers(plan: Plan, threads: int, compiled: bool, rounds: int = 3) -> tu
 
     cases = {"baseline": lambda: rate(threads), "1 thread": lambda: rate(1),
              "--channels-last": lambda: rate(threads, channels_last=True),
+             "SGD as a per-tensor loop (before: not fused)": lambda: rate(threads, fused=False),
              f"batch {plan.batch // 2}": lambda: rate(threads, replace(plan, batch=plan.batch // 2)),
              f"{2 * plan.frames}x{WARMUP_SIDE}² (a warm-up clip)":
                  lambda: rate(threads, replace(plan, frames=2 * plan.frames), WARMUP_SIDE)}

@@ -69,15 +69,20 @@ def _sync(device: torch.device) -> None:
 
 
 def step_rate(name: str, size: int, precision: str, plan: Plan, device: torch.device, channels_last: bool = False,
-              compiled: bool = False) -> tuple[float, float | None]:
-    """Training clips/s (the engine's TrainStep) and the peak memory in GB (CUDA only)."""
+              compiled: bool = False, fused: bool = True) -> tuple[float, float | None]:
+    """Training clips/s (the engine's TrainStep) and the peak memory in GB (CUDA only); ``fused=False``: the
+    SGD update as torch's per-tensor loop instead of the engine's fused kernel."""
     torch.manual_seed(0)
     model = create_model(name, num_classes=400).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
     if compiled:
         compile_backbone(model, plan.compile_backend)
-    step = TrainStep(build_optimizer(model, 0.01), make_scaler(device, precision), MultiStep(0.01, [100], 0.1),
+    optimizer = build_optimizer(model, 0.01)
+    if not fused:
+        for group in optimizer.param_groups:
+            group["fused"] = None
+    step = TrainStep(optimizer, make_scaler(device, precision), MultiStep(0.01, [100], 0.1),
                      device, precision, channels_last=channels_last)
     data = torch.randn(plan.batch, 3, plan.frames, size, size, device=device)
     target = torch.randint(0, 400, (plan.batch,), device=device)

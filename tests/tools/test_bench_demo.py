@@ -14,6 +14,7 @@ def test_smoke_measures_every_lever(tmp_path: Path) -> None:
     rows = [line.split("|")[1:-1] for line in out.read_text().splitlines()[2:]]
     labels = [r[0].strip() for r in rows]
     assert labels[0].endswith("(baseline)") and "step, --channels-last" in labels
+    assert "step, SGD as a per-tensor loop (before: not fused)" in labels
     assert any(label.startswith("synthetic set stored at 32²") for label in labels)
     assert labels[-2:] == ["one checkpoint write", "one validation pass"]
     ratios = [float(r[2]) for r in rows]

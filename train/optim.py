@@ -36,8 +36,8 @@ GROUP_RULES: dict[str, GroupRule] = {
 }
 
 MOMENTUM = 0.9
-FUSED_DEVICES = ("cpu", "cuda")  # devices with a fused SGD kernel
 WEIGHT_DECAY = 1e-4
+FUSED_DEVICES = ("cpu", "cuda")  # devices with a fused SGD kernel
 
 
 def group_of(module: nn.Module, head_modules: set[int]) -> str:
@@ -104,7 +104,6 @@ def fusable(params: Iterable[torch.Tensor]) -> bool:
     """
     params = list(params)
     return bool(params) and all(p.is_floating_point() and p.device.type in FUSED_DEVICES for p in params)
-
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:

@@ -2,7 +2,7 @@
 
     python tools/draw_figures.py                       # figures/sr_block.png, figures/mtconv.png
     python tools/draw_figures.py --demo results/SYNTHETIC/srtg_r3d_18_gates_False \\
-        --eval results/SYNTHETIC/srtg_r3d_18_gates_False/eval_srtg_r3d_18_ep-0016_val_3x1
+        --eval results/SYNTHETIC/srtg_r3d_18_gates_False/eval_srtg_r3d_18_ep-0009_val_1x1
 
 ``--demo`` redraws that run's curves as ``figures/demo_curves.png``; ``--eval`` redraws an ``evaluate.py``
 output folder's confusion matrix (from its ``results.json``) as ``figures/demo_confusion.png``. The sketches

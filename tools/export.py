@@ -1,6 +1,6 @@
 """Export a trained model to TorchScript or ONNX and check its outputs against PyTorch.
 
-    python tools/export.py --network srtg_r3d_18 --checkpoint results/.../srtg_r3d_18_ep-0010.pth \
+    python tools/export.py --network srtg_r3d_18 --checkpoint results/.../srtg_r3d_18_ep-0009.pth \
         --format onnx --clip-length 16 --clip-size 224 --out srtg_r3d_18.onnx
 
 Both formats are traced at one input shape ``(B, 3, T, S, S)``; the batch dimension stays dynamic (checked

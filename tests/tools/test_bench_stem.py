@@ -1,0 +1,31 @@
+"""benchmarks/bench_stem.py: its multiply-add counter against the model table, and a tiny end-to-end run."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import bench_stem  # noqa: E402
+
+from network import create_model  # noqa: E402
+
+
+def test_macs_match_the_model_table():
+    clip = torch.zeros(1, 3, 16, 112, 112)
+    stem, total = bench_stem.count_macs(create_model("r3d_18", num_classes=400).eval(), clip)
+    assert stem == 64 * 16 * 56 * 56 * 3 * 3 * 7 * 7  # (3, 7, 7) kernel, stride (1, 2, 2), 3 input channels
+    assert round(2 * total / 1e9, 2) == 12.84  # README's GFLOPs for r3d_18 (ptflops)
+
+
+def test_tiny_run_prints_both_tables(capsys):
+    assert bench_stem.main(["--batch", "2", "--frames", "4", "--size", "40", "--repeats", "1", "--warmup", "0",
+                            "--num-classes", "5"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): line.split("|") for line in out.splitlines() if line.startswith("| ")}
+    for name in ("r3d_18", "mtnet_xs"):
+        share = float(rows[name][4])
+        assert 0.0 < share < 1.0
+    assert "in proportion to their MACs" in out
+    assert {"64", "56", "16", "8"} <= set(rows)

@@ -6,6 +6,9 @@ the weight and the padding reduced to match, but the work is not: on CPU, the ba
 weight at 1x1x1 took 89 ms against 6 ms forward for 512 channels and a batch of 32 (oneDNN, 2 threads).
 `TrimmedConv3d` keeps the parameter (state_dict keys and shapes unchanged) and convolves with the slice of it
 that can touch data; the cut taps get zero gradient, exactly as with the full kernel.
+
+On CPU, a 3x3x3 convolution at stride 1 on a small map also gets its weight gradient as a forward convolution
+(`conv3d_wgrad_as_forward`): oneDNN's backward-weights kernel took 2-4x the time of its forward there.
 """
 from __future__ import annotations
 
@@ -33,6 +36,46 @@ def _trim_dim(size: int, kernel: int, stride: int, padding: int) -> tuple[int, i
     return lo, hi, new_padding
 
 
+# Largest T*H*W of an input whose weight gradient is computed as a forward convolution (measured on a 2-core AVX2
+# EPYC, 2 threads: 0.19-0.73x oneDNN's backward-weights time for 3x3x3 kernels up to 8x28²; 0.93x at 16x28²,
+# 1.05x at 8x56², and 1.2-1.7x for the (2+1)D 1x3x3 and 3x1x1 kernels, which therefore keep oneDNN's).
+WGRAD_MAX_POSITIONS = 8 * 28 * 28
+
+
+class _Conv3dForwardWGrad(torch.autograd.Function):
+    """``F.conv3d`` at stride 1 whose weight gradient is the forward convolution of the input with the output
+    gradient, batch and channels swapped: dW[o, i] = sum_n x[n, i] (*) g[n, o]. The input gradient is ATen's."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                padding: tuple[int, int, int]) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.padding, ctx.has_bias = padding, bias is not None
+        return F.conv3d(x, weight, bias, 1, padding)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.ops.aten.convolution_backward(grad, x, weight, None, [1, 1, 1], list(ctx.padding),
+                                                         [1, 1, 1], False, [0, 0, 0], 1, [True, False, False])[0]
+        if ctx.needs_input_grad[1]:
+            grad_w = F.conv3d(x.transpose(0, 1), grad.transpose(0, 1), None, 1, ctx.padding).transpose(0, 1)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad.sum((0, 2, 3, 4))
+        return grad_x, grad_w, grad_b, None
+
+
+def conv3d_wgrad_as_forward(input: torch.Tensor, weight: torch.Tensor, groups: int, stride: tuple[int, ...],
+                            kernel_size: tuple[int, ...]) -> bool:
+    """Whether a conv takes `_Conv3dForwardWGrad`: eager CPU autograd without autocast, a full 3-D kernel
+    (declared, before trimming), stride 1, one group, and at most `WGRAD_MAX_POSITIONS` input positions."""
+    return (input.device.type == "cpu" and weight.requires_grad and torch.is_grad_enabled() and groups == 1
+            and stride == (1, 1, 1) and min(kernel_size) > 1 and input.shape[2:].numel() <= WGRAD_MAX_POSITIONS
+            and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling())
+
+
 class TrimmedConv3d(nn.Conv3d):
     """A drop-in ``nn.Conv3d`` (zero padding, no dilation) that skips taps lying wholly in the padding."""
 
@@ -44,11 +87,12 @@ class TrimmedConv3d(nn.Conv3d):
         trim = _trim_dim.__wrapped__ if torch.compiler.is_compiling() else _trim_dim
         plan = [trim(int(n), k, s, p)
                 for n, k, s, p in zip(input.shape[2:], self.kernel_size, self.stride, self.padding)]
-        if all(hi - lo == k for (lo, hi, _), k in zip(plan, self.kernel_size)):
-            return super()._conv_forward(input, weight, bias)
         (t0, t1, pt), (h0, h1, ph), (w0, w1, pw) = plan
-        return F.conv3d(input, weight[:, :, t0:t1, h0:h1, w0:w1], bias, self.stride, (pt, ph, pw), self.dilation,
-                        self.groups)
+        if not all(hi - lo == k for (lo, hi, _), k in zip(plan, self.kernel_size)):
+            weight = weight[:, :, t0:t1, h0:h1, w0:w1]
+        if conv3d_wgrad_as_forward(input, weight, self.groups, self.stride, self.kernel_size):
+            return _Conv3dForwardWGrad.apply(input, weight, bias, (pt, ph, pw))
+        return F.conv3d(input, weight, bias, self.stride, (pt, ph, pw), self.dilation, self.groups)
 
 
 def untrimmed(model: nn.Module) -> nn.Module:

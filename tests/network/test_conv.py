@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+import network.conv as conv_module
 from network.conv import TrimmedConv3d, _trim_dim, untrimmed
 from network.registry import create_model
 
@@ -61,3 +62,40 @@ def test_small_clip_through_srtg_r3d_18_matches_plain_convs():
         plain = untrimmed(model)(x)
     assert not any(isinstance(m, TrimmedConv3d) for m in model.modules())
     torch.testing.assert_close(trimmed, plain, rtol=1e-4, atol=1e-5)
+
+
+def _grad_fn_names(out: torch.Tensor) -> str:
+    return type(out.grad_fn).__name__
+
+
+def test_small_3d_kernels_get_their_weight_gradient_from_a_forward_conv(monkeypatch):
+    """Stride-1 3x3x3 convs on small maps take the forward-conv weight gradient (also when trimmed), and their
+    gradients equal nn.Conv3d's; strided, (2+1)D, grouped, no-grad and large-map convs keep ATen's backward."""
+    torch.manual_seed(0)
+    cases = [((3, 8, 4, 4, 4), dict(kernel_size=3, padding=1), True),          # a 3x3x3 conv on a small map
+             ((3, 8, 1, 2, 2), dict(kernel_size=3, padding=1), True),          # trimmed to 1x3x3
+             ((3, 8, 4, 4, 4), dict(kernel_size=3, padding=1, stride=2), False),
+             ((3, 8, 4, 4, 4), dict(kernel_size=(1, 3, 3), padding=(0, 1, 1)), False),
+             ((3, 8, 4, 4, 4), dict(kernel_size=3, padding=1, groups=2), False),
+             ((1, 8, 8, 29, 28), dict(kernel_size=3, padding=1), False)]       # more than WGRAD_MAX_POSITIONS
+    for shape, kw, expected in cases:
+        for bias, input_grad in ((True, True), (False, False)):
+            ref = nn.Conv3d(8, 6, bias=bias, **kw)
+            trim = TrimmedConv3d(8, 6, bias=bias, **kw)
+            trim.load_state_dict(ref.state_dict())
+            x = torch.randn(*shape, requires_grad=input_grad)
+            a, b = ref(x), trim(x)
+            assert (_grad_fn_names(b) == "_Conv3dForwardWGradBackward") is expected, (shape, kw)
+            with monkeypatch.context() as patch:  # the forward is the same convolution call as without the path
+                patch.setattr(conv_module, "WGRAD_MAX_POSITIONS", 0)
+                assert torch.equal(trim(x), b)
+            wrt = ([x] if input_grad else []) + [p for p in ref.parameters()]
+            ga = torch.autograd.grad(a.square().sum(), wrt)
+            gb = torch.autograd.grad(b.square().sum(), ([x] if input_grad else []) + list(trim.parameters()))
+            for u, v in zip(ga, gb):
+                torch.testing.assert_close(v, u, rtol=1e-4, atol=1e-4)
+    conv = TrimmedConv3d(8, 6, 3, padding=1)
+    with torch.no_grad():
+        assert conv(torch.randn(2, 8, 4, 4, 4)).grad_fn is None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert _grad_fn_names(conv(torch.randn(2, 8, 4, 4, 4))) != "_Conv3dForwardWGradBackward"

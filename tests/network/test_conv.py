@@ -64,7 +64,7 @@ def test_small_clip_through_srtg_r3d_18_matches_plain_convs():
     torch.testing.assert_close(trimmed, plain, rtol=1e-4, atol=1e-5)
 
 
-def _grad_fn_names(out: torch.Tensor) -> str:
+def _grad_fn_name(out: torch.Tensor) -> str:
     return type(out.grad_fn).__name__
 
 
@@ -85,17 +85,17 @@ def test_small_3d_kernels_get_their_weight_gradient_from_a_forward_conv(monkeypa
             trim.load_state_dict(ref.state_dict())
             x = torch.randn(*shape, requires_grad=input_grad)
             a, b = ref(x), trim(x)
-            assert (_grad_fn_names(b) == "_Conv3dForwardWGradBackward") is expected, (shape, kw)
+            assert (_grad_fn_name(b) == "_Conv3dForwardWGradBackward") is expected, (shape, kw)
             with monkeypatch.context() as patch:  # the forward is the same convolution call as without the path
                 patch.setattr(conv_module, "WGRAD_MAX_POSITIONS", 0)
                 assert torch.equal(trim(x), b)
-            wrt = ([x] if input_grad else []) + [p for p in ref.parameters()]
-            ga = torch.autograd.grad(a.square().sum(), wrt)
-            gb = torch.autograd.grad(b.square().sum(), ([x] if input_grad else []) + list(trim.parameters()))
+            inputs = [x] if input_grad else []
+            ga = torch.autograd.grad(a.square().sum(), inputs + list(ref.parameters()))
+            gb = torch.autograd.grad(b.square().sum(), inputs + list(trim.parameters()))
             for u, v in zip(ga, gb):
                 torch.testing.assert_close(v, u, rtol=1e-4, atol=1e-4)
     conv = TrimmedConv3d(8, 6, 3, padding=1)
     with torch.no_grad():
         assert conv(torch.randn(2, 8, 4, 4, 4)).grad_fn is None
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert _grad_fn_names(conv(torch.randn(2, 8, 4, 4, 4))) != "_Conv3dForwardWGradBackward"
+        assert _grad_fn_name(conv(torch.randn(2, 8, 4, 4, 4))) != "_Conv3dForwardWGradBackward"

@@ -19,15 +19,15 @@ import sys
 import time
 from pathlib import Path
 
-from data.labels import dictionary_path, load_records
-from network.gate import gate_pass_rates, reset_gate_stats
+from data.catalog.labels import dictionary_path, load_records
+from evaluation.inference import check_classes, dump_json, load_model, view_config
+from evaluation.multiview import infer_spec, plot_confusion, score_videos, summarise, write_predictions
+from network.srtg import gate_pass_rates, reset_gate_stats
 from train import distributed as dist
-from train.cli import str2bool
 from train.config import DEVICES
-from train.checkpoint import load_checkpoint_file
-from train.evaluation import infer_spec, plot_confusion, score_videos, summarise, write_predictions
-from train.inference import check_classes, dump_json, load_model, view_config
-from train.logs import close_logging, setup_logging
+from train.engine.cli import str2bool
+from train.monitor.logs import close_logging, setup_logging
+from train.results.checkpoint import load_checkpoint_file
 
 log = logging.getLogger("evaluate")
 
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", type=str, default=None,
                    help="data set location as for training (default: the checkpoint's --dataset)")
     p.add_argument("--spec", type=str, default=None,
-                   help="registered data set (data/datasets.py): synthetic, hacs, kinetics-<200|400|600|700>, "
+                   help="registered data set (data/catalog/datasets.py): synthetic, hacs, kinetics-<200|400|600|700>, "
                         "moments, ucf101, hmdb51, diving48 (default: the one the checkpoint was trained on)")
     p.add_argument("--split", type=str, default="val", choices=("val", "train"), help="which label CSV to test")
     p.add_argument("--csv", type=Path, default=None, help="another label CSV (e.g. a test split) instead of --split")

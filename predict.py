@@ -22,12 +22,18 @@ import sys
 import time
 from pathlib import Path
 
-from data.video_io import VideoDecodeError
-from train.cli import str2bool
+from data.store.video_io import VideoDecodeError
+from evaluation.inference import (
+    decode_clip_frames,
+    load_class_names,
+    load_model,
+    make_views,
+    view_config,
+    view_probabilities,
+)
 from train.config import DEVICES
 from train.distributed import pick_device
-from train.inference import (decode_clip_frames, load_class_names, load_model, make_views, view_config,
-                             view_probabilities)
+from train.engine.cli import str2bool
 
 
 def build_parser() -> argparse.ArgumentParser:

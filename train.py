@@ -3,15 +3,15 @@
     python -m data.prepare folders --videos my_videos/ --out my_set      # or ssv2, or any other format
     python train.py --dataset my_set --network srtg_r3d_18 [--clip-size 112] ...
 
-``--dataset`` is the folder ``data.prepare`` wrote (``labels/<name>_{train,val}.csv`` + dictionary and
-``data/<folder>/jpg``). The defaults suit a small data set (``data.datasets.GENERIC_DEFAULTS``: 16x112² clips,
+``--dataset`` is the folder ``data.prep.prepare`` wrote (``labels/<name>_{train,val}.csv`` + dictionary and
+``data/<folder>/jpg``). The defaults suit a small data set (``data.catalog.datasets.GENERIC_DEFAULTS``: 16x112² clips,
 no multigrid, 30 epochs); every argument of the other scripts works here (``--help``).
 """
 import sys
 
-from data.datasets import GENERIC_DEFAULTS, discover_dataset
-from data.spec import DatasetSpec
-from train.run import main
+from data.catalog.datasets import GENERIC_DEFAULTS, discover_dataset
+from data.catalog.spec import DatasetSpec
+from train.engine.run import main
 
 # --help without a data set: the generic defaults on a placeholder spec
 HELP_SPEC = DatasetSpec(name="DATASET", num_classes=1, folder="videos", train_csv="train.csv", val_csv="val.csv",

@@ -7,15 +7,15 @@ The eight classes differ only in motion (move left/right/up/down, rotate cw/ccw,
 frame cannot tell them apart. Every argument of the other scripts works here too (``--help``).
 """
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from data.datasets import get_dataset
-from data.synthetic import generate
-from train.cli import parse_config
-from train.run import main
+from data.catalog.datasets import get_dataset
+from data.prep.synthetic import generate
+from train.engine.cli import parse_config
+from train.engine.run import main
 
-# The CPU demo's defaults are the data set's (``SYNTHETIC`` in data/datasets.py, where they are described).
+# The CPU demo's defaults are the data set's (``SYNTHETIC`` in data/catalog/datasets.py, where they are described).
 SPEC = get_dataset("synthetic")
 DEFAULT_DIR = str(SPEC.defaults["dataset"])
 VIDEOS_PER_CLASS = 240

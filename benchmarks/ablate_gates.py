@@ -9,7 +9,7 @@ Arms (the earlier demo's clip: 8 frames of 32², interval 4, batch 32, lr 0.02):
 srtg_r3d_18 with gates on for each similarity of ``network.gate.SIMILARITIES``; mtnet_xs (at 34², MTNet needs
 at least 33 px); then, with the similarity of the best gates-on arm (mean final val top-1), that similarity
 with a warm-up (``--gates-from-epoch``: gate off for the first half of the epochs), and both at 16 frames.
-Each arm is trained through ``train.run.run`` with ``--random-seed`` 1..N; the data set is generated once into
+Each arm is trained through ``train.engine.run.run`` with ``--random-seed`` 1..N; the data set is generated once into
 ``OUT/data``. The table (``OUT/ablation.md``, also printed; raw numbers in ``OUT/ablation.json``) gives val
 top-1 at the end and at its best (mean ± half the range over seeds) and each block's final val pass rate from
 the run's ``gates_s0000.csv``. Arms that need a training flag the CLI does not have are listed as skipped.
@@ -35,16 +35,15 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from data.atomic import atomic_write_text  # noqa: E402
-from data.synthetic import CLASSES, SYNTHETIC_SPEC, generate, render_clip  # noqa: E402
-from data.video_transforms import normalise  # noqa: E402
-from network.config import get_config  # noqa: E402
-from network.gate import SIMILARITIES, gate_keep, gate_pass_rates, gated_blocks, reset_gate_stats  # noqa: E402
-from network.registry import create_model  # noqa: E402
-from train.cli import build_parser  # noqa: E402
-from train.gate_report import read_gates  # noqa: E402
+from data.pipeline.video_transforms import normalise
+from data.prep.synthetic import CLASSES, SYNTHETIC_SPEC, generate, render_clip
+from data.store.atomic import atomic_write_text
+from network.config import get_config
+from network.gate import SIMILARITIES, gate_keep
+from network.registry import create_model
+from network.srtg import gate_pass_rates, gated_blocks, reset_gate_stats
+from train.engine.cli import build_parser
+from train.monitor.gate_report import read_gates
 
 SRTG = "srtg_r3d_18"
 FULL = {"videos_per_class": 240, "frames": 32, "size": 64, "batch": 32, "clip": 32}  # the demo (train_synthetic.py)
@@ -86,7 +85,7 @@ def best_arms(best: str, clip: int = 32) -> list[Arm]:
 
 
 def missing_flags(arm: Arm, temperature: float | None) -> list[str]:
-    """Training flags ``arm`` needs that ``train.cli`` does not define (yet)."""
+    """Training flags ``arm`` needs that ``train.engine.cli`` does not define (yet)."""
     known = build_parser(SYNTHETIC_SPEC)._option_string_actions
     needed = [GATE_FLAGS["similarity"]] if arm.similarity not in (None, "raw") else []
     needed += [GATE_FLAGS["temperature"]] if arm.gates and temperature is not None else []
@@ -138,12 +137,12 @@ def run_arm(arm: Arm, seeds: int, data: Path, runs: Path, epochs: int, cfg: dict
     Each finished run is appended to ``runs/done.jsonl``, so a re-run with the same settings skips it (a session
     can end mid-ablation). The runs' checkpoints (350 MB each for srtg_r3d_18) are deleted unless
     ``keep_checkpoints``."""
-    from train.run import run
+    from train.engine.run import run  # noqa: PLC0415  (the engine only for a real ablation)
 
     missing = missing_flags(arm, temperature)
     record: dict[str, Any] = {"arm": asdict(arm), "skipped": missing, "runs": []}
     if missing:
-        print(f"[ablate] {arm.name}: skipped, train.cli has no {' '.join(missing)}", flush=True)
+        print(f"[ablate] {arm.name}: skipped, train.engine.cli has no {' '.join(missing)}", flush=True)
         return record
     spec = replace(SYNTHETIC_SPEC, num_classes=len(CLASSES))
     done = _done_runs(runs)
@@ -264,8 +263,7 @@ def distance_table(checkpoints: list[Path], clips: int = 32) -> str:
     clips at the checkpoint's clip size: T, the median squared distance between frames of the pooled features
     ``s``, between frames of the recurrent features ``r``, and across (``s_i`` to ``r_j``), and the pass rate
     with the checkpoint's similarity."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-    from visualise_gates import load_gated_model  # noqa: PLC0415
+    from tools.visualise_gates import load_gated_model  # noqa: PLC0415
 
     lines = ["| checkpoint | similarity | block | T | ‖s_i−s_j‖² | ‖r_i−r_j‖² | ‖s_i−r_j‖² | pass rate |",
              "|---|---|---|---|---|---|---|---|"]
@@ -277,7 +275,7 @@ def distance_table(checkpoints: list[Path], clips: int = 32) -> str:
         def hook(name: str, block: torch.nn.Module):
             def record(_module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
                 s, r = block.squeeze_recur(inputs[0])
-                seen[name] = (s.float(), r.float(), block)
+                seen[name] = (s.float(), r.float(), block)  # noqa: B023  (each hook fills this call's dict)
             return block.register_forward_pre_hook(record)
 
         handles = [hook(name, block) for name, block in gated_blocks(model).items()]

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from data.video_io import DECODERS, iter_frames, write_video_file
+from data.store.video_io import DECODERS, iter_frames, write_video_file
 
 
 def moving_frames(n: int, width: int, height: int, seed: int = 0):

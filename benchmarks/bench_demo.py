@@ -21,14 +21,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from bench_gpu import Plan, step_rate, table
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench_gpu import Plan, step_rate, table  # noqa: E402
-from data.synthetic import generate  # noqa: E402
-from network import create_model  # noqa: E402
-from train.checkpoint import save_checkpoint  # noqa: E402
-from train.optim import build_optimizer  # noqa: E402
+from data.prep.synthetic import generate
+from network import create_model
+from train.engine.optim import build_optimizer
+from train.results.checkpoint import save_checkpoint
 
 # the demo (train_synthetic.py): 1440 train clips = 45 steps of 32, 480 val clips; frames stored at 64², read at 32²
 DEMO = Plan(("srtg_r3d_18",), (32,), 8, 32, ("fp32",), 6, 2, "inductor", 4, 64)

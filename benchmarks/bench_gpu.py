@@ -8,7 +8,7 @@ It prints one markdown table (and writes it to ``--out``):
    16×224² and 16×112² in fp32 / fp16 / bf16, then with ``--channels-last`` (fp16) and with ``--compile``
    (fp16, 16×112²) — the engine's own `TrainStep`, so it measures what training does;
 2. loader clips/s from SQLite frames: CPU decoding in N DataLoader workers against deferred decoding on the GPU
-   (`VideoIter(decode='deferred')` + `data.device_batches.DeviceBatches`, the ``--decode gpu`` path of training);
+   (`VideoIter(decode='deferred')` + `data.pipeline.device_batches.DeviceBatches`, the ``--decode gpu`` path of training);
 3. the GPU's busy fraction in a short training run from SQLite frames (step compute time over wall time):
    does the loader keep up?
 Rows that do not fit in ``--budget-s`` are listed as skipped. Ratios are against the fp32 row of the same model
@@ -25,20 +25,18 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from data.device_batches import DeviceBatches  # noqa: E402
-from data.labels import load_records  # noqa: E402
-from data.synthetic import generate  # noqa: E402
-from data.video_iterator import VideoIter, collate_deferred  # noqa: E402
-from data.video_sampler import RandomSampling  # noqa: E402
-from data.video_transforms import build_transform  # noqa: E402
-from network import create_model  # noqa: E402
-from network.compile import compile_backbone  # noqa: E402
-from network.config import get_config  # noqa: E402
-from train.loop import TrainStep, make_scaler  # noqa: E402
-from train.lr_scheduler import MultiStep  # noqa: E402
-from train.optim import build_optimizer  # noqa: E402
+from data.catalog.labels import load_records
+from data.pipeline.device_batches import DeviceBatches
+from data.pipeline.video_iterator import VideoIter, collate_deferred
+from data.pipeline.video_sampler import RandomSampling
+from data.pipeline.video_transforms import build_transform
+from data.prep.synthetic import generate
+from network import create_model
+from network.compile import compile_backbone
+from network.config import get_config
+from train.engine.loop import TrainStep, make_scaler
+from train.engine.lr_scheduler import MultiStep
+from train.engine.optim import build_optimizer
 
 
 @dataclass(frozen=True)

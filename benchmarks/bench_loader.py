@@ -4,7 +4,7 @@
                                       [--shapes 8x112,16x112,16x224] [--workers 2] [--interval 2]
                                       [--policy small] [--crop N] [--only a,e,d]
 
-Generates one synthetic set (``data.synthetic``: frames.db + the same clips as H.264 .mp4) and dumps the very same
+Generates one synthetic set (``data.prep.synthetic``: frames.db + the same clips as H.264 .mp4) and dumps the very same
 JPEG bytes as ``frame_%05d.jpg`` folders, then loads the same random clips (same sampler seed) with:
 (a) ``VideoIter`` (one SQLite query per clip), (b) JPEG files (``cv2.imread`` per frame), (c) the .mp4 files
 (PyAV: seek to the clip, decode forward), (d) the decode bound: ``cv2.imdecode`` of the JPEG bytes already in
@@ -34,13 +34,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from data.frame_decoder import choose_reduce
-from data.frames_db import DB_NAME, decode_jpeg
-from data.labels import load_records
-from data.synthetic import generate
-from data.video_iterator import VideoIter
-from data.video_sampler import RandomSampling
-from data.video_transforms import build_transform
+from data.catalog.labels import load_records
+from data.pipeline.video_iterator import VideoIter
+from data.pipeline.video_sampler import RandomSampling
+from data.pipeline.video_transforms import build_transform
+from data.prep.synthetic import generate
+from data.store.frame_decoder import choose_reduce
+from data.store.frames_db import DB_NAME, decode_jpeg
 from network.config import get_config
 
 

@@ -14,13 +14,10 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import network  # noqa: E402
+import network
 
 # (label, network name, kwargs, baseline label)
 CASES = [

@@ -5,11 +5,11 @@
 
 For each length it writes four ``frames.db`` files with the same JPEG blobs (``--size`` textured frames, a few
 KB each; a real 256-pixel frame is 10-40 KB, so the scans below are cheaper than on real data):
-``original``: the original's layout, rows in frame order, no index; ``ours``: `data.frames_db.write_video`
+``original``: the original's layout, rows in frame order, no index; ``ours``: `data.store.frames_db.write_video`
 (rows in order + ObjId index); ``reordered+index``: rows in a shuffled order (as the original's converter
-could insert them), then indexed with `data.index_db`, so every rowid misses and the indexed fallback runs.
+could insert them), then indexed with `data.prep.index_db`, so every rowid misses and the indexed fallback runs.
 It times reading one ``--clip``-frame clip (interval 2, random start): the old query on ``original`` against
-the new read (`data.frames_db.read_unique_blobs`) on each file. ``warm``: reused connection, file in the page
+the new read (`data.store.frames_db.read_unique_blobs`) on each file. ``warm``: reused connection, file in the page
 cache. ``cold``: a new read-only connection, and the file evicted from the page cache with
 ``posix_fadvise(DONTNEED)`` first (only our files; the machine's other caches, e.g. the disk's, stay; dropping
 all caches needs root).
@@ -23,17 +23,24 @@ import sqlite3
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
 
 from benchmarks.bench_loader import evict
-from data.frames_db import (DB_NAME, TABLE_SQL, connect_readonly, encode_jpeg, frame_id, query_by_objid,
-                            read_unique_blobs, write_video)
-from data.index_db import index_database
-
+from data.prep.index_db import index_database
+from data.store.frames_db import (
+    DB_NAME,
+    TABLE_SQL,
+    connect_readonly,
+    encode_jpeg,
+    frame_id,
+    query_by_objid,
+    read_unique_blobs,
+    write_video,
+)
 
 OLD = "old query, original"
 

@@ -16,15 +16,12 @@ import math
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import network  # noqa: E402
-from benchmarks.bench_models import add_clip_arguments, step_seconds  # noqa: E402
+import network
+from benchmarks.bench_models import add_clip_arguments, step_seconds
 
 MODELS = ("r3d_18", "mtnet_xs")
 

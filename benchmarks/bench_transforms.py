@@ -14,7 +14,7 @@ import time
 import numpy as np
 import torch
 
-from data.video_transforms import VideoTransform, build_transform
+from data.pipeline.video_transforms import VideoTransform, build_transform
 from network.config import get_config
 
 
@@ -58,8 +58,8 @@ def main() -> None:
                 a = transform(frames, size, rng=np.random.default_rng(seed))
                 b = per_frame(transform, frames, size, seed)
                 assert torch.allclose(a, b, atol=1e-4), f"{name}: per-frame output differs (seed {seed})"
-            fast = rate(lambda k: transform(frames, size, rng=np.random.default_rng(k)), args.clips)
-            slow = rate(lambda k: per_frame(transform, frames, size, k), max(2, args.clips // 4))
+            fast = rate(lambda k: transform(frames, size, rng=np.random.default_rng(k)), args.clips)  # noqa: B023
+            slow = rate(lambda k: per_frame(transform, frames, size, k), max(2, args.clips // 4))  # noqa: B023
             print(f"| {name} | {side} | {fast:.1f} | {slow:.1f} | {fast / slow:.1f}x |")
 
 

@@ -14,16 +14,13 @@ import argparse
 import copy
 import statistics
 import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import network  # noqa: E402
-import network.conv as conv  # noqa: E402
-from benchmarks.bench_models import step_seconds  # noqa: E402
-from network.conv import untrimmed  # noqa: E402
+import network
+import network.conv as conv
+from benchmarks.bench_models import step_seconds
+from network.conv import untrimmed
 
 SHAPES = [(32, 8, 32), (16, 8, 64), (4, 16, 112)]  # (batch, frames, size)
 

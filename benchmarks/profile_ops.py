@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import network  # noqa: E402
-from benchmarks.bench_models import add_clip_arguments  # noqa: E402
+import network
+from benchmarks.bench_models import add_clip_arguments
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

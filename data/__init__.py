@@ -8,11 +8,11 @@ import importlib
 from typing import Any
 
 _PUBLIC = {
-    "DatasetSpec": "data.spec", "DatasetPaths": "data.spec",
-    "VideoRecord": "data.labels", "load_records": "data.labels",
-    "SYNTHETIC_SPEC": "data.synthetic",
-    "VideoIter": "data.video_iterator",
-    "build_loaders": "data.loaders",
+    "DatasetSpec": "data.catalog.spec", "DatasetPaths": "data.catalog.spec",
+    "VideoRecord": "data.catalog.labels", "load_records": "data.catalog.labels",
+    "SYNTHETIC_SPEC": "data.prep.synthetic",
+    "VideoIter": "data.pipeline.video_iterator",
+    "build_loaders": "data.pipeline.loaders",
 }
 __all__ = sorted(_PUBLIC)
 

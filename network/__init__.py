@@ -1,6 +1,8 @@
 """SRTG and MTNet model zoo: import the model modules so they register, re-export the factory."""
+from network import (
+    mtnet,  # noqa: F401  (registers mtnet_*)
+    srtg_resnet,  # noqa: F401  (registers r3d_*, r2plus1d_*, *_csn_*, srtg_*)
+)
 from network.registry import build_model, create_model, get_symbol, list_models, register_model
-from network import srtg_resnet  # noqa: F401  (registers r3d_*, r2plus1d_*, *_csn_*, srtg_*)
-from network import mtnet  # noqa: F401  (registers mtnet_*)
 
 __all__ = ["build_model", "create_model", "get_symbol", "list_models", "register_model"]

@@ -8,7 +8,7 @@ and shapes match released checkpoints (e.g. ``layer2.0.conv1.0.0.weight``: block
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn

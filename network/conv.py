@@ -13,7 +13,6 @@ On CPU, a 3x3x3 convolution at stride 1 on a small map also gets its weight grad
 from __future__ import annotations
 
 import contextlib
-
 from functools import lru_cache
 
 import torch

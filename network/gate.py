@@ -1,6 +1,7 @@
 """The temporal gate of SRTG: the soft-nearest-neighbour cycle-consistency check (Temporal Cycle-Consistency,
-Dwibedi et al. 2019, https://arxiv.org/abs/1904.07846) under selectable similarities, and the model-level
-diagnostics (per-block pass rates) and warm-up switch of the gated SR blocks.
+Dwibedi et al. 2019, https://arxiv.org/abs/1904.07846) under selectable similarities, . The model-level
+diagnostics (per-block pass rates) and warm-up switch of the gated SR blocks live beside the block, in
+:mod:`network.srtg`.
 
 A check compares two frame sequences ``u, v`` of shape ``(B,T,C)``. ``SIMILARITIES`` names the ways to
 compare them (``raw`` is the default and the formula the README describes); a block's gate applies one to
@@ -8,16 +9,10 @@ its pooled features ``s`` and recurrent states ``r`` (both ``(B,C,T)``) through 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
 
 import torch
-import torch.nn as nn
-
-from network.weights import strip_wrappers
-
-if TYPE_CHECKING:
-    from network.srtg import Squeeze_and_Recursion
 
 DEFAULT_SIMILARITY = "raw"
 DEFAULT_TEMPERATURE = 0.1  # TCC's published softmax temperature
@@ -146,47 +141,3 @@ def gate_keep(s: torch.Tensor, r: torch.Tensor, similarity: str = DEFAULT_SIMILA
               temperature: float = DEFAULT_TEMPERATURE) -> torch.Tensor:
     """An SR block's gate: ``(B,C,T), (B,C,T) -> (B,)`` bool, True where every frame is consistent."""
     return gate_frames(s, r, similarity, temperature).all(dim=-1)
-
-
-# Model-level API: the gated SR blocks of a (possibly DDP-wrapped or compiled) model.
-
-def gated_blocks(model: nn.Module) -> dict[str, Squeeze_and_Recursion]:
-    """``{name: block}`` of every SR block built with ``gates=True``, names like ``layer1.0.sar``."""
-    from network.srtg import Squeeze_and_Recursion  # network.srtg imports this module
-
-    return {strip_wrappers(name): m for name, m in model.named_modules()
-            if isinstance(m, Squeeze_and_Recursion) and m.gate}
-
-
-def set_gates_active(model: nn.Module, active: bool) -> int:
-    """Apply (``True``) or skip (``False``: every sample gets ``x*r``) the gate of every gated block (the
-    ``--gates-from-epoch`` warm-up); returns the number of blocks switched. Skipped gates still count."""
-    blocks = gated_blocks(model)
-    for block in blocks.values():
-        block.gate_active = bool(active)
-    return len(blocks)
-
-
-def reset_gate_stats(model: nn.Module) -> None:
-    """Zero the pass counters of every gated block (e.g. at the start of each epoch and phase)."""
-    for block in gated_blocks(model).values():
-        block.reset_gate_stats()
-
-
-def gate_pass_rates(model: nn.Module, reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
-                    ) -> dict[str, float]:
-    """``{block name: passed / checked samples}`` since the last reset (NaN for a block that checked none).
-
-    One host synchronisation for all blocks. ``reduce`` sums the ``(N, 2)`` float64 counts over processes
-    (e.g. ``train.distributed.all_reduce_sum``) before dividing.
-    """
-    blocks = gated_blocks(model)
-    if not blocks:
-        return {}
-    counts = torch.stack([block.gate_counts() for block in blocks.values()])
-    if reduce is not None:
-        counts = reduce(counts)
-    rates = []
-    for passed, total in counts.tolist():
-        rates.append(passed / total if total else float("nan"))
-    return dict(zip(blocks, rates))

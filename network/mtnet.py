@@ -12,8 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from network.contract import ClassifierMixin
 from network.blocks import BasicStem, init_weights
+from network.contract import ClassifierMixin
 from network.conv import FramewiseMaxPool3d
 from network.mtconv import MTConv, RecurrentAlignment, Streams, resize3d, temporal_cossim_pool
 from network.registry import register_model

@@ -8,7 +8,7 @@ Dwibedi et al. 2019, https://arxiv.org/abs/1904.07846), computed by :mod:`networ
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -16,8 +16,17 @@ import torch.nn as nn
 
 # The check itself lives in network.gate; re-exported here for callers of the original module.
 from network.conv import autocast_off
-from network.gate import (DEFAULT_SIMILARITY, DEFAULT_TEMPERATURE, _squared_distances,  # noqa: F401
-                          check_temperature, cycle_back_to_self, cycle_consistent, gate_keep, get_similarity)
+from network.gate import (  # noqa: F401
+    DEFAULT_SIMILARITY,
+    DEFAULT_TEMPERATURE,
+    _squared_distances,
+    check_temperature,
+    cycle_back_to_self,
+    cycle_consistent,
+    gate_keep,
+    get_similarity,
+)
+from network.weights import strip_wrappers
 
 RECURRENT = {"lstm": nn.LSTM, "gru": nn.GRU}
 SR_INITS = ("identity", "pytorch")
@@ -171,3 +180,45 @@ def _without_onednn_rnn(x: torch.Tensor) -> Iterator[None]:
         yield
     finally:
         torch.backends.mkldnn.enabled = True
+
+
+# Model-level API: the gated SR blocks of a (possibly DDP-wrapped or compiled) model.
+
+def gated_blocks(model: nn.Module) -> dict[str, Squeeze_and_Recursion]:
+    """``{name: block}`` of every SR block built with ``gates=True``, names like ``layer1.0.sar``."""
+    return {strip_wrappers(name): m for name, m in model.named_modules()
+            if isinstance(m, Squeeze_and_Recursion) and m.gate}
+
+
+def set_gates_active(model: nn.Module, active: bool) -> int:
+    """Apply (``True``) or skip (``False``: every sample gets ``x*r``) the gate of every gated block (the
+    ``--gates-from-epoch`` warm-up); returns the number of blocks switched. Skipped gates still count."""
+    blocks = gated_blocks(model)
+    for block in blocks.values():
+        block.gate_active = bool(active)
+    return len(blocks)
+
+
+def reset_gate_stats(model: nn.Module) -> None:
+    """Zero the pass counters of every gated block (e.g. at the start of each epoch and phase)."""
+    for block in gated_blocks(model).values():
+        block.reset_gate_stats()
+
+
+def gate_pass_rates(model: nn.Module, reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
+                    ) -> dict[str, float]:
+    """``{block name: passed / checked samples}`` since the last reset (NaN for a block that checked none).
+
+    One host synchronisation for all blocks. ``reduce`` sums the ``(N, 2)`` float64 counts over processes
+    (e.g. ``train.distributed.all_reduce_sum``) before dividing.
+    """
+    blocks = gated_blocks(model)
+    if not blocks:
+        return {}
+    counts = torch.stack([block.gate_counts() for block in blocks.values()])
+    if reduce is not None:
+        counts = reduce(counts)
+    rates = []
+    for passed, total in counts.tolist():
+        rates.append(passed / total if total else float("nan"))
+    return dict(zip(blocks, rates))

@@ -8,16 +8,26 @@ multipliers near 1, ``'pytorch'`` is the original's init).
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
 
+from network.blocks import (
+    BasicBlock,
+    BasicStem,
+    Bottleneck,
+    Conv2Plus1D,
+    Conv3DDepthwise,
+    Conv3DSimple,
+    IPConv3DDepthwise,
+    R2Plus1dStem,
+    init_weights,
+)
 from network.contract import ClassifierMixin
-from network.blocks import (BasicBlock, BasicStem, Bottleneck, Conv2Plus1D, Conv3DDepthwise, Conv3DSimple,
-                            IPConv3DDepthwise, R2Plus1dStem, init_weights)
-from network.registry import register_model
 from network.gate import DEFAULT_SIMILARITY, DEFAULT_TEMPERATURE, check_temperature, get_similarity
+from network.registry import register_model
 from network.srtg import Squeeze_and_Recursion
 
 Block = type[BasicBlock] | type[Bottleneck]

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from reference_data import original_models
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))

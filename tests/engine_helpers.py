@@ -12,17 +12,17 @@ import csv
 import importlib.util
 import shutil
 import tempfile
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
-from typing import Iterator
 
 import torch
 import torch.nn as nn
 
-from data.frames_db import connect_readonly, read_blobs, read_n_frames, write_video
-from data.datasets import get_dataset, list_datasets
-from data.spec import DatasetSpec
+from data.catalog.datasets import get_dataset, list_datasets
+from data.catalog.spec import DatasetSpec
+from data.store.frames_db import connect_readonly, read_blobs, read_n_frames, write_video
 from network import registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +81,7 @@ atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 @lru_cache(maxsize=1)
 def synthetic_root() -> Path:
     """A tiny synthetic set (4 classes × 3 clips of 8 frames, 32²; 2 train + 1 val per class), made once."""
-    from data.synthetic import generate
+    from data.prep.synthetic import generate
 
     out = _TMP / "synthetic"
     generate(out, num_classes=4, videos_per_class=3, frames=8, size=32, val_fraction=1 / 3)

@@ -7,20 +7,20 @@ from __future__ import annotations
 
 import csv
 from dataclasses import replace
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from data.frames_db import write_video
-from data.loaders import LoaderConfig, build_loaders
-from data.synthetic import SYNTHETIC_SPEC
-from data.video_io import write_video_file
+from data.pipeline.loaders import LoaderConfig, build_loaders
+from data.prep.synthetic import SYNTHETIC_SPEC
+from data.store.frames_db import write_video
+from data.store.video_io import write_video_file
 from network import create_model
 from network.config import get_config
-from train.checkpoint import checkpoint_path, save_checkpoint
 from train.config import RunConfig
+from train.results.checkpoint import checkpoint_path, save_checkpoint
 
 # BGR base colours; red and blue are mirror images, so swapping channels confuses exactly those two.
 COLOURS = {"red": (40, 50, 210), "green": (50, 200, 60), "blue": (210, 60, 40)}
@@ -99,7 +99,7 @@ def fit_head(model: torch.nn.Module, loaders, epochs: int, steps: int = 100) -> 
         model.fc.bias.copy_((head.bias.double() - w @ mu).float())
 
 
-@lru_cache(maxsize=None)
+@cache
 def trained_checkpoint(base: Path) -> Path:
     """A checkpoint (engine format, engine results folder) of ``r3d_18`` whose head was trained on a colour set
     written under ``base`` through the training data loaders; videos of that set are in ``base/videos``."""

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from evalkit import CLIP_LENGTH, CLIP_SIZE, COLOURS, NETWORK, trained_checkpoint
 
 import evaluate
-from evalkit import CLIP_LENGTH, CLIP_SIZE, COLOURS, NETWORK, trained_checkpoint
 from train.distributed import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,10 +109,10 @@ def test_labels_unknown_to_checkpoint_are_an_error(ckpt, tmp_path, capsys):
 def test_gated_checkpoint_reports_gate_pass_rates(ckpt, tmp_path):
     """A --gates True checkpoint: evaluate.py builds the gated network from the checkpoint alone and reports the
     pass rate of each of its 8 SR blocks."""
-    from data.datasets import spec_from_dict
+    from data.catalog.datasets import spec_from_dict
     from network import build_model
-    from train.checkpoint import load_checkpoint_file, save_checkpoint
     from train.config import RunConfig
+    from train.results.checkpoint import load_checkpoint_file, save_checkpoint
 
     source = load_checkpoint_file(ckpt)
     config = RunConfig.from_saved(source).replace(network="srtg_r3d_18", gates=True, gate_similarity="tcc")

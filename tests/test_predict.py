@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from evalkit import COLOURS, NETWORK, trained_checkpoint
 
 import predict
-from evalkit import COLOURS, NETWORK, trained_checkpoint
-from data.labels import dictionary_path
-from data.video_io import write_video_file
-from train.inference import ViewConfig, decode_clip_frames
+from data.catalog.labels import dictionary_path
+from data.store.video_io import write_video_file
+from evaluation.inference import ViewConfig, decode_clip_frames
 
 
 @pytest.fixture(scope="module")

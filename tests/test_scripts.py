@@ -8,10 +8,10 @@ import sys
 
 import pytest
 import torch
-
 from engine_helpers import ROOT, SCRIPTS, dataset_for, load_script, tiny_args, tiny_network
-from train.checkpoint import load_checkpoint_file
+
 from train.config import FIELD_GROUP
+from train.results.checkpoint import load_checkpoint_file
 
 
 @pytest.fixture(scope="module")

@@ -21,11 +21,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from data.atomic import atomic_path  # noqa: E402
-from train.confusion_plot import plot_confusion  # noqa: E402
-from train.plotting import plot_results  # noqa: E402
+from data.store.atomic import atomic_path
+from train.plots.confusion import plot_confusion
+from train.plots.curves import plot_results
 
 # fill colours by role: tensors, operations, recurrent cells, the gate, sums/products
 COLOURS = {"tensor": "#f2f2f2", "op": "#dbe9f6", "rnn": "#fde3c8", "gate": "#e3f1dc", "node": "#ffffff"}

@@ -24,11 +24,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from train.cli import str2bool  # noqa: E402
-from network.srtg import Squeeze_and_Recursion  # noqa: E402
-from train.inference import ViewConfig, load_class_names, load_model, view_config  # noqa: E402
+from evaluation.inference import ViewConfig, load_class_names, load_model, view_config
+from network.srtg import Squeeze_and_Recursion
+from train.engine.cli import str2bool
 
 FORMATS = ("torchscript", "onnx")
 SUFFIX = {"torchscript": ".pt", "onnx": ".onnx"}

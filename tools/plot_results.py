@@ -8,9 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from train.plotting import plot_results  # noqa: E402
+from train.plots.curves import plot_results
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,13 +21,12 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import network
+from evaluation.inference import load_model, view_config
+from network.conv import TrimmedConv3d
+from train.distributed import pick_device
 
-import network  # noqa: E402
-from network.conv import TrimmedConv3d  # noqa: E402
-from train.distributed import pick_device  # noqa: E402
-from train.inference import load_model, view_config  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 REFERENCE = ROOT / "tests" / "reference" / "original_models.json.gz"
 NOT_COUNTED = [nn.BatchNorm3d, nn.GroupNorm, nn.ReLU, nn.MaxPool3d, nn.AvgPool3d, nn.AdaptiveAvgPool3d]
@@ -54,8 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def count_flops(model: nn.Module, clip_length: int, clip_size: int) -> int:
     """FLOPs (2 per MAC) of one clip ``(1, 3, T, S, S)`` through ``model`` (counted on a copy, in eval mode)."""
-    from ptflops import get_model_complexity_info
-    from ptflops.pytorch_ops import conv_flops_counter_hook
+    from ptflops import get_model_complexity_info  # noqa: PLC0415  (only when counting)
+    from ptflops.pytorch_ops import conv_flops_counter_hook  # noqa: PLC0415
 
     # nominal FLOPs, as the original counts them: a TrimmedConv3d counts as the full Conv3d it stands for
     macs, _ = get_model_complexity_info(copy.deepcopy(model).eval(), (3, clip_length, clip_size, clip_size),

@@ -21,23 +21,20 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from data.atomic import atomic_path  # noqa: E402
-from data.frames_db import DB_NAME, FrameReadError, read_frames, read_n_frames  # noqa: E402
-from data.video_io import VideoDecodeError  # noqa: E402
-from network.config import get_config  # noqa: E402
-from network.gate import (DEFAULT_SIMILARITY, DEFAULT_TEMPERATURE, gate_frames, gated_blocks,  # noqa: E402
-                          set_gates_active)
-from network.registry import create_model  # noqa: E402
-from network.weights import load_partial  # noqa: E402
-from train.checkpoint import load_checkpoint_file  # noqa: E402
-from train.config import RunConfig  # noqa: E402
-from train.inference import ViewConfig, decode_clip_frames, head_classes, make_views, view_config  # noqa: E402
+from data.store.atomic import atomic_path
+from data.store.frames_db import DB_NAME, FrameReadError, read_frames, read_n_frames
+from data.store.video_io import VideoDecodeError
+from evaluation.inference import ViewConfig, decode_clip_frames, head_classes, make_views, view_config
+from network.config import get_config
+from network.gate import DEFAULT_SIMILARITY, DEFAULT_TEMPERATURE, gate_frames
+from network.registry import create_model
+from network.srtg import gated_blocks, set_gates_active
+from network.weights import load_partial
+from train.config import RunConfig
+from train.results.checkpoint import load_checkpoint_file
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The typed run configuration: six groups of fields, each field declared once with its default, flags and help.
 
-``RunConfig`` is built once per run by :func:`train.cli.parse_config` (defaults < data set overrides <
+``RunConfig`` is built once per run by :func:`train.engine.cli.parse_config` (defaults < data set overrides <
 ``--config`` file < command line), validated where it is built, passed down instead of an argparse
 ``Namespace``, saved in every checkpoint as plain data (``RunConfig.to_dict``) and read back by evaluation,
 prediction and export (``RunConfig.from_saved``). Field names are the original's argparse ``dest`` names, so
@@ -12,11 +12,12 @@ import difflib
 import json
 import math
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
-from data.frame_decoder import DECODE_CHOICES
+from data.store.frame_decoder import DECODE_CHOICES
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -238,7 +239,7 @@ class RunConfig:
                  "output": "output", "hardware": "hardware"}
 
     @classmethod
-    def from_flat(cls, values: Mapping[str, Any], dataset_name: str = "", where: str = "configuration") -> "RunConfig":
+    def from_flat(cls, values: Mapping[str, Any], dataset_name: str = "", where: str = "configuration") -> RunConfig:
         """Build from ``{field: value}`` (unknown keys are an error), then :meth:`validate`."""
         check_keys(values, where)
         parts = {attr: GROUPS[group](**{k: v for k, v in values.items() if FIELD_GROUP[k] == group})
@@ -260,12 +261,12 @@ class RunConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "configuration") -> "RunConfig":
+    def from_dict(cls, data: Mapping[str, Any], where: str = "configuration") -> RunConfig:
         """Inverse of :meth:`to_dict`; also accepts a flat ``{field: value}`` mapping."""
         return cls.from_flat(flatten(data, where), str(data.get("dataset_name", "")), where)
 
     @classmethod
-    def from_saved(cls, checkpoint: Mapping[str, Any]) -> "RunConfig | None":
+    def from_saved(cls, checkpoint: Mapping[str, Any]) -> RunConfig | None:
         """The configuration stored in a checkpoint: ``config`` (this project), the older flat ``args``
         (unknown keys dropped), or None for original checkpoints, which store neither."""
         if checkpoint.get("config"):
@@ -276,11 +277,11 @@ class RunConfig:
             return cls.from_flat(known, str(args.get("dataset_name", "")), where="checkpoint args")
         return None
 
-    def replace(self, **changes: Any) -> "RunConfig":
+    def replace(self, **changes: Any) -> RunConfig:
         """A copy with fields changed by name (``cfg.replace(clip_size=112)``), validated again."""
         return RunConfig.from_flat({**self.flat(), **changes}, self.dataset_name)
 
-    def validate(self) -> "RunConfig":
+    def validate(self) -> RunConfig:
         """Check ranges and cross-field rules (raises one-line ``ValueError`` naming the flag); fill derived
         values: the validation clip defaults to the training clip."""
         d, m, o, s, out, hw = self.data, self.model, self.optim, self.schedule, self.output, self.hardware
@@ -367,7 +368,7 @@ class RunConfig:
 
     def save(self, path: str | Path) -> Path:
         """Write the resolved configuration as JSON; ``train_<dataset>.py --config FILE`` re-runs it."""
-        from data.atomic import atomic_write_text  # noqa: PLC0415  (keeps this module import-light)
+        from data.store.atomic import atomic_write_text  # noqa: PLC0415  (keeps this module import-light)
 
         return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 

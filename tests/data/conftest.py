@@ -1,16 +1,16 @@
 """Data fixtures shared by the tests in tests/data (real SQLite files and real encoded video files)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
-
-from data.spec import DatasetPaths
-from data.synthetic import generate
-from data.video_io import write_video_file
 from datagen import gradient_frames
+
+from data.catalog.spec import DatasetPaths
+from data.prep.synthetic import generate
+from data.store.video_io import write_video_file
 
 
 @pytest.fixture(scope="session")

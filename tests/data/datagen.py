@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.video_io import write_video_file
+from data.store.video_io import write_video_file
 
 
 def gradient_frames(n: int, width: int = 64, height: int = 48, seed: int = 0) -> np.ndarray:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from data.annotations import PARSERS, ParseArgs, folder_name
+from data.prep.annotations import PARSERS, ParseArgs, folder_name
 
 
 def _write(path: Path, text: str) -> Path:

@@ -4,9 +4,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 
-from data import check
-from data.frames_db import COUNT_NAME, DB_NAME, TABLE_SQL, encode_jpeg, write_video
 from datagen import gradient_frames
+
+from data.prep import check
+from data.store.frames_db import COUNT_NAME, DB_NAME, TABLE_SQL, encode_jpeg, write_video
 
 
 def _dataset(tmp_path):
@@ -38,7 +39,7 @@ def test_every_breakage_is_one_line_and_fix_repairs_counts(tmp_path, capsys, cap
     ds = _dataset(tmp_path)
     csv = tmp_path / "x_val.csv"
     csv.write_text("label,id,split\nrun,ok,val\nrun,lost,val\nrun,elsewhere,train\n")
-    with caplog.at_level(logging.WARNING, logger="data.check"):
+    with caplog.at_level(logging.WARNING, logger="data.prep.check"):
         assert check.main([str(ds), "--csv", str(csv), "--workers", "2"]) == 1
     out = capsys.readouterr().out.strip().splitlines()
     lines = [line for line in out if line.startswith("BROKEN")]
@@ -93,6 +94,6 @@ def test_ids_in_train_and_val_csvs_warn(tiny_synthetic, tmp_path, caplog):
     train = tmp_path / "s_train.csv"
     val_rows = tiny_synthetic.val_csv.read_text().splitlines()
     train.write_text(tiny_synthetic.train_csv.read_text() + val_rows[1].replace(",val", ",train") + "\n")
-    with caplog.at_level(logging.WARNING, logger="data.labels"):
+    with caplog.at_level(logging.WARNING, logger="data.catalog.labels"):
         assert check.main([str(tiny_synthetic.root), "--csv", str(train), str(tiny_synthetic.val_csv)]) == 0
     assert "1 video ids are in both train and val" in caplog.text

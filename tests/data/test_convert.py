@@ -9,11 +9,11 @@ import subprocess
 import cv2
 import numpy as np
 import pytest
-
-from data import convert
-from data.frames_db import DB_NAME, connect_readonly, count_rows, read_blobs, read_frames, read_n_frames
-from data.video_io import DECODERS, VideoDecodeError, iter_frames, output_size
 from datagen import gradient_frames, write_clip
+
+from data.prep import convert
+from data.store.frames_db import DB_NAME, connect_readonly, count_rows, read_blobs, read_frames, read_n_frames
+from data.store.video_io import DECODERS, VideoDecodeError, iter_frames, output_size
 
 
 @pytest.mark.parametrize("ext", [".mp4", ".avi"])
@@ -39,7 +39,7 @@ def test_videos_end_to_end_resume_and_corrupt_input(tmp_path, video_file_factory
     (tmp_path / "src" / "jump" / "notes.txt").write_text("not a video")
     dst = tmp_path / "dst"
     video_file_factory("src/jump/J2.MOV", frames=5, seed=3)
-    with caplog.at_level(logging.INFO, logger="data.convert"):
+    with caplog.at_level(logging.INFO, logger="data.prep.convert"):
         assert convert.main(["videos", str(tmp_path / "src"), str(dst), "--workers", "2", "--max-failed", "20%"]) == 0
     assert {p.parent.name + "/" + p.name: read_n_frames(p) for p in (dst / "jpg").glob("*/*")} == {
         "walk/w1": 12, "walk/w2": 9, "jump/j1": 7, "jump/J2": 5}
@@ -50,7 +50,7 @@ def test_videos_end_to_end_resume_and_corrupt_input(tmp_path, video_file_factory
 
     stamp = (dst / "jpg" / "walk" / "w1" / DB_NAME).stat().st_mtime_ns
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="data.convert"):
+    with caplog.at_level(logging.INFO, logger="data.prep.convert"):
         assert convert.main(["videos", str(tmp_path / "src"), str(dst)]) == 1  # 1 of 5 > the default 1%
     assert "converted 0, already done 4, failed 1" in caplog.text
     assert "1 of 5 videos (20.0%) failed, more than --max-failed 1%" in caplog.text
@@ -144,7 +144,7 @@ def test_csv_rows_find_any_case_of_every_container_across_several_csvs(tmp_path,
     train.write_text("label,id\nwalk,v0\nwalk,v1\nwalk,flat9\n" + "".join(f"walk,gone{i}\n" for i in range(6)))
     val.write_text("label,id\nwalk,v2\nwalk,v3\n")
     dst = tmp_path / "dst"
-    with caplog.at_level(logging.INFO, logger="data.convert"):
+    with caplog.at_level(logging.INFO, logger="data.prep.convert"):
         assert convert.main(["videos", str(tmp_path / "src"), str(dst), "--csv", str(train), str(val)]) == 0
     assert sorted(p.name for p in (dst / "jpg" / "walk").iterdir()) == ["flat9", "v0", "v1", "v2", "v3"]
     warning = next(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
@@ -198,7 +198,7 @@ def small_disk(tmp_path):
 def test_full_disk_stops_at_once_with_one_line_and_keeps_finished_videos(tmp_path, small_disk, caplog):
     for i in range(12):
         write_clip(tmp_path / "src" / "walk" / f"w{i:02d}.avi", frames=30, width=96, height=64, seed=i)
-    with caplog.at_level(logging.INFO, logger="data.convert"):
+    with caplog.at_level(logging.INFO, logger="data.prep.convert"):
         code = convert.main(["videos", str(tmp_path / "src"), str(small_disk / "dst"), "--quality", "100"])
     assert code == 3
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
@@ -229,8 +229,8 @@ def test_read_only_disk_and_permission_denied_stop_the_run(tmp_path, video_file_
             return replace(src, dst)
         calls.append(dst)
         raise PermissionError(errno.EACCES, "Permission denied", str(dst))
-    monkeypatch.setattr("data.atomic.os.replace", denied)
-    with caplog.at_level(logging.INFO, logger="data.convert"):
+    monkeypatch.setattr("data.store.atomic.os.replace", denied)
+    with caplog.at_level(logging.INFO, logger="data.prep.convert"):
         assert convert.main(["videos", str(tmp_path / "src"), str(tmp_path / "dst")]) == 3
     assert len(calls) == 1  # the first video: the run stopped there
     assert "STOPPED" in caplog.text and "Permission denied" in caplog.text and "FAILED" not in caplog.text

@@ -7,10 +7,17 @@ import pytest
 import torch
 import torchvision.transforms.v2.functional as F
 
-from data import frames_db as fdb
-from data.frame_decoder import (DECODERS, FrameReadError, OpenCVDecoder, TorchvisionDecoder, choose_reduce,
-                                jpeg_size, make_decoder)
-from data.synthetic import render_clip
+from data.prep.synthetic import render_clip
+from data.store import frames_db as fdb
+from data.store.frame_decoder import (
+    DECODERS,
+    FrameReadError,
+    OpenCVDecoder,
+    TorchvisionDecoder,
+    choose_reduce,
+    jpeg_size,
+    make_decoder,
+)
 
 PSNR_BOUND = 30.0  # dB; reduced decoding differs from full decode + INTER_AREA by the resize's own error
 

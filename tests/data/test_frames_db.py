@@ -5,9 +5,9 @@ import sqlite3
 
 import numpy as np
 import pytest
-
-from data import frames_db as fdb
 from datagen import gradient_frames
+
+from data.store import frames_db as fdb
 
 
 def test_write_and_read_keep_order_and_repeats(tmp_path):
@@ -162,7 +162,7 @@ def test_a_two_frame_read_from_a_long_video_does_not_scan(tmp_path):
     steps = {}
     for video in (short, long_, shuffled):
         con = fdb.connect_readonly(video / fdb.DB_NAME)
-        steps[video.name] = vm_steps(con, lambda: fdb.read_blobs(con, video, [3, 17]))
+        steps[video.name] = vm_steps(con, lambda: fdb.read_blobs(con, video, [3, 17]))  # noqa: B023
         con.close()
     # the rowid read and the indexed fallback cost the same for 30 and 3000 frames; a scan costs > 1 step per row
     assert steps["long"] <= steps["short"] + 5 < 100, steps

@@ -4,11 +4,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import pytest
-
-from data import frames_db as fdb
-from data import index_db
 from datagen import gradient_frames
+
+from data.prep import index_db
+from data.store import frames_db as fdb
 
 
 def unindexed_set(root: Path, videos: int = 3) -> list[Path]:

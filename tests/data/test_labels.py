@@ -5,10 +5,10 @@ import json
 import logging
 
 import pytest
-
-from data.frames_db import write_video
-from data.labels import dictionary_path, iter_rows, load_records, split_of, warn_split_overlap
 from datagen import gradient_frames
+
+from data.catalog.labels import dictionary_path, iter_rows, load_records, split_of, warn_split_overlap
+from data.store.frames_db import write_video
 
 
 def _csv(path, text):
@@ -28,7 +28,7 @@ def test_records_order_dictionary_and_missing(tmp_path, caplog):
     _video(jpg, "walk/a2", 3)
     csv = _csv(tmp_path / "labels" / "mini_train.csv",
                "label,id,split\nrun,zz,train\nwalk,a1,train\njump,b1,train\nwalk,a2,train\nswim,gone,train\n")
-    with caplog.at_level(logging.INFO, logger="data.labels"):
+    with caplog.at_level(logging.INFO, logger="data.catalog.labels"):
         records, classes = load_records(csv, jpg, False)
     assert classes == {"run": 0, "walk": 1, "jump": 2, "swim": 3}  # first appearance, missing videos included
     assert [(r.index, r.video_id, r.class_index, r.n_frames) for r in records] == [
@@ -98,7 +98,7 @@ def test_n_frames_fallback_and_broken_videos_are_skipped(tmp_path, caplog):
     (jpg / "a" / "ok" / "n_frames").unlink()  # counted from the table instead
     (jpg / "a" / "empty").mkdir()  # neither database nor count
     csv = _csv(tmp_path / "s_train.csv", "label,id\na,ok\na,empty\n")
-    with caplog.at_level(logging.WARNING, logger="data.labels"):
+    with caplog.at_level(logging.WARNING, logger="data.catalog.labels"):
         records, _ = load_records(csv, jpg, False)
     assert [(r.video_id, r.n_frames) for r in records] == [("ok", 4)]
     assert "1 unreadable videos skipped" in caplog.text and "data.check" in caplog.text
@@ -125,7 +125,7 @@ def test_split_column_is_honoured_and_dropped_rows_counted(tmp_path, caplog):
     labels = tmp_path / "labels"
     train = _csv(labels / "hmdb_split1_train.csv",
                  "label,id,split\nwalk,t1,train\nwalk,v1,val\nwalk,t2,training\nwalk,x9,testing\nwalk,t1,train\n")
-    with caplog.at_level(logging.INFO, logger="data.labels"):
+    with caplog.at_level(logging.INFO, logger="data.catalog.labels"):
         records, _ = load_records(train, jpg, False)
     assert [r.video_id for r in records] == ["t1", "t2"]  # the appended val row is not trained on
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -148,7 +148,7 @@ def test_ids_in_both_splits_warn_with_count_and_three_examples(tmp_path, caplog)
     val = _csv(tmp_path / "s_val.csv", "label,id\nwalk,b\nwalk,d\nwalk,e\nwalk,c\n")
     tr, _ = load_records(train, jpg, False)
     va, _ = load_records(val, jpg, False, strict_labels=True)
-    with caplog.at_level(logging.WARNING, logger="data.labels"):
+    with caplog.at_level(logging.WARNING, logger="data.catalog.labels"):
         assert warn_split_overlap(tr, va, str(val)) == ["b", "d", "e", "c"]
     assert f"{val}: 4 video ids are in both train and val, e.g. b, d, e;" in caplog.text
     caplog.clear()

@@ -1,4 +1,4 @@
-"""build_loaders on a tiny real data set (SQLite frame stores written by data.synthetic): planned batch shapes,
+"""build_loaders on a tiny real data set (SQLite frame stores written by data.prep.synthetic): planned batch shapes,
 val sharding without duplicates, per-epoch determinism (what exact resume relies on), workers 0 and 2."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from data.loaders import LoaderConfig, ShardSampler, build_loaders
-from data.synthetic import SYNTHETIC_SPEC, generate
+from data.pipeline.loaders import LoaderConfig, ShardSampler, build_loaders
+from data.prep.synthetic import SYNTHETIC_SPEC, generate
 from network.config import get_config
 
 CFG = LoaderConfig(clip_length=8, clip_size=32, batch_size=2, train_frame_interval=[1, 2], val_frame_interval=1,

@@ -6,7 +6,14 @@ from collections import Counter
 
 import pytest
 
-from data.multigrid import LONG_CYCLE, MultigridBatchSampler, StepShape, plan_epoch, shard_size, stage_sizes, step_shape
+from data.pipeline.multigrid import (
+    MultigridBatchSampler,
+    StepShape,
+    plan_epoch,
+    shard_size,
+    stage_sizes,
+    step_shape,
+)
 
 # Spec §3.6 [computed] shapes of the original: rows long_0..long_3, columns short_0..short_2.
 HACS_TABLE = [

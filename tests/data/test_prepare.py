@@ -1,4 +1,4 @@
-"""data.prepare end-to-end: mock official annotation files of every format around tiny videos written by the
+"""data.prep.prepare end-to-end: mock official annotation files of every format around tiny videos written by the
 project's writer (.avi MPEG-4, .mp4/.mkv H.264, .webm VP8), read back the way the training scripts read them."""
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 import logging
 
 import pytest
-
-from data import prepare
-from data.frames_db import read_frames, read_n_frames
-from data.labels import dictionary_path, load_records
 from mock_downloads import MOCKS
+
+from data.catalog.labels import dictionary_path, load_records
+from data.prep import prepare
+from data.store.frames_db import read_frames, read_n_frames
 
 SCRIPTS = {"ucf101": "train_ucf101", "hmdb51": "train_hmdb51", "kinetics": "train_kinetics", "hacs": "train_hacs",
            "mit": "train_mit", "diving48": "train_diving48"}

@@ -1,4 +1,4 @@
-"""From an official download to an evaluated model with no code: data.prepare -> the matching train script ->
+"""From an official download to an evaluated model with no code: data.prep.prepare -> the matching train script ->
 evaluate.py --checkpoint -> predict.py VIDEO --checkpoint, on mock annotation files (tests/data/mock_downloads.py)
 around videos the project writes (.avi, .mp4, .mkv, .webm)."""
 from __future__ import annotations
@@ -6,19 +6,19 @@ from __future__ import annotations
 import json
 
 import pytest
+from engine_helpers import load_script, tiny_network
+from mock_downloads import MOCKS
 
 import evaluate
 import predict
-from data import prepare
-from data.video_io import is_video_file
-from mock_downloads import MOCKS
-from engine_helpers import load_script, tiny_network
-from train.checkpoint import load_checkpoint_file
+from data.prep import prepare
+from data.store.video_io import is_video_file
+from train.results.checkpoint import load_checkpoint_file
 
 TRAIN_ARGS = ["--clip-length", "4", "--clip-size", "16", "--batch-size", "2", "--workers", "0",
               "--train-frame-interval", "1", "--val-frame-interval", "1", "--log-interval", "1", "--lr-base", "0.01",
               "--lr-steps", "50", "--device", "cpu", "--end-epoch", "1"]
-# data.prepare NAME -> the script that trains it (train.py: no script of its own)
+# data.prep.prepare NAME -> the script that trains it (train.py: no script of its own)
 SCRIPTS = {"ucf101": "train_ucf101", "hmdb51": "train_hmdb51", "kinetics": "train_kinetics",
            "diving48": "train_diving48", "ssv2": "train", "folders": "train"}
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from data.spec import DatasetSpec
+from data.catalog.spec import DatasetSpec
 
 HACS = DatasetSpec(name="HACS", num_classes=200, folder="HACS_videos", train_csv="HACS_clips_v1.1_train.csv",
                    val_csv="HACS_clips_v1.1_val.csv", timeslices=True, augmentation="large")

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data import synthetic
-from data.frames_db import read_frames
-from data.labels import load_records
-from data.synthetic import CLASSES, SYNTHETIC_SPEC, generate, render_clip
-from data.video_io import iter_frames
+from data.catalog.labels import load_records
+from data.prep import synthetic
+from data.prep.synthetic import CLASSES, SYNTHETIC_SPEC, generate, render_clip
+from data.store.frames_db import read_frames
+from data.store.video_io import iter_frames
 
 
 def _files(root):

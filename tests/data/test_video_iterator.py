@@ -10,13 +10,13 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from data.frame_decoder import OpenCVDecoder, TorchvisionDecoder
-from data.frames_db import COUNT_NAME, DB_NAME, TABLE_SQL, write_video
-from data.labels import VideoRecord
-from data.synthetic import render_clip
-from data.video_iterator import DeferredClip, VideoIter, collate_deferred, decode_batch
-from data.video_sampler import RandomSampling, SequentialSampling
-from data.video_transforms import build_transform
+from data.catalog.labels import VideoRecord
+from data.pipeline.video_iterator import DeferredClip, VideoIter, collate_deferred, decode_batch
+from data.pipeline.video_sampler import RandomSampling, SequentialSampling
+from data.pipeline.video_transforms import build_transform
+from data.prep.synthetic import render_clip
+from data.store.frame_decoder import OpenCVDecoder, TorchvisionDecoder
+from data.store.frames_db import COUNT_NAME, DB_NAME, TABLE_SQL, write_video
 
 RAW = build_transform("none", False, mean=[0.0] * 3, std=[1 / 255] * 3)  # output == pixel values (resized)
 
@@ -114,7 +114,7 @@ def test_every_bad_input_is_skipped_counted_and_logged_once(tmp_path: Path, capl
     bad = broken_videos(tmp_path)
     records = [good] + [record_for(p, 10 if p.name != "toomany" else 1000, i + 1) for i, p in enumerate(bad)]
     data = dataset(records, num=8)
-    caplog.set_level(logging.WARNING, logger="data.video_iterator")
+    caplog.set_level(logging.WARNING, logger="data.pipeline.video_iterator")
     for i in range(1, len(records)):
         clip, _ = data[i]  # replaced by the good video (the only readable one)
         assert frame_numbers(clip) == list(range(8))

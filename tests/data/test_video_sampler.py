@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from data.video_sampler import RandomSampling, SequentialSampling, fit_step, random_clip, uniform_views
+from data.pipeline.video_sampler import RandomSampling, SequentialSampling, fit_step, random_clip, uniform_views
 
 
 def diffs(indices: list[int]) -> set[int]:

@@ -5,9 +5,16 @@ import numpy as np
 import pytest
 import torch
 
-from data.video_augment import (NOISE_SCALE, AUGMENTATIONS, apply_augment, colour_enhance, draw_augment,
-                                gaussian_noise, hue_saturation)
-from data.video_transforms import POLICIES, build_transform, crop_box
+from data.pipeline.video_augment import (
+    AUGMENTATIONS,
+    NOISE_SCALE,
+    apply_augment,
+    colour_enhance,
+    draw_augment,
+    gaussian_noise,
+    hue_saturation,
+)
+from data.pipeline.video_transforms import POLICIES, build_transform, crop_box
 from network.config import get_config
 
 CFG = get_config()

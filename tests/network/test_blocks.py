@@ -5,8 +5,18 @@ import pytest
 import torch
 import torch.nn as nn
 
-from network.blocks import (BasicBlock, BasicStem, Bottleneck, Conv2Plus1D, Conv3DDepthwise, Conv3DNoTemporal,
-                            Conv3DSimple, IPConv3DDepthwise, R2Plus1dStem, midplanes_for)
+from network.blocks import (
+    BasicBlock,
+    BasicStem,
+    Bottleneck,
+    Conv2Plus1D,
+    Conv3DDepthwise,
+    Conv3DNoTemporal,
+    Conv3DSimple,
+    IPConv3DDepthwise,
+    R2Plus1dStem,
+    midplanes_for,
+)
 from network.srtg_resnet import r3d_18
 
 

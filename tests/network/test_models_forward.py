@@ -3,17 +3,17 @@ tiny input sizes, bad layouts and autocast."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from functools import cache
-from typing import Iterator
 
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from reference_data import original_models
 
 import network
 from network.srtg import Squeeze_and_Recursion
-from reference_data import original_models
 
 NUM_CLASSES = 7
 LABELS = torch.tensor([1, 5])

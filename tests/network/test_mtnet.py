@@ -11,6 +11,7 @@ from network import create_model
 from network.mtconv import MTConv, RecurrentAlignment, temporal_cossim_pool
 from network.mtnet import MIN_FRAMES, MIN_SPATIAL, MTBlock
 
+
 def _frames(angles_deg: list[float], scales: list[float]) -> torch.Tensor:
     """(C=2, T, 2, 2): frame t is the unit vector at angle t (times a positive scale) plus a zero-mean
     spatial pattern, so its spatial mean points exactly at that angle."""

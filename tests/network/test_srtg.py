@@ -236,7 +236,7 @@ class _Wrapper(torch.nn.Module):
 
 
 def test_model_level_pass_rates_switch_and_names() -> None:
-    from network.gate import gate_pass_rates, gated_blocks, reset_gate_stats, set_gates_active
+    from network.srtg import gate_pass_rates, gated_blocks, reset_gate_stats, set_gates_active
 
     inner = torch.nn.Sequential()
     inner.add_module("a", _identity_like_sr(P, gates=True))
@@ -264,8 +264,8 @@ def test_model_level_pass_rates_switch_and_names() -> None:
 
 
 def test_srtg_builders_pass_the_gate_similarity_to_every_block() -> None:
-    from network.gate import gate_pass_rates, gated_blocks
     from network.registry import create_model
+    from network.srtg import gate_pass_rates, gated_blocks
 
     model = create_model("srtg_r3d_18", num_classes=4, gates=True, gate_similarity="tstd", gate_temperature=0.5)
     blocks = gated_blocks(model)

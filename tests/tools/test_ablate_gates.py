@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from train.cli import build_parser
-from data.synthetic import SYNTHETIC_SPEC
+from data.prep.synthetic import SYNTHETIC_SPEC
+from train.engine.cli import build_parser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import ablate_gates  # noqa: E402
-
 
 
 def test_the_cli_has_every_gate_flag() -> None:
@@ -72,9 +71,9 @@ def test_quick_runs_every_arm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert csvs and all(r["runs"][0]["pass_rates"] for r in gated)
     assert list(tmp_path.glob("runs/*/*/gates.png"))
     # a second invocation (an interrupted session run again) reuses every finished run instead of training
-    import train.run
+    import train.engine.run
 
-    monkeypatch.setattr(train.run, "run", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    monkeypatch.setattr(train.engine.run, "run", lambda *a, **k: pytest.fail("a finished run was trained again"))
     again = ablate_gates.run_arm(ablate_gates.first_arms(ablate_gates.QUICK["clip"])[0], seeds=1,
                                  data=tmp_path / "data", runs=tmp_path / "runs", epochs=2, cfg=ablate_gates.QUICK,
                                  temperature=None, quick=True, keep_checkpoints=False)
@@ -85,7 +84,7 @@ def test_distance_table_of_a_gated_checkpoint(tmp_path: Path) -> None:
     import torch
 
     from network.registry import create_model
-    from train.checkpoint import save_checkpoint
+    from train.results.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     model = create_model(ablate_gates.SRTG, num_classes=8, gates=True)

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 import warnings
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
 import torch
 
-from data.labels import write_dictionary
+from data.catalog.labels import write_dictionary
 from network import create_model
 from network.config import MEAN, STD
 from tools.export import export, main, read_metadata
@@ -20,7 +20,7 @@ CLASSES = ["ApplyEyeMakeup", "Archery", "BalanceBeam"]
 FRAME_INTERVAL = 3  # the checkpoint's saved validation interval, which the metadata must report
 
 
-@lru_cache(maxsize=None)
+@cache
 def _checkpoint(folder: Path, network: str) -> tuple[Path, torch.nn.Module]:
     """An original-style checkpoint (``module.`` keys, 3 classes) of a seeded random model, once per network."""
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""tools/plot_results.py over train.plotting: curves from hand-written result CSVs, resumed runs, missing val."""
+"""tools/plot_results.py over train.plots.curves: curves from hand-written result CSVs, resumed runs, missing val."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tools.plot_results import main
-from train.plotting import plot_results, read_results
+from train.plots.curves import plot_results, read_results
 
 HEADER = "Epoch,Top1,Top5,Loss,LR,Samples,Skipped,Seconds\n"
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -43,8 +43,8 @@ def test_batch_one_on_one_voxel_maps(capsys: pytest.CaptureFixture) -> None:
 
 
 def test_needs_only_a_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from train.checkpoint import save_checkpoint
     from train.config import RunConfig
+    from train.results.checkpoint import save_checkpoint
 
     model = network.create_model("r3d_18", num_classes=5)
     config = RunConfig.from_flat({"network": "r3d_18", "clip_length": 2, "clip_size": 16}, "X")

@@ -9,12 +9,12 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from data.frames_db import write_video
-from data.synthetic import render_clip
-from data.video_io import write_video_file
+from data.prep.synthetic import render_clip
+from data.store.frames_db import write_video
+from data.store.video_io import write_video_file
 from network.registry import create_model
-from train.checkpoint import save_checkpoint
 from train.config import RunConfig
+from train.results.checkpoint import save_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 import visualise_gates  # noqa: E402

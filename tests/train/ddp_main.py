@@ -1,7 +1,7 @@
 """Child program of the DDP, preemption and resume tests: registers the tiny test network, then runs the
 synthetic training script.
 
-``--gpus 2`` makes ``train.run`` spawn two local processes; each re-imports this file as ``__mp_main__``, so
+``--gpus 2`` makes ``train.engine.run`` spawn two local processes; each re-imports this file as ``__mp_main__``, so
 the tiny network is registered in every rank. Test hooks (environment): ``TEST_MARK_DIR`` + ``TEST_MARK_AT=E:S``
 make each rank write ``<dir>/rank<r>`` (its pid) once step S of 0-based epoch E is done, and every later
 step sleep ``TEST_STEP_SLEEP`` seconds, so that a test can send a real signal in the middle of an epoch.
@@ -18,9 +18,9 @@ from engine_helpers import register_tiny  # noqa: E402
 
 register_tiny()
 
-from data.synthetic import SYNTHETIC_SPEC  # noqa: E402
-from train import loop  # noqa: E402
-from train.run import main  # noqa: E402
+from data.prep.synthetic import SYNTHETIC_SPEC  # noqa: E402
+from train.engine import loop  # noqa: E402
+from train.engine.run import main  # noqa: E402
 
 
 def _install_mark() -> None:

@@ -1,4 +1,4 @@
-"""train/callback.py: the original's exact log lines (spec §3.2) and colour bands, as logged by train/progress.py,
+"""train/monitor/callback.py: the original's exact log lines (spec §3.2) and colour bands, as logged by train/monitor/progress.py,
 and when the progress bar draws."""
 from __future__ import annotations
 
@@ -9,9 +9,17 @@ import sys
 import pytest
 import torch
 
-from train.callback import CallbackList, MetricPrinter, SpeedMonitor, colour, default_callbacks, sci, speed_legend
-from train.metric import default_metrics
-from train.progress import Monitor
+from train.monitor.callback import (
+    CallbackList,
+    MetricPrinter,
+    SpeedMonitor,
+    colour,
+    default_callbacks,
+    sci,
+    speed_legend,
+)
+from train.monitor.metric import default_metrics
+from train.monitor.progress import Monitor
 
 # ANSI codes written out (not imported) so a changed constant fails here.
 R, Y, G, X = "\033[91m", "\033[93m", "\033[92m", "\033[0m"
@@ -84,14 +92,14 @@ def test_line_from_the_real_metric_meters() -> None:
 @pytest.mark.parametrize("phase, prefix", [("train", ""), ("val", "(val) ")])
 def test_the_loops_monitor_logs_the_line_every_log_interval(caplog: pytest.LogCaptureFixture, phase: str,
                                                             prefix: str) -> None:
-    """What train/progress.py logs during an epoch: the interval's speeds per clip and its metrics."""
+    """What train/monitor/progress.py logs during an epoch: the interval's speeds per clip and its metrics."""
     monitor = Monitor(log_interval=2, interactive=False)
     with caplog.at_level(logging.INFO), monitor.epoch(0, total=3, phase=phase) as progress:
         for _ in range(3):
             _one_batch(progress.interval)
             progress.advance(read_s=4 / 200, forward_s=4 / 400, backward_s=4 / 250 if phase == "train" else 0.0,
                              clips=4)
-    lines = [r.getMessage() for r in caplog.records if r.name == "train.callback"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "train.monitor.callback"]
     speeds = f"r={Y}2.00e+2{X} f={G}4.00e+2{X}" + (f" b={G}2.50e+2{X}" if phase == "train" else "")
     assert lines == [f"{prefix}Epoch [1]   Batch [2]    Speed ({speeds}) clip/sec  " + METRICS_TEXT]
 
@@ -118,10 +126,10 @@ def test_headers_pad_to_the_originals_widths() -> None:
 
 
 def test_callback_list_logs_the_returned_line_once_at_info(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="train.callback"):
+    with caplog.at_level(logging.INFO, logger="train.monitor.callback"):
         line = CallbackList(MetricPrinter())(epoch=0, batch=1, namevals=[("top1", 0.5)])
         CallbackList(MetricPrinter())(epoch=0, batch=2, silent=True, namevals=[("top1", 0.5)])
-    records = [r for r in caplog.records if r.name == "train.callback"]
+    records = [r for r in caplog.records if r.name == "train.monitor.callback"]
     assert [r.getMessage() for r in records] == [line] and line == "Epoch [0]   Batch [1]    top1 = 0.50000  "
     assert records[0].levelno == logging.INFO
 

@@ -1,7 +1,6 @@
-"""train/checkpoint.py: atomic writes, original names/keys, resolve_start, restore, result CSVs."""
+"""train/results/checkpoint.py: atomic writes, original names/keys, resolve_start, restore, result CSVs."""
 from __future__ import annotations
 
-import argparse
 import random
 from pathlib import Path
 
@@ -10,11 +9,21 @@ import pytest
 import torch
 import torch.nn as nn
 
-from train.checkpoint import (RESULT_FIELDS, ResultsCsv, StartPoint, atomic_save, checkpoint_path,
-                              list_checkpoints, load_checkpoint_file, resolve_start, restore, rng_state,
-                              save_checkpoint)
-from train.lr_scheduler import MultiStep
-from train.optim import build_optimizer
+from train.engine.lr_scheduler import MultiStep
+from train.engine.optim import build_optimizer
+from train.results.checkpoint import (
+    RESULT_FIELDS,
+    ResultsCsv,
+    StartPoint,
+    atomic_save,
+    checkpoint_path,
+    list_checkpoints,
+    load_checkpoint_file,
+    resolve_start,
+    restore,
+    rng_state,
+    save_checkpoint,
+)
 
 
 class Net(nn.Module):
@@ -197,14 +206,14 @@ def test_results_csv_flushed_every_row(tmp_path):
     csv_file.close()
 
 
-# --- save failures, retention and auto-resume (train.retention) ------------------------------------------
+# --- save failures, retention and auto-resume (train.results.retention) ------------------------------------------
 
 import contextlib  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 
-from train.checkpoint import best_path, last_path, newest_checkpoint  # noqa: E402
-from train.retention import CheckpointSaveError, Checkpoints, check_writable  # noqa: E402
+from train.results.checkpoint import best_path, last_path, newest_checkpoint  # noqa: E402
+from train.results.retention import Checkpoints, CheckpointSaveError, check_writable  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -287,7 +296,8 @@ def test_auto_skips_a_damaged_newest_file(tmp_path, caplog):
 
 def test_disk_full_during_training_stops_with_one_line(tmp_path):
     from engine_helpers import ROOT, TINY, dataset_for, tiny_args
-    from data.synthetic import SYNTHETIC_SPEC
+
+    from data.prep.synthetic import SYNTHETIC_SPEC
 
     log_file = tmp_path / "train.log"  # on another disk, so the error line can be written
     with _tmpfs(tmp_path / "disk", "280k") as disk:

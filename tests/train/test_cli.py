@@ -1,4 +1,4 @@
-"""train/cli.py: original spellings and defaults, str2bool, list arguments, --gpus forms, results folder."""
+"""train/engine/cli.py: original spellings and defaults, str2bool, list arguments, --gpus forms, results folder."""
 from __future__ import annotations
 
 import argparse
@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from data.spec import DatasetSpec
-from train.cli import build_parser, int_list, parse_config, parse_gpus, str2bool
+from data.catalog.spec import DatasetSpec
+from train.engine.cli import build_parser, int_list, parse_config, parse_gpus, str2bool
 
 HACS = DatasetSpec(name="HACS", num_classes=200, folder="HACS_videos", train_csv="HACS_clips_v1.1_train.csv",
                    val_csv="HACS_clips_v1.1_val.csv", timeslices=True,

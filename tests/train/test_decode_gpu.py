@@ -17,17 +17,17 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from engine_helpers import TinyNet, dataset_for, load_script, tiny_args, tiny_network
-from data.device_batches import DeviceBatches, device_batches
-from data.frames_db import DB_NAME
-from data.loaders import LoaderConfig, build_loaders
-from data.synthetic import SYNTHETIC_SPEC, generate
-from train.cli import parse_config
+
+from data.pipeline.device_batches import DeviceBatches, device_batches
+from data.pipeline.loaders import LoaderConfig, build_loaders
+from data.prep.synthetic import SYNTHETIC_SPEC, generate
+from data.store.frames_db import DB_NAME
 from train.config import RunConfig
-from train.loop import TrainStep, evaluate, make_scaler, train_one_epoch
-from train.lr_scheduler import MultiStep
-from train.optim import build_optimizer
+from train.engine.cli import parse_config
+from train.engine.loop import TrainStep, evaluate, make_scaler, train_one_epoch
+from train.engine.lr_scheduler import MultiStep
+from train.engine.optim import build_optimizer
 
 CPU = torch.device("cpu")
 # the synthetic layout with the random crops, flips and colour/spatial augmentation of UCF-101 and friends

@@ -124,9 +124,10 @@ def _rows(path: Path) -> list[dict]:
 
 
 def test_two_process_gloo_training(tmp_path: Path) -> None:
-    from data.synthetic import SYNTHETIC_SPEC
     from engine_helpers import ROOT, TINY, dataset_for, tiny_args
-    from train.checkpoint import load_checkpoint_file
+
+    from data.prep.synthetic import SYNTHETIC_SPEC
+    from train.results.checkpoint import load_checkpoint_file
 
     args = tiny_args(dataset_for(SYNTHETIC_SPEC), tmp_path, "--end-epoch", "1", "--gpus", "2", "--batch-size", "4")
     result = subprocess.run([sys.executable, str(Path(__file__).with_name("ddp_main.py")), *args], cwd=ROOT,
@@ -169,8 +170,9 @@ def test_stopped_rank_makes_the_other_exit_within_the_timeout(tmp_path):
     import signal  # noqa: PLC0415
     import time  # noqa: PLC0415
 
-    from data.synthetic import SYNTHETIC_SPEC  # noqa: PLC0415
     from engine_helpers import ROOT, dataset_for, tiny_args  # noqa: PLC0415
+
+    from data.prep.synthetic import SYNTHETIC_SPEC  # noqa: PLC0415
 
     marks = tmp_path / "marks"
     marks.mkdir()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from train.gate_report import GateCsv, gates_csv_path, plot_gates, read_gates
+from train.monitor.gate_report import GateCsv, gates_csv_path, plot_gates, read_gates
 
 BLOCKS = ("layer1.0.sar", "layer2.0.sar", "layer10.0.sar")
 

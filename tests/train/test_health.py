@@ -1,15 +1,15 @@
-"""train/health.py: the warnings for exploding losses, oversized batches and tiny validation sets."""
+"""train/monitor/health.py: the warnings for exploding losses, oversized batches and tiny validation sets."""
 from __future__ import annotations
 
 import logging
 import math
 
-from train.health import LossWatch, check_data
+from train.monitor.health import LossWatch, check_data
 
 
 def test_exploding_validation_loss_is_a_warning(caplog):
     watch = LossWatch(num_classes=4)
-    with caplog.at_level(logging.WARNING, logger="train.health"):
+    with caplog.at_level(logging.WARNING, logger="train.monitor.health"):
         assert watch.observe("val", 1, 1.3) is None
         assert watch.observe("val", 2, 1.1) is None
         text = watch.observe("val", 3, 2.16e8)
@@ -31,7 +31,7 @@ def test_normal_noise_is_quiet():
 
 
 def test_batch_larger_than_data_and_tiny_val_set(caplog):
-    with caplog.at_level(logging.WARNING, logger="train.health"):
+    with caplog.at_level(logging.WARNING, logger="train.monitor.health"):
         problems = check_data(train_clips=6, val_clips=3, batch_size=32, num_classes=8)
     assert len(problems) == 2 and "--batch-size 32 is larger than the 6 training clips" in problems[0]
     assert "3 clips for 8 classes" in problems[1]

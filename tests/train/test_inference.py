@@ -1,4 +1,4 @@
-"""train.inference: strict checkpoint loading for inference, class names, test views."""
+"""evaluation.inference: strict checkpoint loading for inference, class names, test views."""
 from __future__ import annotations
 
 import json
@@ -7,10 +7,17 @@ import numpy as np
 import pytest
 import torch
 
+from evaluation.inference import (
+    ViewConfig,
+    crop_offsets,
+    head_classes,
+    load_class_names,
+    load_model,
+    make_views,
+    spatial_views,
+)
 from network import create_model
 from network.config import get_config
-from train.inference import (ViewConfig, crop_offsets, head_classes, load_class_names, load_model, make_views,
-                             spatial_views)
 
 
 def _save(path, model, prefix=""):

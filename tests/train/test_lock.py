@@ -1,4 +1,4 @@
-"""train/lock.py: one run per results folder; a live lock refuses at once, a dead process's lock is taken over."""
+"""train/results/lock.py: one run per results folder; a live lock refuses at once, a dead process's lock is taken over."""
 from __future__ import annotations
 
 import json
@@ -9,10 +9,10 @@ import subprocess
 import sys
 
 import pytest
-
 from engine_helpers import ROOT, TINY, dataset_for, tiny_args
-from data.synthetic import SYNTHETIC_SPEC
-from train.lock import LOCK_NAME, FolderBusyError, RunLock
+
+from data.prep.synthetic import SYNTHETIC_SPEC
+from train.results.lock import LOCK_NAME, FolderBusyError, RunLock
 
 
 def _dead_pid() -> int:

@@ -1,4 +1,4 @@
-"""train/loop.py: one epoch on real DataLoaders, NaN/inf handling per precision, lr per multigrid step, eval."""
+"""train/engine/loop.py: one epoch on real DataLoaders, NaN/inf handling per precision, lr per multigrid step, eval."""
 from __future__ import annotations
 
 import math
@@ -8,11 +8,11 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from data.multigrid import plan_epoch
-from train.loop import NonFiniteLossError, TrainStep, evaluate, make_scaler, resolve_precision, train_one_epoch
-from train.lr_scheduler import MultiStep, multigrid_scale
-from train.optim import build_optimizer
-from train.progress import Monitor
+from data.pipeline.multigrid import plan_epoch
+from train.engine.loop import NonFiniteLossError, TrainStep, evaluate, make_scaler, resolve_precision, train_one_epoch
+from train.engine.lr_scheduler import MultiStep, multigrid_scale
+from train.engine.optim import build_optimizer
+from train.monitor.progress import Monitor
 
 CPU = torch.device("cpu")
 
@@ -114,8 +114,8 @@ def test_progress_lines_off_a_terminal(caplog):
     model, step = _setup()
     monitor = Monitor(log_interval=100, end_epoch=3, interactive=False)
     monitor.epoch_seconds.append(10.0)  # one earlier epoch of 10 s: the run ETA counts the epochs after this one
-    with caplog.at_level("INFO", logger="train.progress"):
+    with caplog.at_level("INFO", logger="train.monitor.progress"):
         train_one_epoch(model, _loader(n=40, batch=2), step, 1, monitor=monitor)
-    lines = [r.getMessage() for r in caplog.records if r.name == "train.progress"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "train.monitor.progress"]
     assert len(lines) == 9 and lines[0].startswith("Epoch 2 train: iteration 2/20, ")  # 10%, 20%, ... 90%
     assert all("clips/s" in ln and "loss " in ln and "epoch ETA" in ln and "run ETA" in ln for ln in lines)

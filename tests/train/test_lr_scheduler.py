@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from data.multigrid import LONG_CYCLE, plan_epoch, step_shape
-from train.lr_scheduler import Cosine, MultiStep, build_schedule, multigrid_scale
+from data.pipeline.multigrid import LONG_CYCLE, plan_epoch, step_shape
+from train.engine.lr_scheduler import Cosine, MultiStep, build_schedule, multigrid_scale
 
 
 def test_multistep_decays_at_epoch_boundaries():
@@ -92,7 +92,7 @@ def test_factory():
 def test_loading_another_schedule_warns_and_keeps_the_arguments(caplog):
     saved = MultiStep(0.1, [2], 0.1).state_dict()
     mine = MultiStep(0.3, [5], 0.1)
-    with caplog.at_level(logging.WARNING, logger="train.lr_scheduler"):
+    with caplog.at_level(logging.WARNING, logger="train.engine.lr_scheduler"):
         mine.load_state_dict({**saved, "step_counter": 20, "iterations_per_epoch": 7})  # an older checkpoint
     assert "base_lr: 0.1 -> 0.3" in caplog.text and "steps: [2] -> [5]" in caplog.text
     assert mine.lr_at(2) == pytest.approx(0.3)

@@ -1,11 +1,11 @@
-"""train/metric.py: top-k accuracy, sample-weighted loss, last-value meters, reduction at world size 1."""
+"""train/monitor/metric.py: top-k accuracy, sample-weighted loss, last-value meters, reduction at world size 1."""
 from __future__ import annotations
 
 import math
 
 import torch
 
-from train.metric import Accuracy, BatchSize, LearningRate, Loss, MetricList, default_metrics
+from train.monitor.metric import Accuracy, BatchSize, LearningRate, Loss, MetricList, default_metrics
 
 
 def test_topk_accuracy_fraction():

@@ -1,4 +1,4 @@
-"""train/optim.py: parameter groups by module type (fine-tune rules), SGD settings, per-group lr."""
+"""train/engine/optim.py: parameter groups by module type (fine-tune rules), SGD settings, per-group lr."""
 from __future__ import annotations
 
 import pytest
@@ -6,7 +6,8 @@ import torch
 import torch.nn as nn
 
 from network.registry import create_model
-from train.optim import build_optimizer, classifier_of, fusable, load_optimizer_state, param_groups, set_lr
+from train.engine.optim import build_optimizer, classifier_of, fusable, param_groups, set_lr
+from train.results.checkpoint import load_optimizer_state
 
 
 class Toy(nn.Module):

@@ -1,4 +1,4 @@
-"""train.plotting (curves) and train.confusion_plot: what a reader of the figures sees, checked on the figures."""
+"""train.plots.curves (curves) and train.plots.confusion: what a reader of the figures sees, checked on the figures."""
 from __future__ import annotations
 
 import math
@@ -8,10 +8,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from train.confusion_plot import (FULL_MAX, block_max, confusion_figure, most_confused_classes, plot_confusion,
-                                  top_confusions)
-from train.evaluation import plot_confusion as evaluation_plot_confusion
-from train.plotting import RunInfo, curves_figure, plot_results, plot_title, read_results, wants_log_scale
+from evaluation.multiview import plot_confusion as evaluation_plot_confusion
+from train.plots.confusion import (
+    FULL_MAX,
+    block_max,
+    confusion_figure,
+    most_confused_classes,
+    plot_confusion,
+    top_confusions,
+)
+from train.plots.curves import RunInfo, curves_figure, plot_results, plot_title, read_results, wants_log_scale
 
 HEADER = "Epoch,Top1,Top5,Loss,LR,Samples,Skipped,Seconds\n"
 VERBS = ("Apply", "Balance", "Play", "Throw", "Jump", "Ride", "Swing", "Lift", "Brush", "Climb")

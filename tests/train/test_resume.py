@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from engine_helpers import ROOT, TINY, dataset_for, tiny_args
-from data.synthetic import SYNTHETIC_SPEC
-from train.checkpoint import load_checkpoint_file
-from train.preempt import REQUEUE_EXIT
+
+from data.prep.synthetic import SYNTHETIC_SPEC
+from train.results.checkpoint import load_checkpoint_file
+from train.results.preempt import REQUEUE_EXIT
 
 CHILD = Path(__file__).with_name("ddp_main.py")
 FOLDER = f"{TINY}_gates_False"

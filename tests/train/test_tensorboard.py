@@ -1,4 +1,4 @@
-"""train.tensorboard: scalars land in real event files; without the package it is a warned no-op."""
+"""train.monitor.tensorboard: scalars land in real event files; without the package it is a warned no-op."""
 from __future__ import annotations
 
 import subprocess
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from train.tensorboard import TensorboardLogger
+from train.monitor.tensorboard import TensorboardLogger
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,7 +30,7 @@ def test_missing_package_is_a_no_op_with_one_warning(tmp_path):
     # a None entry in sys.modules makes the import fail exactly as when the package is not installed
     code = ("import sys; sys.modules['torch.utils.tensorboard'] = None\n"
             "import logging; logging.basicConfig()\n"
-            "from train.tensorboard import TensorboardLogger\n"
+            "from train.monitor.tensorboard import TensorboardLogger\n"
             f"b = TensorboardLogger({str(tmp_path)!r}); b.log_scalars(1, {{'loss': 1.0}}, 'train'); b.close()\n"
             "print(b.enabled)\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)

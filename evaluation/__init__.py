@@ -1,0 +1,2 @@
+"""Evaluation and inference: a model rebuilt from its checkpoint, test views, multi-view scoring (``evaluate.py``,
+``predict.py`` and ``tools/`` use it)."""

@@ -1,0 +1,284 @@
+"""Shared pieces of evaluation, prediction and export: model + checkpoint loading, class names, test views.
+
+Test views follow PySlowFast/MMAction2 multi-view testing: ``clips`` uniformly spaced clips
+(`data.pipeline.video_sampler.uniform_views`) × ``crops`` spatial crops of ``size``² taken along the longer side of
+frames whose shorter side was resized to ``short_side`` (default ``size``): 1 crop = centre, 3 = left/centre/right
+(top/centre/bottom for portrait frames). Frames stay BGR and are normalised ``(x/255 - mean)/std`` with the
+network's constants (`network.config.get_config`), the convention of the original checkpoints.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torchvision.transforms.v2.functional as F
+
+from data.catalog.datasets import get_dataset, spec_from_dict
+from data.catalog.labels import iter_rows, load_dictionary
+from data.catalog.spec import DatasetSpec
+from data.pipeline.video_sampler import uniform_views
+from data.pipeline.video_transforms import normalise
+from data.store.atomic import atomic_write_text
+from data.store.video_io import VideoDecodeError, iter_frames, probe
+from network.config import get_config
+from network.registry import build_model
+from network.weights import LoadReport, load_partial
+from train.config import RunConfig
+from train.results.checkpoint import load_checkpoint_file
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    """A model in eval mode on its device, with what its checkpoint said about itself."""
+
+    model: nn.Module
+    network: str
+    num_classes: int
+    classes: list[str] = field(default_factory=list)  # empty for original checkpoints (they store none)
+    config: RunConfig | None = None  # the training run's configuration (None for original checkpoints)
+    dataset: DatasetSpec | None = None  # the data set it was trained on (None for original checkpoints)
+    epoch: int | None = None
+    mean: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)
+
+
+def head_classes(state_dict: dict[str, Any]) -> int | None:
+    """Rows of the classifier (``fc.weight``, any wrapper prefix) or None when there is no such key."""
+    for key, value in state_dict.items():
+        if key == "fc.weight" or key.endswith(".fc.weight"):
+            return int(value.shape[0])
+    return None
+
+
+def load_model(checkpoint: str | Path | None, network: str | None = None, *, num_classes: int | None = None,
+               gates: bool | None = None, device: torch.device | str = "cpu",
+               contents: dict[str, Any] | None = None) -> LoadedModel:
+    """Build the checkpoint's network and load its weights (ours or an original ``module.``-prefixed one) in
+    eval mode. Every argument left None comes from the checkpoint: ``network`` (saved name), ``gates`` (its
+    configuration), the class count (``fc.weight`` rows); original checkpoints need ``network``.
+
+    ``contents``: the checkpoint dict when the caller has read it already (`train.results.checkpoint.load_checkpoint_file`).
+    """
+    if contents is not None:
+        ckpt = contents
+    else:
+        ckpt = load_checkpoint_file(checkpoint) if checkpoint is not None else {"state_dict": {}}
+    state = ckpt["state_dict"]
+    config = RunConfig.from_saved(ckpt)
+    saved_net = ckpt.get("network") or (config.model.network if config else None)
+    network = network or saved_net
+    if not network:
+        raise ValueError(f"{checkpoint}: the checkpoint does not name its network (an original checkpoint); "
+                         "pass --network")
+    if saved_net and str(saved_net).lower() != network.lower():
+        logger.warning("%s was saved by network '%s', loading it into '%s'", checkpoint, saved_net, network)
+    rows = head_classes(state)
+    if rows is not None and num_classes is not None and rows != num_classes:
+        logger.warning("%s: the checkpoint's classifier has %d classes, not %d: using %d", checkpoint, rows,
+                       num_classes, rows)
+    n = rows or num_classes or int(ckpt.get("num_classes") or 0)
+    if not n:
+        raise ValueError(f"{checkpoint}: no 'fc.weight' in the checkpoint; pass --num-classes")
+    if gates is None:
+        gates = bool(config.model.gates) if config else False
+    gate_options = ({"gate_similarity": config.model.gate_similarity, "gate_temperature": config.model.gate_temperature}
+                    if gates and config else {})
+    model = build_model(network, n, gates=gates, **gate_options)
+    if checkpoint is not None:
+        _check_complete(load_partial(model, state), model, checkpoint, network)
+    else:
+        logger.warning("no checkpoint given: '%s' has random weights", network)
+    norm = get_config(network)
+    classes = [str(c) for c in ckpt.get("classes") or []]
+    dataset = spec_from_dict(ckpt["dataset"]) if ckpt.get("dataset") else None
+    return LoadedModel(model.to(device).eval(), network, n, classes, config, dataset, ckpt.get("epoch"),
+                       norm["mean"], norm["std"])
+
+
+def _check_complete(report: LoadReport, model: nn.Module, checkpoint: str | Path, network: str) -> None:
+    """Inference needs every weight: a partial load (fine for fine-tuning) is an error here.
+
+    One exception: released ``srtg_*`` checkpoints were trained by the original factory as plain backbones
+    (README Differences #5) and have no SR weights; the model then runs with its SR blocks off, as it was trained.
+    """
+    if not report.loaded:
+        raise ValueError(f"{checkpoint}: no tensor matches network '{network}'; pass the network it was trained as")
+    problems = [f"{len(keys)} {what} (e.g. {keys[0]})" for what, keys in
+                (("with another shape", report.mismatched), ("unknown to the model", report.unexpected))
+                if keys]
+    fresh = report.fresh_sr_blocks
+    missing = [k for k in report.missing if not any(k.startswith(block + ".") for block in fresh)]
+    if missing:
+        problems.append(f"{len(missing)} model tensors missing (e.g. {missing[0]})")
+    if problems:
+        raise ValueError(f"{checkpoint}: does not fit network '{network}': {'; '.join(problems)}; "
+                         "pass the --network (and --gates) it was trained with")
+    if fresh:
+        if not hasattr(model, "set_recursion"):
+            raise ValueError(f"{checkpoint}: no weights for the SR blocks of '{network}'")
+        model.set_recursion(False)
+        logger.warning("%s has no SR-block weights (an original srtg_* checkpoint, trained as the plain backbone): "
+                       "running '%s' with its SR blocks off", checkpoint, network)
+
+
+def check_classes(loaded: LoadedModel, dataset_classes: dict[str, int], where: str) -> None:
+    """Raise ``ValueError`` when the data set's labels cannot be scored by the model's classifier."""
+    if loaded.classes:
+        for label, index in dataset_classes.items():
+            if index >= len(loaded.classes) or loaded.classes[index] != label:
+                have = loaded.classes[index] if index < len(loaded.classes) else "nothing"
+                raise ValueError(f"{where}: class {index} is '{label}' in the data set but '{have}' in the checkpoint; "
+                                 "evaluate on the data set the model was trained on (same class dictionary JSON)")
+    too_big = [label for label, index in dataset_classes.items() if index >= loaded.num_classes]
+    if too_big:
+        raise ValueError(f"{where}: {len(dataset_classes)} classes in the data set but the checkpoint's classifier "
+                         f"has {loaded.num_classes} (e.g. '{too_big[0]}'); use the matching checkpoint or --spec")
+
+
+def load_class_names(path: str | Path) -> list[str]:
+    """Class names by index from a ``{label: index}`` JSON (data.catalog.labels) or a label CSV (first-appearance order)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: labels file not found; pass the *dictionary.json or the train CSV")
+    if path.suffix.lower() == ".json":
+        mapping = load_dictionary(path)
+    else:
+        mapping = {}
+        for row in iter_rows(path, timeslices=False):
+            mapping.setdefault(row.label, len(mapping))
+    names = [""] * len(mapping)
+    for label, index in mapping.items():
+        if not 0 <= index < len(mapping) or names[index]:
+            raise ValueError(f"{path}: class indices are not 0..{len(mapping) - 1} without repeats ('{label}': {index})")
+        names[index] = label
+    return names
+
+
+def resize_short(frames: np.ndarray, short_side: int) -> torch.Tensor:
+    """``(T, H, W, 3)`` uint8 → ``(T, 3, H', W')`` uint8 with ``min(H', W') = short_side`` (antialiased bilinear)."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+    h, w = x.shape[-2:]
+    if min(h, w) == short_side:
+        return x
+    scale = short_side / min(h, w)
+    out = (short_side, max(short_side, round(w * scale))) if h <= w else (max(short_side, round(h * scale)), short_side)
+    return F.resize(x.contiguous(memory_format=torch.channels_last), list(out), antialias=True)
+
+
+def crop_offsets(length: int, size: int, crops: int) -> list[int]:
+    """Start of each of ``crops`` windows of ``size`` evenly spread over ``length`` (1 → centre)."""
+    room = max(0, length - size)
+    if crops == 1:
+        return [room // 2]
+    return [round(i * room / (crops - 1)) for i in range(crops)]
+
+
+def spatial_views(frames: torch.Tensor, size: int, crops: int) -> list[torch.Tensor]:
+    """``(T, 3, H, W)`` uint8 (shorter side >= size) → ``crops`` tensors ``(T, 3, size, size)`` along the longer side."""
+    h, w = frames.shape[-2:]
+    if h <= w:
+        top = (h - size) // 2
+        return [frames[:, :, top:top + size, o:o + size] for o in crop_offsets(w, size, crops)]
+    left = (w - size) // 2
+    return [frames[:, :, o:o + size, left:left + size] for o in crop_offsets(h, size, crops)]
+
+
+@dataclass(frozen=True)
+class ViewConfig:
+    """How to cut a video into test views: ``clips`` × ``crops`` clips of ``clip_length`` frames, ``size``² px."""
+
+    clip_length: int
+    size: int
+    frame_interval: int = 1
+    clips: int = 1
+    crops: int = 1
+    short_side: int | None = None
+
+    def frame_indices(self, n_frames: int) -> list[list[int]]:
+        """0-based frame indices of each temporal clip."""
+        return uniform_views(n_frames, self.clip_length, self.frame_interval, self.clips)
+
+    @property
+    def views(self) -> int:
+        return self.clips * self.crops
+
+
+def view_config(config: RunConfig | None, *, clip_length: int | None, clip_size: int | None,
+                frame_interval: int | None, clips: int, crops: int, short_side: int | None = None,
+                dataset: DatasetSpec | None = None) -> ViewConfig:
+    """Test views: explicit arguments win, then the training run's validation clips (``config``), then the
+    defaults of ``dataset`` (original checkpoints store no configuration), else of HACS (the original's)."""
+    if config is None:
+        spec = dataset or get_dataset("hacs")
+        config = RunConfig.from_flat(dict(spec.defaults), spec.name)
+    d = config.data
+    return ViewConfig(clip_length=int(clip_length or d.val_clip_length), size=int(clip_size or d.val_clip_size),
+                      frame_interval=int(frame_interval or d.val_frame_interval), clips=clips, crops=crops,
+                      short_side=short_side)
+
+
+def make_views(frames: np.ndarray, cfg: ViewConfig, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Frames of all clips ``(clips·T, H, W, 3)`` uint8 BGR (clip after clip) → views ``(clips·crops, 3, T, S, S)``.
+
+    View ``v`` is clip ``v // crops``, crop ``v % crops``.
+    """
+    short = resize_short(frames, cfg.short_side or cfg.size)
+    if min(short.shape[-2:]) < cfg.size:
+        raise ValueError(f"--short-side {cfg.short_side} is smaller than the crop {cfg.size}")
+    views = []
+    for clip in short.split(cfg.clip_length):
+        views.extend(normalise(view, mean, std) for view in spatial_views(clip, cfg.size, cfg.crops))
+    return torch.stack(views)
+
+
+def decode_clip_frames(path: str | Path, cfg: ViewConfig) -> tuple[np.ndarray, int]:
+    """Decode a video file with PyAV and return the frames of ``cfg``'s clips ``(clips·T, H', W', 3)`` uint8 BGR
+    (shorter side already resized to ``cfg.short_side or cfg.size``) and the video's frame count.
+
+    Only the needed frames are kept: the count comes from the container; when it is missing or wrong the file
+    is decoded a second time with the true count. Raises ``data.store.video_io.VideoDecodeError`` naming the file.
+    """
+    side = cfg.short_side or cfg.size
+
+    def gather(n_frames: int) -> tuple[dict[int, np.ndarray], int]:
+        wanted = {i for clip in cfg.frame_indices(n_frames) for i in clip} if n_frames > 0 else set()
+        kept, count = {}, 0
+        for i, frame in enumerate(iter_frames(path, decoder="pyav")):
+            if i in wanted:
+                kept[i] = resize_short(frame[None], side)[0].permute(1, 2, 0).numpy()
+            count = i + 1
+        return kept, count
+
+    if not Path(path).is_file():
+        raise VideoDecodeError(f"{path}: file not found")
+    expected = int(probe(path).get("frames") or 0)
+    kept, count = gather(expected)
+    if count == 0:
+        raise VideoDecodeError(f"{path}: no frames could be decoded")
+    if count != expected:
+        logger.debug("%s: container says %d frames, decoded %d; decoding again", path, expected, count)
+        kept, count = gather(count)
+    indices = [i for clip in cfg.frame_indices(count) for i in clip]
+    return np.stack([kept[i] for i in indices]), count
+
+
+@torch.inference_mode()
+def view_probabilities(model: nn.Module, views: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
+    """Softmax probabilities ``(V, K)`` (float32, CPU) of views ``(V, 3, T, S, S)``, ``batch_size`` views at a time."""
+    out = [model(chunk.to(device, non_blocking=True)).float().softmax(dim=1).cpu()
+           for chunk in views.split(max(1, batch_size))]
+    return torch.cat(out)
+
+
+def dump_json(obj: Any, path: str | Path) -> Path:
+    """Write ``obj`` as indented JSON (UTF-8) via a temporary file and rename."""
+    return atomic_write_text(path, json.dumps(obj, indent=1, ensure_ascii=False) + "\n")

@@ -1,0 +1,209 @@
+"""The one training entry point behind every ``train_<dataset>.py``: ``run(spec, argv)``.
+
+``run`` parses the command line into a :class:`~train.config.RunConfig`, starts the processes (torchrun's,
+or ``--gpus N`` local ones), and in each process sets up logging, device, data, model, optimiser, schedule and
+the starting point, then hands over to :func:`train.engine.trainer.fit`. It only orchestrates: devices live in
+`train.distributed`, models in `network`, loaders in `data`, checkpoints in `train.results.checkpoint`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.multiprocessing as mp
+import torch.nn as nn
+
+from data.catalog.datasets import spec_from_dict
+from data.catalog.spec import DatasetSpec
+from data.pipeline.loaders import LoaderConfig, build_loaders
+from data.pipeline.rng import STREAMS, seed_everything
+from network.compile import compile_backbone
+from network.config import get_config
+from network.registry import build_model
+from train import distributed as dist
+from train.config import RunConfig
+from train.engine.cli import parse_config, parse_gpus
+from train.engine.loop import NonFiniteLossError, TrainStep, make_scaler, resolve_precision
+from train.engine.lr_scheduler import build_schedule
+from train.engine.optim import build_optimizer
+from train.engine.trainer import Session, fit
+from train.monitor.logs import close_logging, setup_logging
+from train.results.checkpoint import StartPoint, resolve_start, restore
+from train.results.folder import claim
+from train.results.lock import FolderBusyError
+from train.results.preempt import REQUEUE_EXIT
+from train.results.retention import CheckpointSaveError, check_writable, estimate_bytes
+
+log = logging.getLogger(__name__)
+
+# Bad input or a stopped run: one line, no traceback (unless --debug-mode), exit code 1.
+USER_ERRORS = (FileNotFoundError, ValueError, NonFiniteLossError, CheckpointSaveError, dist.CollectiveTimeout)
+
+
+def num_processes(cfg: RunConfig, device_type: str) -> int:
+    """Processes to start for ``--gpus``: its count, else every visible GPU (CUDA) or 1 (CPU)."""
+    count, ids = parse_gpus(cfg.hardware.gpus)
+    if count is not None:
+        if device_type == "cuda" and ids is None and count > torch.cuda.device_count():
+            raise ValueError(f"--gpus {count}: only {torch.cuda.device_count()} CUDA device(s) visible")
+        return count
+    return torch.cuda.device_count() if device_type == "cuda" else 1
+
+
+def run(spec: DatasetSpec, argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Train on ``spec`` with the command line ``argv`` (default ``sys.argv[1:]``); returns rank 0's summary.
+
+    Under torchrun (``RANK``/``WORLD_SIZE`` set) this process is one rank. Otherwise ``--gpus N`` with N > 1
+    spawns N local processes (NCCL on GPUs, gloo on CPU) and waits for them.
+    """
+    cfg = parse_config(spec, argv)
+    if spec.variants:
+        spec = spec.with_variant(cfg.data.variant)
+    if dist.launched_by_torchrun() or dist.launched_by_srun():
+        return _process(spec, cfg)
+    count, ids = parse_gpus(cfg.hardware.gpus)
+    if ids is not None:  # the original's device list; must be set before CUDA is first queried
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in ids)
+    nprocs = num_processes(cfg, dist.pick_device(cfg.hardware.device).type)
+    if nprocs <= 1:
+        return _process(spec, cfg)
+    queue = mp.get_context("spawn").SimpleQueue()
+    dist.spawn(_spawned, nprocs, args=(spec.to_dict(), cfg.to_dict(), queue))
+    return queue.get() if not queue.empty() else {}
+
+
+def _spawned(spec: dict[str, Any], cfg: dict[str, Any], queue: Any) -> None:
+    summary = _process(spec_from_dict(spec), RunConfig.from_dict(cfg))
+    if dist.env_info().is_main:
+        queue.put(summary)
+
+
+def _process(spec: DatasetSpec, cfg: RunConfig) -> dict[str, Any]:
+    info = dist.env_info()
+    try:
+        device = dist.pick_device(cfg.hardware.device, info.local_rank)
+        dist.init_process_group(info, device, cfg.hardware.dist_timeout)
+        return train(spec, cfg, info, device)
+    except USER_ERRORS as exc:
+        if not isinstance(exc, FolderBusyError) or not info.is_main:  # before logging: main() prints it
+            log.error("%s", exc, exc_info=cfg.output.debug_mode)
+            exc.logged = True  # main() does not print it a second time
+        raise
+    except RuntimeError as exc:
+        timeout = dist.as_timeout(exc, info, cfg.hardware.dist_timeout)
+        if timeout is None:
+            raise
+        log.error("%s", timeout)
+        timeout.logged = True
+        raise timeout from None
+    finally:
+        dist.destroy_process_group()
+        close_logging()
+
+
+def loader_config(cfg: RunConfig) -> LoaderConfig:
+    """The data settings of the run."""
+    d, s = cfg.data, cfg.schedule
+    return LoaderConfig(clip_length=d.clip_length, clip_size=d.clip_size, batch_size=cfg.optim.batch_size,
+                        train_frame_interval=d.train_frame_interval, val_frame_interval=d.val_frame_interval,
+                        long_cycles=s.long_cycles, short_cycles=s.short_cycles, workers=d.workers,
+                        seed=cfg.optim.random_seed, val_clip_length=d.val_clip_length, val_clip_size=d.val_clip_size,
+                        decode=cfg.hardware.decode,
+                        clip_warmup=(s.clip_warmup_epochs, s.clip_warmup_length or 0, s.clip_warmup_size or 0))
+
+
+def _header(cfg: RunConfig, spec: DatasetSpec, info: dist.DistInfo, device: torch.device, precision: str) -> None:
+    log.info("Using pytorch %s (%s)", torch.__version__, os.path.dirname(torch.__file__))
+    log.info("Start training with configuration:\n%s", json.dumps(cfg.to_dict(), indent=2, default=str))
+    log.info("Task '%s' on %s; device %s, %d process(es), precision %s", cfg.task(), spec.name, device,
+             info.world_size, precision)
+
+
+def train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch.device) -> dict[str, Any]:
+    """Everything one process does; returns the run summary (meaningful on rank 0)."""
+    out_dir = cfg.results_dir()
+    claimed = None
+    try:
+        if info.is_main:
+            claimed = claim(cfg, out_dir)  # lock, start point, no silent overwrite; before train.log is opened
+    finally:
+        if not dist.agree(claimed is not None or not info.is_main) and not info.is_main:
+            raise FolderBusyError(f"{out_dir}: rank 0 could not claim the results folder (see its error)")
+    try:
+        return _train(spec, cfg, info, device, out_dir, claimed)
+    finally:
+        if claimed is not None:
+            claimed.lock.release()
+
+
+def _train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch.device, out_dir: Any,
+           claimed: Any) -> dict[str, Any]:
+    setup_logging(cfg.log_path(), cfg.output.debug_mode, info.rank)
+    for note in claimed.notes if claimed is not None else []:
+        log.warning("%s", note)
+    if device.type == "cpu" and info.distributed:  # share the cores between the local processes
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", info.world_size))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
+    precision = resolve_precision(cfg.hardware.precision, device)
+    _header(cfg, spec, info, device, precision)
+
+    m = cfg.model
+    norm = get_config(m.network)
+    paths = spec.resolve(cfg.data.dataset)
+    loaders = build_loaders(spec, paths, loader_config(cfg), norm["mean"], norm["std"], info.rank, info.world_size)
+    num_classes = len(loaders.classes)  # the classifier has as many outputs as the label dictionary classes
+    if num_classes < spec.num_classes:
+        log.warning("%s: the label files name %d classes, fewer than %s's %d: the classifier gets %d outputs",
+                    paths.train_csv, num_classes, spec.name, spec.num_classes, num_classes)
+    seed_everything(cfg.optim.random_seed)  # same on every rank: identical initial weights
+    gate_options = {"gate_similarity": m.gate_similarity, "gate_temperature": m.gate_temperature} if m.gates else {}
+    model = build_model(m.network, num_classes, gates=m.gates, **gate_options).to(device)
+    hw = cfg.hardware
+    if hw.channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)
+    optimizer = build_optimizer(model, cfg.optim.lr_base, m.fine_tune)
+    s = cfg.schedule
+    schedule = build_schedule(s.lr_schedule, cfg.optim.lr_base, steps=s.lr_steps, factor=s.lr_factor,
+                              end_epoch=s.end_epoch, warmup_epochs=s.lr_warmup_epochs)
+    step = TrainStep(optimizer, make_scaler(device, precision), schedule, device, precision,
+                     channels_last=hw.channels_last)
+    start: StartPoint = claimed.start if claimed is not None else resolve_start(m.pretrained_3d, m.resume_epoch,
+                                                                                 out_dir, m.network)
+    ckpt = restore(start, model, optimizer, step.scaler, schedule, network=m.network, classes=loaders.classes,
+                   allow_partial=m.allow_partial)
+    if start.iteration:
+        saved_steps = int((ckpt or {}).get("position", {}).get("plan_length", -1))
+        if saved_steps != len(loaders.batch_sampler.current_plan):
+            raise ValueError(f"{start.path}: saved inside an epoch of {saved_steps} steps, but this run's epochs have "
+                             f"{len(loaders.batch_sampler.current_plan)} (another --batch-size, --gpus or data "
+                             "set); resume with the same ones, or from a <network>_ep-XXXX.pth with --resume-epoch N")
+    if start.mode != "resume":  # a resumed run continues the saved RNG streams instead
+        seed_everything(cfg.optim.random_seed + STREAMS["process"] * info.rank)
+    if info.is_main:
+        check_writable(out_dir, 2 * estimate_bytes(model))
+    if hw.compile:
+        compile_backbone(model, hw.compile_backend)  # in place: checkpoint keys do not change
+    if info.distributed:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    best = ((ckpt or {}).get("metrics") or {}).get("best_val_top1") if start.mode == "resume" else None
+    return fit(Session(cfg, spec, model, loaders, step, out_dir, start.epoch, start.iteration, best))
+
+
+def main(spec: DatasetSpec, argv: Sequence[str] | None = None) -> int:
+    """Script entry point: ``run`` with one-line errors (exit code 1) for bad input and stopped runs, and exit
+    code ``REQUEUE_EXIT`` (75) after SIGTERM/SIGUSR1/SIGINT saved a mid-epoch checkpoint (requeue the job)."""
+    try:
+        summary = run(spec, argv)
+    except USER_ERRORS as exc:
+        if not getattr(exc, "logged", False):
+            print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: the last saved checkpoint is intact", file=sys.stderr)
+        return 130
+    return REQUEUE_EXIT if summary.get("preempted") else 0

@@ -1,0 +1,1 @@
+"""Figures drawn from a run's results: training curves and confusion matrices."""

@@ -1,4 +1,4 @@
-"""The typed run configuration: six groups of fields, each field declared once with its default, flags and help.
+"""The typed run configuration: seven groups of fields, each field declared once with its default, flags and help.
 
 ``RunConfig`` is built once per run by :func:`train.engine.cli.parse_config` (defaults < data set overrides <
 ``--config`` file < command line), validated where it is built, passed down instead of an argparse
@@ -23,6 +23,7 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULES = ("multistep", "cosine")
 GATE_SIMILARITIES = ("raw", "tcc", "cosine", "tstd", "recal")
+OPTIMIZERS = ("sgd", "adamw")
 # ``--resume-epoch``: completed epochs N (-1: do not resume) or "auto"; typed on the command line as a string
 # (the parser picks ``str`` for this alias) and normalised by ``RunConfig.validate``.
 ResumeAt = int | str
@@ -104,7 +105,7 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    """The SGD step: batch, base rate, seed."""
+    """The optimiser step: batch, base rate, seed, optimiser and its decay, accumulation, clipping, EMA."""
 
     batch_size: int = opt(48, "--batch-size", help="base batch size B of one step over all processes (split "
                           "across them, as the original's DataParallel), before multigrid scaling")
@@ -112,6 +113,39 @@ class OptimConfig:
                          "cycles are on)")
     random_seed: int = opt(1, "--random-seed", help="seed of every random operation (model init, shuffling, "
                            "augmentation)")
+    optimizer: str = opt("sgd", "--optimizer", choices=OPTIMIZERS, help="sgd: SGD with Nesterov momentum (the "
+                         "original); adamw: torch's AdamW (decoupled weight decay); both use the fused kernel on "
+                         "CPU and CUDA")
+    momentum: float = opt(0.9, "--momentum", help="SGD's (Nesterov) momentum; with --optimizer adamw: beta1, the "
+                          "decay of the gradient's running mean (beta2 is 0.999)")
+    weight_decay: float = opt(1e-4, "--weight-decay", help="weight decay (L2 for sgd, decoupled for adamw); "
+                              "applied to every parameter unless --no-decay-norm-bias")
+    no_decay_norm_bias: bool = opt(False, "--no-decay-norm-bias", kind="bool", help="no weight decay on "
+                                   "normalisation weights, biases and every other 1-D parameter (as PySlowFast, "
+                                   "PyTorchVideo and VideoMAE)")
+    accumulate_grad: int = opt(1, "--accumulate-grad", metavar="N", help="one optimiser step every N batches, "
+                               "the loss scaled by 1/N: the update of one batch N times larger (1: every batch)")
+    clip_grad_norm: float = opt(0.0, "--clip-grad-norm", metavar="X", help="before each optimiser step, scale "
+                                "the gradients down to a total L2 norm of at most X (after unscaling under fp16); "
+                                "0: off")
+    ema_decay: float = opt(0.0, "--ema-decay", metavar="D", help="keep an exponential moving average of the "
+                           "weights (ema = D*ema + (1-D)*weights after every optimiser step), validated beside "
+                           "the model and saved in checkpoints; e.g. 0.9998; 0: off")
+
+
+@dataclass
+class RegularisationConfig:
+    """Label smoothing and clip mixing (mixup, cutmix), with soft targets."""
+
+    label_smoothing: float = opt(0.0, "--label-smoothing", metavar="EPS", help="label smoothing: the target "
+                                 "puts 1-EPS+EPS/K on the label and EPS/K on each of the K classes (0: off)")
+    mixup_alpha: float = opt(0.0, "--mixup-alpha", metavar="A", help="mixup: blend pairs of clips with a weight "
+                             "drawn from Beta(A, A), targets blended alike (0: off)")
+    cutmix_alpha: float = opt(0.0, "--cutmix-alpha", metavar="A", help="cutmix: paste a box of another clip "
+                              "(the same box on every frame), its area drawn from Beta(A, A), targets weighted by "
+                              "area (0: off); with --mixup-alpha too, each mixed batch uses one of the two")
+    mix_prob: float = opt(1.0, "--mix-prob", metavar="P", help="share of training batches mixed when "
+                          "--mixup-alpha or --cutmix-alpha is on (chosen per batch)")
 
 
 @dataclass
@@ -186,12 +220,16 @@ class HardwareConfig:
                                "inductor, aot_eager, eager)")
     channels_last: bool = opt(False, "--channels-last", kind="bool", help="channels_last_3d memory format for the "
                               "model and its input (faster convolutions with cuDNN/oneDNN)")
+    sync_bn: bool = opt(False, "--sync-bn", kind="bool", help="under DDP, convert BatchNorm to SyncBatchNorm "
+                        "(batch statistics over every process: for small per-GPU batches); one warning and "
+                        "ignored in a single process")
     dist_timeout: float = opt(300.0, "--dist-timeout", metavar="SECONDS", help="collective timeout of the process "
                               "group: a rank that hangs or dies makes the others stop after this long")
 
 
 GROUPS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "optimisation": OptimConfig,
-                           "schedule": ScheduleConfig, "output": OutputConfig, "hardware": HardwareConfig}
+                           "regularisation": RegularisationConfig, "schedule": ScheduleConfig,
+                           "output": OutputConfig, "hardware": HardwareConfig}
 
 
 def _group_fields() -> Iterator[tuple[str, Any]]:
@@ -225,18 +263,19 @@ def check_keys(keys: Any, where: str) -> None:
 
 @dataclass
 class RunConfig:
-    """Everything a training run is told, in six groups; ``dataset_name`` is the registered data set's name."""
+    """Everything a training run is told, in seven groups; ``dataset_name`` is the registered data set's name."""
 
     dataset_name: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    reg: RegularisationConfig = field(default_factory=RegularisationConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
 
-    _SECTIONS = {"data": "data", "model": "model", "optimisation": "optim", "schedule": "schedule",
-                 "output": "output", "hardware": "hardware"}
+    _SECTIONS = {"data": "data", "model": "model", "optimisation": "optim", "regularisation": "reg",
+                 "schedule": "schedule", "output": "output", "hardware": "hardware"}
 
     @classmethod
     def from_flat(cls, values: Mapping[str, Any], dataset_name: str = "", where: str = "configuration") -> RunConfig:
@@ -286,7 +325,7 @@ class RunConfig:
         values: the validation clip defaults to the training clip."""
         d, m, o, s, out, hw = self.data, self.model, self.optim, self.schedule, self.output, self.hardware
         for name in ("clip_length", "clip_size", "val_frame_interval", "batch_size", "end_epoch", "eval_frequency",
-                     "log_interval"):
+                     "log_interval", "accumulate_grad"):
             value = getattr(self, self._SECTIONS[FIELD_GROUP[name]]).__dict__[name]
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be an integer >= 1, got {value!r}")
@@ -306,6 +345,7 @@ class RunConfig:
             raise ValueError(f"--workers must be >= 0, got {d.workers}")
         if not (o.lr_base > 0 and math.isfinite(o.lr_base)):
             raise ValueError(f"--lr-base must be > 0, got {o.lr_base}")
+        self._validate_optimiser()
         if not 0 < s.lr_factor <= 1:
             raise ValueError(f"--lr-factor must be in (0, 1] so the rate does not grow, got {s.lr_factor}")
         s.lr_steps = [int(v) for v in s.lr_steps]
@@ -351,6 +391,20 @@ class RunConfig:
             hw.gpus = str(hw.gpus)
         return self
 
+    def _validate_optimiser(self) -> None:
+        """Ranges of the optimiser, regularisation and EMA fields (one-line ``ValueError`` naming the flag)."""
+        o, r = self.optim, self.reg
+        _choice("--optimizer", o.optimizer, OPTIMIZERS)
+        _in_range("--momentum", o.momentum, 0.0, 1.0, "[0, 1)")
+        _in_range("--label-smoothing", r.label_smoothing, 0.0, 1.0, "[0, 1)")
+        _in_range("--ema-decay", o.ema_decay, 0.0, 1.0, "[0, 1) (0: off)")
+        for flag, value in (("--weight-decay", o.weight_decay), ("--clip-grad-norm", o.clip_grad_norm),
+                            ("--mixup-alpha", r.mixup_alpha), ("--cutmix-alpha", r.cutmix_alpha)):
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"{flag} must be a finite number >= 0 (0: off), got {value}")
+        if not 0 <= r.mix_prob <= 1:
+            raise ValueError(f"--mix-prob must be in [0, 1], got {r.mix_prob}")
+
     def results_dir(self) -> Path:
         """``<model-dir or ./results/<DATASET>>/<network>_gates_<bool>[_<run-name>]`` (the README's folder names;
         ``--run-name`` gives each run of a sweep its own folder)."""
@@ -381,6 +435,12 @@ def _resume_at(value: Any) -> int | str:
         return int(value)
     except (TypeError, ValueError):
         raise ValueError(f"--resume-epoch must be an epoch number or 'auto', got {value!r}") from None
+
+
+def _in_range(flag: str, value: float, low: float, high: float, shown: str) -> None:
+    """``low <= value < high``, else a one-line ``ValueError``."""
+    if not low <= value < high:
+        raise ValueError(f"{flag} must be in {shown}, got {value}")
 
 
 def _choice(flag: str, value: Any, choices: tuple) -> None:
@@ -428,5 +488,5 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return flatten(data, f"--config {path}")
 
 
-__all__ = ["RunConfig", "DataConfig", "ModelConfig", "OptimConfig", "ScheduleConfig", "OutputConfig",
-           "HardwareConfig", "GROUPS", "FIELD_GROUP", "field_default", "check_keys", "read_config_file"]
+__all__ = ["RunConfig", "DataConfig", "ModelConfig", "OptimConfig", "RegularisationConfig", "ScheduleConfig",
+           "OutputConfig", "HardwareConfig", "GROUPS", "FIELD_GROUP", "field_default", "check_keys", "read_config_file"]

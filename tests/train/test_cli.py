@@ -119,4 +119,21 @@ def test_every_argument_has_help_and_a_group():
         if action.dest != "help":
             assert action.help, action.dest
     titles = {group.title for group in parser._action_groups}
-    assert {"data", "model and initialisation", "optimisation", "schedule", "hardware", "output and monitoring"} <= titles
+    assert {"data", "model and initialisation", "optimisation", "regularisation", "schedule", "hardware",
+            "output and monitoring"} <= titles
+
+
+@pytest.mark.parametrize("flag", ["--optimizer", "--momentum", "--weight-decay", "--no-decay-norm-bias",
+                                  "--label-smoothing", "--mixup-alpha", "--cutmix-alpha", "--mix-prob",
+                                  "--accumulate-grad", "--clip-grad-norm", "--sync-bn", "--ema-decay"])
+def test_training_knob_flags_are_in_help(capsys, flag):
+    with pytest.raises(SystemExit):
+        build_parser(HACS).parse_args(["--help"])
+    assert f"{flag} " in capsys.readouterr().out
+
+
+def test_training_knob_flags_parse():
+    args = parse_args(HACS, ["--optimizer", "adamw", "--no-decay-norm-bias", "--sync-bn", "False",
+                             "--accumulate-grad", "2", "--label-smoothing", "0.1"])
+    assert (args.optimizer, args.no_decay_norm_bias, args.sync_bn) == ("adamw", True, False)
+    assert (args.accumulate_grad, args.label_smoothing) == (2, 0.1)

@@ -88,6 +88,18 @@ def test_checkpoint_forms():
     (["--clip-warmup-epochs", "120"], "--clip-warmup-epochs must be in [0, --end-epoch 120)"),
     (["--clip-warmup-epochs", "2", "--clip-warmup-length", "0"], "--clip-warmup-length must be >= 1"),
     (["--clip-warmup-size", "0"], "--clip-warmup-size must be >= 1"),
+    (["--momentum", "1"], "--momentum must be in [0, 1), got 1.0"),
+    (["--weight-decay=-1e-4"], "--weight-decay must be a finite number >= 0"),
+    (["--weight-decay", "nan"], "--weight-decay must be a finite number >= 0"),
+    (["--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
+    (["--mixup-alpha", "-0.2"], "--mixup-alpha must be a finite number >= 0"),
+    (["--cutmix-alpha", "inf"], "--cutmix-alpha must be a finite number >= 0"),
+    (["--mix-prob", "1.5"], "--mix-prob must be in [0, 1], got 1.5"),
+    (["--mix-prob", "-0.1"], "--mix-prob must be in [0, 1]"),
+    (["--accumulate-grad", "0"], "--accumulate-grad must be an integer >= 1, got 0"),
+    (["--clip-grad-norm", "-1"], "--clip-grad-norm must be a finite number >= 0 (0: off)"),
+    (["--ema-decay", "1"], "--ema-decay must be in [0, 1) (0: off), got 1.0"),
+    (["--optimizer", "adam"], "invalid choice: 'adam'"),
 ])
 def test_cross_field_rules(capsys, argv, message):
     with pytest.raises(SystemExit):
@@ -116,3 +128,52 @@ def test_spec_dict_round_trip():
     spec = get_dataset("kinetics-400")
     assert spec_from_dict(spec.to_dict()) == spec
     assert isinstance(spec_from_dict(json.loads(json.dumps(spec.to_dict()))), DatasetSpec)
+
+
+KNOBS = ["--optimizer", "adamw", "--momentum", "0.8", "--weight-decay", "0.05", "--no-decay-norm-bias",
+         "--label-smoothing", "0.1", "--mixup-alpha", "0.8", "--cutmix-alpha", "1.0", "--mix-prob", "0.5",
+         "--accumulate-grad", "4", "--clip-grad-norm", "5", "--sync-bn", "True", "--ema-decay", "0.999"]
+
+
+def test_training_knobs_default_to_the_original_step():
+    """SGD with Nesterov momentum 0.9, weight decay 1e-4 on every parameter, plain cross-entropy, one step per
+    batch, no clipping, no SyncBN, no EMA."""
+    cfg = parse_config(HACS, [])
+    o, r = cfg.optim, cfg.reg
+    assert (o.optimizer, o.momentum, o.weight_decay, o.no_decay_norm_bias) == ("sgd", 0.9, 1e-4, False)
+    assert (o.accumulate_grad, o.clip_grad_norm, o.ema_decay, cfg.hardware.sync_bn) == (1, 0.0, 0.0, False)
+    assert (r.label_smoothing, r.mixup_alpha, r.cutmix_alpha) == (0.0, 0.0, 0.0)
+
+
+def test_training_knobs_survive_the_checkpoint_and_a_config_file(tmp_path):
+    cfg = parse_config(HACS, KNOBS)
+    o, r = cfg.optim, cfg.reg
+    assert (o.optimizer, o.momentum, o.weight_decay, o.no_decay_norm_bias) == ("adamw", 0.8, 0.05, True)
+    assert (o.accumulate_grad, o.clip_grad_norm, o.ema_decay, cfg.hardware.sync_bn) == (4, 5.0, 0.999, True)
+    assert (r.label_smoothing, r.mixup_alpha, r.cutmix_alpha, r.mix_prob) == (0.1, 0.8, 1.0, 0.5)
+    # saved in a checkpoint as plain data (torch.save / weights_only load), read back equal
+    import torch
+
+    torch.save({"config": cfg.to_dict()}, tmp_path / "c.pth")
+    assert RunConfig.from_saved(torch.load(tmp_path / "c.pth", weights_only=True)) == cfg
+    cfg.save(tmp_path / "config.json")
+    assert parse_config(HACS, ["--config", str(tmp_path / "config.json")]) == cfg
+    assert json.loads((tmp_path / "config.json").read_text())["regularisation"]["mixup_alpha"] == 0.8
+
+
+def test_regularisation_group_in_a_yaml_file(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("regularisation:\n  label_smoothing: 0.2\noptimisation:\n  optimizer: adamw\n")
+    cfg = parse_config(HACS, ["--config", str(path), "--mix-prob", "0.25"])
+    assert (cfg.reg.label_smoothing, cfg.optim.optimizer, cfg.reg.mix_prob) == (0.2, "adamw", 0.25)
+    path.write_text("regularisation:\n  weight_decay: 0.2\n")
+    with pytest.raises(SystemExit):
+        parse_config(HACS, ["--config", str(path)])
+
+
+def test_an_older_checkpoint_config_without_the_knobs_reads_as_the_defaults():
+    saved = parse_config(HACS, []).to_dict()
+    saved.pop("regularisation")
+    for key in ("optimizer", "momentum", "weight_decay", "ema_decay"):
+        saved["optimisation"].pop(key)
+    assert RunConfig.from_saved({"config": saved}) == parse_config(HACS, [])

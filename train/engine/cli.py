@@ -67,7 +67,8 @@ def parse_gpus(value: str | int | None) -> tuple[int | None, list[int] | None]:
 
 
 GROUP_TITLES = {"data": "data", "model": "model and initialisation", "optimisation": "optimisation",
-                "schedule": "schedule", "output": "output and monitoring", "hardware": "hardware"}
+                "regularisation": "regularisation", "schedule": "schedule", "output": "output and monitoring",
+                "hardware": "hardware"}
 
 
 def _add_field(group: argparse._ArgumentGroup, f: Any) -> None:

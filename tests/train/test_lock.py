@@ -1,12 +1,15 @@
-"""train/results/lock.py: one run per results folder; a live lock refuses at once, a dead process's lock is taken over."""
+"""train/results/lock.py: one run per results folder; a live lock refuses at once, a dead process's lock is taken
+over by exactly one of the runs that find it."""
 from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from engine_helpers import ROOT, TINY, dataset_for, tiny_args
@@ -63,3 +66,39 @@ def test_second_run_into_a_locked_folder_fails_at_once(tmp_path):
     assert len(lines) == 1 and f"in use by the run of pid {os.getpid()}" in lines[0], result.stderr
     assert sorted(p.name for p in folder.iterdir()) == [LOCK_NAME] or not any(folder.glob("*.pth"))
     assert not (folder / "train.log").exists()  # the running run's log is not touched
+
+
+def _race(folder: str, start, attempted, wins) -> None:
+    """One racer: wait for the others, try the lock, hold it until every racer has tried."""
+    start.wait()
+    try:
+        lock = RunLock(folder).acquire()
+    except FolderBusyError:
+        lock = None
+    with wins.get_lock():
+        wins.value += lock is not None
+    attempted.wait()
+    if lock is not None:
+        lock.release()
+    os._exit(0)  # no atexit or pytest teardown in the forked child
+
+
+def test_racing_runs_over_a_stale_lock_give_it_to_exactly_one(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    racers, trials, winners = 3, 40, []
+    began = time.monotonic()
+    for trial in range(trials):
+        folder = tmp_path / str(trial)
+        folder.mkdir()
+        (folder / LOCK_NAME).write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname(),
+                                                    "started": 0, "argv": []}))
+        start, attempted, wins = ctx.Barrier(racers), ctx.Barrier(racers), ctx.Value("i", 0)
+        procs = [ctx.Process(target=_race, args=(str(folder), start, attempted, wins)) for _ in range(racers)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(10)
+        assert all(p.exitcode == 0 for p in procs)
+        winners.append(wins.value)
+    assert winners == [1] * trials, f"trials won by 0 or several racers: {winners}"
+    assert time.monotonic() - began < 60

@@ -3,11 +3,14 @@
 The lock holds ``{pid, host, started, argv}`` as JSON. A second run into the folder fails at once with one
 line naming the running one. A lock left by a process that died without cleaning up (SIGKILL, power loss) is
 recognised when it names this host and a pid that no longer exists: it is taken over with a WARNING. A lock
-of another host cannot be checked from here, so it is reported and never taken over.
+of another host cannot be checked from here, so it is reported and never taken over. Taking over is atomic:
+a process removes a stale lock only while it holds ``fcntl.flock`` on ``run.lock.takeover`` and only if the lock
+still holds what it judged stale, so of several runs starting at once over a stale lock exactly one gets it.
 """
 from __future__ import annotations
 
 import atexit
+import fcntl
 import json
 import logging
 import os
@@ -20,6 +23,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 LOCK_NAME = "run.lock"
+TAKEOVER_NAME = "run.lock.takeover"  # kept in the folder: removing a flock file would let two holders in
 
 
 class FolderBusyError(ValueError):
@@ -63,7 +67,7 @@ class RunLock:
         """Create the lock or raise :class:`FolderBusyError`; a stale lock of this host is taken over."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "argv": sys.argv}
-        for _ in range(2):
+        for _ in range(3):
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
@@ -71,10 +75,10 @@ class RunLock:
                 if other is None:
                     continue  # released between our open and read: try again
                 if self._stale(other):
-                    log.warning("%s: taking over the stale lock of %s (that process is gone)", self.path,
-                                _describe(other))
-                    self.path.unlink(missing_ok=True)
-                    continue
+                    if self._remove_stale(other):
+                        log.warning("%s: taking over the stale lock of %s (that process is gone)", self.path,
+                                    _describe(other))
+                    continue  # create it (or find the run that was faster)
                 raise FolderBusyError(
                     f"{self.path.parent}: in use by the run of {_describe(other) if other else 'an unknown process'}; "
                     f"wait for it, or give this run its own folder with --run-name NAME or --model-dir DIR "
@@ -85,6 +89,19 @@ class RunLock:
             atexit.register(self.release)
             return self
         raise FolderBusyError(f"{self.path}: could not be created (another run is starting in this folder)")
+
+    def _remove_stale(self, seen: dict[str, Any]) -> bool:
+        """Remove the lock if it still holds ``seen`` (judged stale), under ``flock`` on the takeover file; True
+        if this process removed it. Another process may have replaced it in between: then it is left alone."""
+        fd = os.open(self.path.with_name(TAKEOVER_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if self.read() != seen:
+                return False
+            self.path.unlink(missing_ok=True)
+            return True
+        finally:
+            os.close(fd)  # releases the flock
 
     @staticmethod
     def _stale(other: dict[str, Any]) -> bool:

@@ -27,7 +27,7 @@ from train.results.checkpoint import (
     list_checkpoints,
     save_checkpoint,
 )
-from train.results.lock import LOCK_NAME, pid_alive
+from train.results.lock import LOCK_NAME, TAKEOVER_NAME, pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +90,11 @@ class Checkpoints:
         self.folder, self.network, self.keep, self.meta = Path(folder), network, int(keep), dict(meta)
         self.best_top1 = best_top1
 
-    def save(self, model: nn.Module, step: Any, epoch: int, *, numbered: bool, position: Mapping[str, Any] | None = None,
-             val_top1: float | None = None) -> Path:
+    def save(self, model: nn.Module, step: Any, epoch: int, *, numbered: bool,
+             position: Mapping[str, Any] | None = None, val_top1: float | None = None) -> Path:
         """Save the training state after ``epoch`` completed epochs (+ ``position`` inside the next one)."""
-        primary = checkpoint_path(self.folder, self.network, epoch) if numbered else last_path(self.folder, self.network)
+        folder, network = self.folder, self.network
+        primary = checkpoint_path(folder, network, epoch) if numbered else last_path(folder, network)
         improved = val_top1 is not None and (self.best_top1 is None or val_top1 > self.best_top1)
         best = val_top1 if improved else self.best_top1
         try:
@@ -112,7 +113,8 @@ class Checkpoints:
                 reason = "No space left on device" if full else (str(exc).splitlines() or [exc.__class__.__name__])[0]
             pointer = self.folder / LATEST_NAME
             kept = pointer.read_text(encoding="utf-8").strip() if pointer.is_file() else "none"
-            raise CheckpointSaveError(f"{self.folder}: saving {primary.name} failed ({reason}; {_mb(free_bytes(self.folder))} "
+            free = _mb(free_bytes(self.folder))
+            raise CheckpointSaveError(f"{self.folder}: saving {primary.name} failed ({reason}; {free} "
                                       f"free); the previous checkpoint ({kept}) is intact; free some space or "
                                       "use another --model-dir, then resume with --resume-epoch auto") from None
         self.prune()
@@ -148,7 +150,7 @@ def move_aside(folder: str | Path) -> Path:
         aside = folder / f"{PREVIOUS_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-{n}"
     aside.mkdir()
     for entry in folder.iterdir():
-        if entry.name != LOCK_NAME and not entry.name.startswith(PREVIOUS_PREFIX):
+        if entry.name not in (LOCK_NAME, TAKEOVER_NAME) and not entry.name.startswith(PREVIOUS_PREFIX):
             entry.rename(aside / entry.name)
     return aside
 

@@ -112,3 +112,85 @@ def test_fusable():
     assert not fusable([])
     assert not fusable([torch.zeros(2, dtype=torch.int64)])
     assert not fusable([torch.zeros(2, device="meta")])
+
+
+def test_no_decay_norm_bias_splits_every_fine_tune_group():
+    """Decay stays on the conv, linear and recurrent weight matrices; norms, biases and other 1-D tensors get
+    none, and each part keeps its group's lr multiplier."""
+    model = Toy()
+    model.register_parameter("scale", nn.Parameter(torch.ones(4)))  # a 1-D parameter that is neither norm nor bias
+    groups = _by_name(param_groups(model, fine_tune=True, no_decay_norm_bias=True, weight_decay=0.05))
+    assert set(groups) == {"base", "base_no_decay", "new", "new_no_decay", "rec", "rec_no_decay"}
+    assert groups["base"]["param_names"] == ["conv.weight"]
+    assert set(groups["base_no_decay"]["param_names"]) == {"scale", "conv.bias", "bn.weight", "bn.bias"}
+    assert groups["new"]["param_names"] == ["fc.weight"] and groups["new_no_decay"]["param_names"] == ["fc.bias"]
+    assert all(n.split(".")[-1].startswith("weight_") for n in groups["rec"]["param_names"])
+    assert all(n.split(".")[-1].startswith("bias_") for n in groups["rec_no_decay"]["param_names"])
+    for name, g in groups.items():
+        assert g["weight_decay"] == (0.0 if name.endswith("_no_decay") else 0.05), name
+        assert g["lr_mult"] == {"base": 0.6, "new": 1.0, "rec": 0.5}[name.split("_")[0]], name
+    opt = build_optimizer(model, lr=0.1, fine_tune=True, weight_decay=0.05, no_decay_norm_bias=True)
+    assert {g["name"]: g["weight_decay"] for g in opt.param_groups} == {n: g["weight_decay"] for n, g in groups.items()}
+
+
+def test_without_the_flag_every_parameter_decays():
+    opt = build_optimizer(Toy(), lr=0.1, weight_decay=0.05)
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.05] * len(opt.param_groups)
+
+
+def test_no_decay_leaves_1d_parameters_unshrunk_under_zero_gradients():
+    model = Toy()
+    opt = build_optimizer(model, lr=0.1, weight_decay=0.5, no_decay_norm_bias=True)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n]) == (p.ndim == 1), n  # only the matrices shrink
+
+
+@pytest.mark.parametrize("no_decay", [False, True])
+def test_adamw_update_equals_torch_adamw_on_the_same_groups(no_decay):
+    torch.manual_seed(0)
+    ours_model, ref_model = Toy(), Toy()
+    ref_model.load_state_dict(ours_model.state_dict())
+    ours = build_optimizer(ours_model, lr=0.01, fine_tune=True, momentum=0.8, weight_decay=0.05, name="adamw",
+                           no_decay_norm_bias=no_decay)
+    assert isinstance(ours, torch.optim.AdamW) and all(g["fused"] is True for g in ours.param_groups)
+    assert all(g["betas"] == (0.8, 0.999) for g in ours.param_groups)
+    groups = param_groups(ref_model, True, no_decay, 0.05)
+    ref = torch.optim.AdamW([{"params": g["params"], "lr": 0.01 * g["lr_mult"], "weight_decay": g["weight_decay"]}
+                             for g in groups], betas=(0.8, 0.999), foreach=False)  # the per-tensor loop
+    start = {n: p.detach().clone() for n, p in ours_model.named_parameters()}
+    _steps(ours, ours_model)
+    _steps(ref, ref_model)
+    for (name, a), b in zip(ours_model.named_parameters(), ref_model.parameters()):
+        assert not torch.equal(a, start[name]), name
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_resume_with_another_optimizer_is_refused(tmp_path):
+    from train.results.checkpoint import StartPoint, optimizer_name, restore, save_checkpoint
+
+    model = Toy()
+    sgd, adamw = build_optimizer(model, lr=0.1), build_optimizer(model, lr=0.1, name="adamw")
+    assert (optimizer_name(sgd), optimizer_name(adamw.state_dict())) == ("sgd", "adamw")
+    path = save_checkpoint(tmp_path / "toy_ep-0001.pth", model, 1, adamw, network="toy")
+    with pytest.raises(ValueError, match=r"toy_ep-0001.pth: written by --optimizer adamw, but this run uses "
+                                         r"--optimizer sgd; resume with --optimizer adamw"):
+        restore(StartPoint("resume", 1, path), model, sgd, network="toy")
+    assert restore(StartPoint("resume", 1, path), model, build_optimizer(model, lr=0.1, name="adamw"),
+                   network="toy")["epoch"] == 1
+
+
+def test_adamw_state_round_trips_with_its_type(tmp_path):
+    """A checkpoint of an AdamW run resumes as AdamW with its moments (the kernel flags are this run's)."""
+    model = Toy()
+    opt = build_optimizer(model, lr=0.1, name="adamw", no_decay_norm_bias=True)
+    _steps(opt, model, 2)
+    fresh = build_optimizer(Toy(), lr=0.1, name="adamw", no_decay_norm_bias=True)
+    load_optimizer_state(fresh, opt.state_dict())
+    saved, loaded = opt.state_dict(), fresh.state_dict()
+    assert [g["betas"] for g in loaded["param_groups"]] == [g["betas"] for g in saved["param_groups"]]
+    for k, v in saved["state"].items():
+        assert torch.equal(loaded["state"][k]["exp_avg_sq"], v["exp_avg_sq"])

@@ -166,7 +166,9 @@ def _train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch
     hw = cfg.hardware
     if hw.channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
-    optimizer = build_optimizer(model, cfg.optim.lr_base, m.fine_tune)
+    o = cfg.optim
+    optimizer = build_optimizer(model, o.lr_base, m.fine_tune, o.momentum, o.weight_decay, name=o.optimizer,
+                                no_decay_norm_bias=o.no_decay_norm_bias)
     s = cfg.schedule
     schedule = build_schedule(s.lr_schedule, cfg.optim.lr_base, steps=s.lr_steps, factor=s.lr_factor,
                               end_epoch=s.end_epoch, warmup_epochs=s.lr_warmup_epochs)

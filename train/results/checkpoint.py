@@ -273,6 +273,23 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
         group.update(kept)
 
 
+def optimizer_name(optimizer_or_state: torch.optim.Optimizer | Mapping[str, Any]) -> str:
+    """'adamw' or 'sgd': the ``--optimizer`` of an optimiser or of its saved ``state_dict()`` (AdamW's groups
+    hold ``betas``, SGD's ``momentum``; original checkpoints are SGD's)."""
+    groups = optimizer_or_state.param_groups if isinstance(optimizer_or_state, torch.optim.Optimizer) \
+        else optimizer_or_state.get("param_groups") or []
+    return "adamw" if groups and "betas" in groups[0] else "sgd"
+
+
+def check_same_optimizer(optimizer: torch.optim.Optimizer, state: Mapping[str, Any], path: Path) -> None:
+    """A resume continues the optimiser that wrote the checkpoint: another ``--optimizer`` is refused (its
+    moments would not carry over, and loading one's state into the other breaks the step)."""
+    saved, wanted = optimizer_name(state), optimizer_name(optimizer)
+    if saved != wanted:
+        raise ValueError(f"{path}: written by --optimizer {saved}, but this run uses --optimizer {wanted}; resume "
+                         f"with --optimizer {saved}, or start a new run from it with --pretrained_3d")
+
+
 def restore(start: StartPoint, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
             scaler: Any = None, scheduler: Any = None, *, network: str = "", classes: list[str] | None = None,
             allow_partial: bool = False) -> dict[str, Any] | None:
@@ -315,6 +332,7 @@ def restore(start: StartPoint, model: nn.Module, optimizer: torch.optim.Optimize
                     start.path, saved_epoch, start.epoch)
     parts = ["model"]
     if optimizer is not None and "optimizer" in ckpt and complete:
+        check_same_optimizer(optimizer, ckpt["optimizer"], start.path)
         try:
             load_optimizer_state(optimizer, ckpt["optimizer"])
             parts.append("optimiser")

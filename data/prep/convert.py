@@ -77,10 +77,12 @@ class VideoIndex:
     """The video files of ``src/<class>/`` and of ``src/`` itself (flat), keyed by ``(class or '', stem)``.
 
     Extensions match case-insensitively (:data:`VIDEO_EXTENSIONS`); other files are counted by extension.
+    Files sharing a key (``s0.mp4`` and ``s0.mov``) are kept in ``clashes``: they would be one stored video.
     """
 
     files: dict[tuple[str, str], Path] = field(default_factory=dict)
     skipped: Counter = field(default_factory=Counter)
+    clashes: dict[tuple[str, str], list[Path]] = field(default_factory=dict)
 
     @classmethod
     def scan(cls, src: Path) -> VideoIndex:
@@ -89,15 +91,27 @@ class VideoIndex:
             if path.name.startswith(".") or not path.is_file():
                 continue
             if is_video_file(path):
-                index.files.setdefault(("" if path.parent == src else path.parent.name, path.stem), path)
+                key = ("" if path.parent == src else path.parent.name, path.stem)
+                if index.files.setdefault(key, path) != path:
+                    index.clashes.setdefault(key, [index.files[key]]).append(path)
             else:
                 index.skipped[path.suffix.lower() or "(no extension)"] += 1
         return index
 
     def find(self, label: str, stems: Sequence[str]) -> Path | None:
-        """The first of ``src/<label>/<stem>.*`` then ``src/<stem>.*`` (flat folder) for the ``stems`` in order."""
-        return next((self.files[key] for stem in stems for key in ((label, stem), ("", stem))
-                     if key in self.files), None)
+        """The first of ``src/<label>/<stem>.*`` then ``src/<stem>.*`` (flat folder) for the ``stems`` in order;
+        ``ValueError`` when that name is held by several files."""
+        key = next((key for stem in stems for key in ((label, stem), ("", stem)) if key in self.files), None)
+        if key is None:
+            return None
+        self.refuse_clash(key)
+        return self.files[key]
+
+    def refuse_clash(self, key: tuple[str, str]) -> None:
+        """``ValueError`` naming the files that share ``key`` (they would be one stored video)."""
+        if key in self.clashes:
+            raise ValueError(f"{' and '.join(map(str, self.clashes[key]))} would both be stored as video "
+                             f"'{'/'.join(k for k in key if k)}'; rename all but one of them")
 
 
 def video_jobs(src: Path, dst: Path, csvs: Sequence[Path] = (), timeslices: bool = False
@@ -107,6 +121,9 @@ def video_jobs(src: Path, dst: Path, csvs: Sequence[Path] = (), timeslices: bool
     jpg = dst / "jpg"
     index = VideoIndex.scan(src)
     if not csvs:
+        for key in sorted(index.clashes):
+            if key[0]:
+                index.refuse_clash(key)
         return [Job(p, jpg / label / p.stem) for (label, _), p in sorted(index.files.items()) if label], [], index
     jobs: dict[Path, Job] = {}
     missing: list[str] = []

@@ -74,14 +74,19 @@ def index_videos(src: Path) -> dict[str, list[Path]]:
 
 def locate(entry: Entry, index: dict[str, list[Path]]) -> tuple[Path, bool] | None:
     """``(file, used whole)`` for ``entry``: a trimmed clip first, else the full video; a file in a folder
-    named like the label wins over others of the same name."""
+    named like the label wins over others of the same name. Several files that fit equally (``x.mp4`` and
+    ``x.mkv``, or ``x.mp4`` in two folders not named like the label) are a ``ValueError`` naming them."""
     if entry.path is not None:
         return entry.path, True
     for stems, whole in ((entry.trimmed, True), (entry.stems, entry.start is None)):
         for stem in stems:
             hits = index.get(stem)
             if hits:
-                return next((p for p in hits if p.parent.name == entry.label), hits[0]), whole
+                best = [p for p in hits if p.parent.name == entry.label] or hits
+                if len(best) > 1:
+                    raise ValueError(f"{entry.source}: video '{stem}' of '{entry.label}' is found in {len(best)} "
+                                     f"files ({', '.join(map(str, best[:3]))}); keep one of them")
+                return best[0], whole
     return None
 
 
@@ -113,7 +118,9 @@ def build_jobs(csvs: Sequence[Path], found: dict[tuple, tuple[Path, bool]], jpg:
     for row in (r for path in csvs for r in iter_rows(path, timeslices)):
         src, whole = found[(row.label, row.video_id, row.start, row.end)]
         job = convert.Job(src, jpg / row.rel_path, None if whole else row.start, None if whole else row.end)
-        jobs.setdefault(job.dst, job)
+        if jobs.setdefault(job.dst, job) != job:  # never two sources in one stored video
+            raise ValueError(f"{row.source}: {jobs[job.dst].src} and {src} would both be stored as {job.dst}; "
+                             "rename one of them (or remove the duplicate annotation)")
     return list(jobs.values())
 
 
@@ -143,11 +150,19 @@ def prepare(args: argparse.Namespace) -> int:
     found: dict[tuple, tuple[Path, bool]] = {}
     kept, missing = [], []
     for entry in ann.entries:
-        hit = locate(entry, index)
+        try:
+            hit = locate(entry, index)
+        except ValueError as exc:
+            log.error("%s", exc)
+            return convert.EXIT_USAGE
         if hit is None:
             missing.append(f"{entry.source} ({entry.label}/{entry.video_id})")
             continue
-        found[(entry.label, entry.video_id, entry.start, entry.end)] = hit
+        key = (entry.label, entry.video_id, entry.start, entry.end)
+        if found.setdefault(key, hit)[0] != hit[0]:
+            log.error("%s: %s and %s are both video '%s' of '%s'; rename one of them", entry.source, found[key][0],
+                      hit[0], entry.video_id, entry.label)
+            return convert.EXIT_USAGE
         kept.append(entry)
     convert.report_missing(missing, args.videos)
     if not kept:

@@ -148,7 +148,8 @@ def test_csv_rows_find_any_case_of_every_container_across_several_csvs(tmp_path,
         assert convert.main(["videos", str(tmp_path / "src"), str(dst), "--csv", str(train), str(val)]) == 0
     assert sorted(p.name for p in (dst / "jpg" / "walk").iterdir()) == ["flat9", "v0", "v1", "v2", "v3"]
     warning = next(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
-    assert warning.startswith(f"6 CSV rows have no video file under {tmp_path / 'src'} (skipped): {train}:5 (walk/gone0)")
+    assert warning.startswith(f"6 CSV rows have no video file under {tmp_path / 'src'} (skipped): "
+                              f"{train}:5 (walk/gone0)")
     assert f"{train}:9 (walk/gone4) and 1 more" in warning and "gone5" not in warning
 
 
@@ -234,3 +235,20 @@ def test_read_only_disk_and_permission_denied_stop_the_run(tmp_path, video_file_
         assert convert.main(["videos", str(tmp_path / "src"), str(tmp_path / "dst")]) == 3
     assert len(calls) == 1  # the first video: the run stopped there
     assert "STOPPED" in caplog.text and "Permission denied" in caplog.text and "FAILED" not in caplog.text
+
+
+def test_two_videos_of_one_name_are_refused_never_merged(tmp_path, video_file_factory, caplog):
+    first, _ = video_file_factory("src/b/s0.mp4", frames=6)
+    second, _ = video_file_factory("src/b/s0.mov", frames=7, seed=1)
+    video_file_factory("src/b/s1.mp4", frames=5, seed=2)
+    dst = tmp_path / "dst"
+    assert convert.main(["videos", str(tmp_path / "src"), str(dst)]) == 2
+    assert f"{second} and {first} would both be stored as video 'b/s0'; rename all but one" in caplog.text
+    assert not (dst / "jpg").exists()
+    csv = tmp_path / "labels.csv"
+    csv.write_text("label,id\nb,s1\n")
+    assert convert.main(["videos", str(tmp_path / "src"), str(dst), "--csv", str(csv)]) == 0  # s0 is not asked for
+    csv.write_text("label,id\nb,s1\nb,s0\n")
+    caplog.clear()
+    assert convert.main(["videos", str(tmp_path / "src"), str(dst), "--csv", str(csv)]) == 2
+    assert f"{second} and {first} would both be stored" in caplog.text and not (dst / "jpg" / "b" / "s0").exists()

@@ -7,6 +7,7 @@ import json
 import logging
 
 import pytest
+from datagen import write_clip
 from mock_downloads import MOCKS
 
 from data.catalog.labels import dictionary_path, load_records
@@ -91,3 +92,33 @@ def test_prepare_counts_bad_videos_and_reports_bad_annotations(tmp_path, caplog)
     assert prepare.main(argv) == 2
     assert f"{ann / 'testTrainMulti_7030_splits' / 'wave_test_split1.txt'}:2: expected '<video>.avi <0|1|2>'" \
         in caplog.text
+
+
+def test_folders_videos_sharing_a_name_are_all_stored_under_unique_ids(tmp_path, caplog):
+    src, root = tmp_path / "videos", tmp_path / "ROOT"
+    lengths = {"a/clip.mp4": 5, "b/s0.mp4": 6, "b/s0.mov": 7, "val/a/clip.mp4": 8, "val/b/v1.mp4": 9}
+    for seed, (rel, n) in enumerate(lengths.items()):
+        write_clip(src / rel, frames=n, seed=seed)
+    with caplog.at_level(logging.WARNING):
+        assert prepare.main(["folders", "--videos", str(src), "--out", str(root)]) == 0
+    assert "4 videos share a file name with another one" in caplog.text
+    jpg = root / "data" / "folders_videos" / "jpg"
+    stored = {f"{p.parent.name}/{p.name}": read_n_frames(p) for p in jpg.glob("*/*")}
+    assert stored == {"a/a_clip_mp4": 5, "b/b_s0_mp4": 6, "b/b_s0_mov": 7, "a/val_a_clip_mp4": 8, "b/v1": 9}
+    train, _ = load_records(root / "labels" / "folders_train.csv", jpg, False)
+    val, _ = load_records(root / "labels" / "folders_val.csv", jpg, False, strict_labels=True)
+    assert sorted(r.n_frames for r in train) == [5, 6, 7] and sorted(r.n_frames for r in val) == [8, 9]
+
+
+def test_a_prepared_id_found_in_two_files_is_refused_naming_both(tmp_path, caplog):
+    src, ann, root = tmp_path / "download", tmp_path / "annotations", tmp_path / "ROOT"
+    MOCKS["hmdb51"](src, ann)
+    first = next(src.rglob("*.avi"))
+    second = src / "elsewhere" / first.name
+    write_clip(second, frames=4)
+    other = first.with_suffix(".mp4")
+    write_clip(other, frames=4)
+    assert prepare.main(["hmdb51", "--videos", str(src), "--annotations", str(ann), "--out", str(root)]) == 2
+    assert f"is found in 2 files ({first.with_suffix('.avi')}, {other})" in caplog.text or \
+        f"({other}, {first})" in caplog.text
+    assert not (root / "data").exists()

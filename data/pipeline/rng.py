@@ -17,6 +17,7 @@ STREAMS: dict[str, int] = {
     "transform": 2,     # augmentation parameters (data.pipeline.video_transforms)
     "val_window": 2,    # the fixed validation window of each video (SequentialSampling; another construction)
     "replacement": 3,   # which video replaces an unreadable one (data.pipeline.video_iterator)
+    "mixing": 4,        # mixup/cutmix draws of each training step, per (rank, epoch, step) (train.engine.targets)
     "process": 1000,    # global torch/numpy/python seeds: --random-seed + 1000 * rank after model init
 }
 

@@ -17,7 +17,7 @@ import csv
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +32,8 @@ SPLIT_NAMES = {"train": ("train", "training"), "val": ("val", "validation", "val
 
 @dataclass(frozen=True)
 class VideoRecord:
-    """One video found on disk: 0-based ``index`` among found videos (README Differences #13)."""
+    """One video found on disk: 0-based ``index`` among found videos (README Differences #13). ``path`` is its
+    frame folder (or, with ``--source video``, its file, and ``start``/``end`` the cut read from it)."""
 
     index: int
     video_id: str
@@ -105,7 +106,8 @@ def _number(value: str | None, column: str, where: str) -> float:
     try:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise ValueError(f"{where}: {column} '{value}' is not a number; write seconds like 12.5 or remove the row") from None
+        raise ValueError(f"{where}: {column} '{value}' is not a number; write seconds like 12.5 or remove "
+                         "the row") from None
 
 
 def iter_rows(csv_path: str | Path, timeslices: bool) -> Iterator[CsvRow]:
@@ -134,7 +136,8 @@ def _parse_rows(csv_path: str | Path, timeslices: bool) -> Iterator[CsvRow]:
     try:
         fh = open(csv_path, newline="", encoding="utf-8-sig")
     except FileNotFoundError:
-        raise FileNotFoundError(f"{csv_path}: label CSV not found (download or write it; see README 'Datasets')") from None
+        raise FileNotFoundError(f"{csv_path}: label CSV not found (download or write it; see README "
+                                "'Datasets')") from None
     with fh:
         reader = csv.DictReader(fh)
         header = [h.strip() for h in reader.fieldnames or []]
@@ -183,10 +186,26 @@ def write_dictionary(path: Path, dictionary: dict[str, int]) -> None:
     atomic_write_text(path, json.dumps(dictionary, indent=1))
 
 
+# A video's location for load_records: ``(path, n_frames, start, end)``, or None when it is not there.
+Found = tuple[Path, int, float | None, float | None]
+
+
+def find_stored(jpg_dir: Path) -> Callable[[CsvRow], Found | None]:
+    """The frame-store lookup: ``jpg_dir/<rel_path>`` and its ``n_frames`` (raises FrameReadError if unreadable)."""
+    def find(row: CsvRow) -> Found | None:
+        path = jpg_dir / row.rel_path
+        return (path, read_n_frames(path), row.start, row.end) if path.is_dir() else None
+    return find
+
+
 def load_records(csv_path: Path, jpg_dir: Path, timeslices: bool, *, split: str | None = None,
                  dictionary: dict[str, int] | None = None, save_dictionary: bool = True,
-                 strict_labels: bool = False) -> tuple[list[VideoRecord], dict[str, int]]:
+                 strict_labels: bool = False, find: Callable[[CsvRow], Found | None] | None = None
+                 ) -> tuple[list[VideoRecord], dict[str, int]]:
     """Records of the videos of ``csv_path`` found under ``jpg_dir``, and the ``{label: class index}`` dictionary.
+
+    ``find`` locates a row's video (default `find_stored`: its frame folder; ``--source video`` passes
+    `data.catalog.video_sources.VideoSources.find`, with ``jpg_dir`` the video folder, named in messages).
 
     Rows of another split than ``split`` (default: :func:`split_of` the file name) are dropped and counted
     (class indices still count every row); duplicate rows are kept once and reported. ``dictionary`` (else the
@@ -202,6 +221,7 @@ def load_records(csv_path: Path, jpg_dir: Path, timeslices: bool, *, split: str 
     if strict_labels and not known:
         raise ValueError(f"{csv_path}: no class dictionary ({dict_file} missing); load the train CSV first")
     classes = dict(known)
+    locate = find or find_stored(jpg_dir)
     records: list[VideoRecord] = []
     rows = missing = 0
     broken: list[str] = []
@@ -223,20 +243,20 @@ def load_records(csv_path: Path, jpg_dir: Path, timeslices: bool, *, split: str 
             duplicates.append(f"{row.source} repeats {seen[row.rel_path]}")
             continue
         seen[row.rel_path] = row.source
-        path = jpg_dir / row.rel_path
-        if not path.is_dir():
-            missing += 1
-            continue
         try:
-            n_frames = read_n_frames(path)
+            found = locate(row)
         except FrameReadError as exc:
             broken.append(str(exc))
             continue
+        if found is None:
+            missing += 1
+            continue
+        path, n_frames, start, end = found
         if n_frames < 1:
             broken.append(f"{path}: 0 frames")
             continue
         records.append(VideoRecord(len(records), row.video_id, row.label, classes[row.label], path, n_frames,
-                                   row.start, row.end, row.source))
+                                   start, end, row.source))
     if other_split:
         log.warning("%s: dropped %d rows of another split (%s); this file keeps split '%s'", csv_path,
                     sum(other_split.values()), ", ".join(f"{k}: {v}" for k, v in sorted(other_split.items())), kind)

@@ -13,7 +13,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-# Augmentation policies of data.pipeline.video_transforms.build_transform (the operations are data.pipeline.video_augment.AUGMENTATIONS).
+# ``--source``: the SQLite frame store (jpg/, the default) or the video files listed in ``videos.json`` beside
+# jpg/ (`data.catalog.video_sources`).
+SOURCES = ("store", "video")
+MANIFEST_NAME = "videos.json"
+# Augmentation policies of data.pipeline.video_transforms.build_transform (the operations are
+# data.pipeline.video_augment.AUGMENTATIONS).
 AUGMENTATION_POLICIES = ("large", "small", "none")
 
 
@@ -79,17 +84,33 @@ class DatasetSpec:
         return replace(self, name=swap(self.name), train_csv=swap(self.train_csv), val_csv=swap(self.val_csv),
                        num_classes=self.variants[variant])
 
-    def resolve(self, dataset_arg: str | Path) -> DatasetPaths:
-        """Find the frames and labels for the ``--dataset`` argument (rules in :func:`resolve_paths`)."""
-        return resolve_paths(self, dataset_arg)
+    def resolve(self, dataset_arg: str | Path, source: str = "store") -> DatasetPaths:
+        """Find the frames (``source`` ``'video'``: the video list) and labels for the ``--dataset`` argument (rules
+        in :func:`resolve_paths`)."""
+        return resolve_paths(self, dataset_arg, source)
 
 
 def _has_csv(labels: Path, spec: DatasetSpec) -> bool:
     return (labels / spec.train_csv).is_file() or (labels / spec.val_csv).is_file()
 
 
-def resolve_paths(spec: DatasetSpec, dataset_arg: str | Path) -> DatasetPaths:
+def manifest_path(jpg_dir: str | Path) -> Path:
+    """The video list of the data set whose frame store is (or would be) ``jpg_dir``."""
+    return Path(jpg_dir).parent / MANIFEST_NAME
+
+
+def _has_frames(jpg: Path, source: str) -> bool:
+    """The frame store ``jpg/`` exists, or for ``--source video`` the video list beside it."""
+    if source not in SOURCES:
+        raise ValueError(f"--source '{source}' is not one of {', '.join(SOURCES)}")
+    return jpg.is_dir() if source == "store" else manifest_path(jpg).is_file()
+
+
+def resolve_paths(spec: DatasetSpec, dataset_arg: str | Path, source: str = "store") -> DatasetPaths:
     """Resolve ``dataset_arg`` to :class:`DatasetPaths`; the first rule whose jpg dir and a CSV exist wins.
+
+    With ``source='video'`` the video list ``videos.json`` beside the jpg dir stands for the jpg dir
+    (`data.catalog.video_sources`), which need not exist.
 
     1. the original rule: root = the part before the first ``/data/`` (all of it if none),
        jpg = ``<root>/data/<folder>/jpg``, labels = ``<root>/labels``;
@@ -107,13 +128,18 @@ def resolve_paths(spec: DatasetSpec, dataset_arg: str | Path) -> DatasetPaths:
     tried: list[str] = []
     for root_dir, jpg, label_dirs in candidates:
         for labels in label_dirs:
-            where = f"{jpg} + {labels}/{{{spec.train_csv},{spec.val_csv}}}"
+            frames = jpg if source == "store" else manifest_path(jpg)
+            where = f"{frames} + {labels}/{{{spec.train_csv},{spec.val_csv}}}"
             if where in tried:
                 continue
             tried.append(where)
-            if jpg.is_dir() and _has_csv(labels, spec):
+            if _has_frames(jpg, source) and _has_csv(labels, spec):
                 return DatasetPaths(root=root_dir, jpg_dir=jpg, labels_dir=labels,
                                     train_csv=labels / spec.train_csv, val_csv=labels / spec.val_csv)
+    if source == "video":
+        raise FileNotFoundError(f"dataset {spec.name} not found for --dataset '{arg}' --source video; tried: "
+                                f"{'; '.join(tried)} (list the videos with `python -m data.prepare NAME --videos SRC "
+                                "--out <root> --no-convert`)")
     raise FileNotFoundError(f"dataset {spec.name} not found for --dataset '{arg}'; tried: {'; '.join(tried)} "
                             "(convert videos with `python -m data.convert videos SRC <root>/data/"
                             f"{spec.folder}` and put the CSVs in <root>/labels)")

@@ -57,7 +57,42 @@ def output_size(width: int, height: int, short_side: int | None = None,
     if short_side is None or min(width, height) == short_side:
         return width, height
     scale = short_side / min(width, height)
-    return (short_side, max(1, round(height * scale))) if width <= height else (max(1, round(width * scale)), short_side)
+    if width <= height:
+        return short_side, max(1, round(height * scale))
+    return max(1, round(width * scale)), short_side
+
+
+def stream_clock(stream: av.video.stream.VideoStream) -> tuple[float, float]:
+    """``(start time in s, frame rate)`` of ``stream``: a frame's time is ``frame.time - start``, or ``i / rate``
+    for the ``i``-th frame when it carries no timestamp."""
+    base = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+    return base, float(stream.average_rate or stream.guessed_rate or 25)
+
+
+class FrameFilter:
+    """The frames a conversion keeps, chosen from their display times ``t`` (s) in order: those in
+    ``[start, end)``, at most ``fps`` per second (the first kept frame starts the count; never duplicated).
+
+    ``filter(t)`` is True (keep), False (drop) or None (past ``end``: stop). Shared by `iter_frames` and the
+    `data.store.video_clips` reader, so a frame index means the same frame in both.
+    """
+
+    def __init__(self, start: float | None = None, end: float | None = None, fps: float | None = None):
+        self.start, self.end, self.fps = max(0.0, start or 0.0), end, fps
+        self.next_tick, self.t0 = 0, None
+
+    def __call__(self, t: float) -> bool | None:
+        if t < self.start - 1e-6:
+            return False
+        if self.end is not None and t >= self.end - 1e-6:
+            return None
+        if self.fps:
+            self.t0 = t if self.t0 is None else self.t0
+            tick = math.floor((t - self.t0) * self.fps + 1e-3)
+            if tick < self.next_tick:
+                return False
+            self.next_tick = tick + 1
+        return True
 
 
 def _pyav_frames(path: Path, start: float) -> Iterator[tuple[float, np.ndarray]]:
@@ -67,8 +102,7 @@ def _pyav_frames(path: Path, start: float) -> Iterator[tuple[float, np.ndarray]]
                 raise VideoDecodeError(f"{path}: no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            base = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-            rate = float(stream.average_rate or stream.guessed_rate or 25)
+            base, rate = stream_clock(stream)
             if start > 0 and stream.time_base is not None:
                 container.seek(int((start + base) / stream.time_base), stream=stream, backward=True)
             for i, frame in enumerate(container.decode(stream)):
@@ -113,23 +147,20 @@ def iter_frames(path: str | Path, *, decoder: str = DEFAULT_DECODER, start: floa
     open(path, "rb").close()  # a PermissionError here is the machine's fault, not the video's: let it through
     start = max(0.0, start or 0.0)
     frames = _pyav_frames(path, start) if decoder == "pyav" else _opencv_frames(path, start)
-    next_tick, t0 = 0, None
+    keep = FrameFilter(start, end, fps)
     for t, img in frames:
-        if t < start - 1e-6:
-            continue
-        if end is not None and t >= end - 1e-6:
+        kept = keep(t)
+        if kept is None:
             break
-        if fps:
-            t0 = t if t0 is None else t0
-            tick = math.floor((t - t0) * fps + 1e-3)
-            if tick < next_tick:
-                continue
-            next_tick = tick + 1
-        h, w = img.shape[:2]
-        out_w, out_h = output_size(w, h, short_side, size)
-        if (out_w, out_h) != (w, h):
-            img = cv2.resize(img, (out_w, out_h), interpolation=cv2.INTER_AREA)
-        yield img
+        if kept:
+            yield resize_frame(img, short_side, size)
+
+
+def resize_frame(img: np.ndarray, short_side: int | None = None, size: tuple[int, int] | None = None) -> np.ndarray:
+    """``img`` resized as the converter stores it (`output_size`, ``cv2.INTER_AREA``); unchanged if it fits."""
+    h, w = img.shape[:2]
+    out_w, out_h = output_size(w, h, short_side, size)
+    return img if (out_w, out_h) == (w, h) else cv2.resize(img, (out_w, out_h), interpolation=cv2.INTER_AREA)
 
 
 def probe(path: str | Path) -> dict:

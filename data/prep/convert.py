@@ -222,6 +222,7 @@ class Summary:
     already: int = 0
     failures: list[str] = field(default_factory=list)
     fatal: str | None = None
+    failed: dict[Path, str] = field(default_factory=dict)  # output folder -> the failure line
 
 
 def run_jobs(jobs: Sequence[Job], fn: Callable[[Job], tuple[Job, int, str | None, bool]], workers: int,
@@ -243,6 +244,7 @@ def run_jobs(jobs: Sequence[Job], fn: Callable[[Job], tuple[Job, int, str | None
                 results.close()  # cancels the videos not started yet
                 break
             summary.failures.append(line)
+            summary.failed[job.dst] = line
     return summary
 
 
@@ -272,18 +274,24 @@ def check_options(dst: Path, opts: Options, kind: str, overwrite: bool) -> str |
 def execute(jobs: Sequence[Job], opts: Options, kind: str, dst: Path, workers: int = 1, overwrite: bool = False,
             max_failed: float = 1.0, skipped: Counter | None = None) -> int:
     """Convert ``jobs`` into ``dst`` and log the summary; returns the exit code (0, 1 too many failed, 3 fatal)."""
+    return convert_jobs(jobs, opts, kind, dst, workers, overwrite, max_failed, skipped)[0]
+
+
+def convert_jobs(jobs: Sequence[Job], opts: Options, kind: str, dst: Path, workers: int = 1, overwrite: bool = False,
+                 max_failed: float = 1.0, skipped: Counter | None = None) -> tuple[int, Summary | None]:
+    """:func:`execute` that also returns the :class:`Summary` (None when the run did not start)."""
     try:
         error = check_options(dst, opts, kind, overwrite)
     except OSError as exc:
         log.error("STOPPED %s: cannot write (%s); free space or fix permissions, then re-run", dst, exc.strerror)
-        return EXIT_FATAL
+        return EXIT_FATAL, None
     if error:
         log.error("%s", error)
-        return EXIT_USAGE
+        return EXIT_USAGE, None
     summary = run_jobs(jobs, partial(convert_one, opts=opts, kind=kind), workers, f"convert {kind}", overwrite)
     if summary.fatal:
         log.error("STOPPED %s", summary.fatal)
-        return EXIT_FATAL
+        return EXIT_FATAL, summary
     skip = f", skipped {sum(skipped.values())} files that are not videos " \
            f"({', '.join(f'{k}: {v}' for k, v in sorted(skipped.items()))})" if skipped else ""
     log.info("converted %d, already done %d, failed %d (of %d)%s → %s", summary.done, summary.already,
@@ -294,8 +302,8 @@ def execute(jobs: Sequence[Job], opts: Options, kind: str, dst: Path, workers: i
     if summary.failures and share > max_failed:
         log.error("%d of %d videos (%.1f%%) failed, more than --max-failed %g%%; fix or remove them (listed above)",
                   len(summary.failures), summary.total, share, max_failed)
-        return EXIT_FAILED
-    return 0
+        return EXIT_FAILED, summary
+    return 0, summary
 
 
 def parse_percent(text: str) -> float:

@@ -7,7 +7,8 @@ NAME is one of :data:`DATASETS`. Writes ``ROOT/data/<folder>/jpg/<label>/<id>/fr
 video folders are regrouped by class), ``ROOT/labels/<train csv>`` and ``<val csv>`` (``label,id,[time_start,
 time_end,]split``, only rows whose video was found), and ``ROOT/labels/<prefix>dictionary.json`` in the data
 set's official class order, then runs ``data.prep.check``. After that ``--dataset ROOT`` works for the matching
-training script.
+training script. The CSVs list only videos that were stored: rows whose video failed to convert are left out
+and listed in ``ROOT/data/<folder>/failed_videos.txt`` (``<label>/<id>``, the file, the reason).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from data.catalog.labels import dictionary_path, iter_rows
 from data.prep import check, convert
 from data.prep.annotations import PARSERS, Annotations, Entry, ParseArgs
 from data.store.atomic import atomic_write_text
+from data.store.frames_db import is_complete
 from data.store.video_io import is_video_file
 
 log = logging.getLogger(__name__)
@@ -111,12 +113,19 @@ def write_labels(ann: Annotations, found: list[Entry], labels: Path, facts: Fact
     return csvs
 
 
-def build_jobs(csvs: Sequence[Path], found: dict[tuple, tuple[Path, bool]], jpg: Path, timeslices: bool
-               ) -> list[convert.Job]:
-    """Jobs read back from the written CSVs, so the folder names are exactly those the loaders compute."""
+FAILED_NAME = "failed_videos.txt"
+
+
+def build_jobs(csvs: Sequence[Path], found: dict[tuple, tuple[Path, bool]], jpg: Path, timeslices: bool,
+               folders: dict[tuple, Path] | None = None) -> list[convert.Job]:
+    """Jobs read back from the written CSVs, so the folder names are exactly those the loaders compute;
+    ``folders`` receives each entry's output folder."""
     jobs: dict[Path, convert.Job] = {}
     for row in (r for path in csvs for r in iter_rows(path, timeslices)):
-        src, whole = found[(row.label, row.video_id, row.start, row.end)]
+        key = (row.label, row.video_id, row.start, row.end)
+        src, whole = found[key]
+        if folders is not None:
+            folders[key] = jpg / row.rel_path
         job = convert.Job(src, jpg / row.rel_path, None if whole else row.start, None if whole else row.end)
         if jobs.setdefault(job.dst, job) != job:  # never two sources in one stored video
             raise ValueError(f"{row.source}: {jobs[job.dst].src} and {src} would both be stored as {job.dst}; "
@@ -170,23 +179,47 @@ def prepare(args: argparse.Namespace) -> int:
                   len(ann.entries), ann.entries[0].video_id if ann.entries else "<id>")
         return convert.EXIT_USAGE
     dst = args.out / "data" / facts.folder
+    folders: dict[tuple, Path] = {}
     try:
         csvs = write_labels(ann, kept, args.out / "labels", facts, names)
-        jobs = build_jobs(csvs, found, dst / "jpg", facts.timeslices)
+        jobs = build_jobs(csvs, found, dst / "jpg", facts.timeslices, folders)
     except ValueError as exc:
         log.error("%s", exc)
         return convert.EXIT_USAGE
     log.info("%s: %d classes, %d train and %d val videos → %s", args.name, len(ann.classes),
              sum(e.split == "train" for e in kept), sum(e.split == "val" for e in kept), dst)
     opts = convert.Options(args.quality, args.short_side, args.size, args.fps, args.decoder)
-    code = convert.execute(jobs, opts, "videos", dst, args.workers, args.overwrite, args.max_failed)
+    code, summary = convert.convert_jobs(jobs, opts, "videos", dst, args.workers, args.overwrite, args.max_failed)
     if code == convert.EXIT_FATAL or code == convert.EXIT_USAGE:
         return code
+    drop_failed(ann, kept, found, folders, summary.failed if summary else {}, args.out / "labels", facts, names, dst)
     broken, _, n = check.run_check(dst, csvs, facts.timeslices, quick=True, workers=args.workers)
     for line in broken:
         log.warning("BROKEN %s", line)
     log.info("checked %d videos: %d broken. Labels in %s", n, len(broken), args.out / "labels")
     return code or (1 if broken else 0)
+
+
+def _key(e: Entry) -> tuple:
+    return (e.label, e.video_id, e.start, e.end)
+
+
+def drop_failed(ann: Annotations, kept: list[Entry], found: dict[tuple, tuple[Path, bool]],
+                folders: dict[tuple, Path], failed: dict[Path, str], labels: Path, facts: Facts,
+                names: tuple[str, str], dst: Path) -> None:
+    """Rewrite the CSVs without the rows whose video is not stored, and list those in ``dst/failed_videos.txt``
+    (removed when every video is stored)."""
+    report = dst / FAILED_NAME
+    lost = [e for e in kept if not is_complete(folders[_key(e)])]
+    if not lost:
+        report.unlink(missing_ok=True)
+        return
+    gone = {_key(e) for e in lost}
+    write_labels(ann, [e for e in kept if _key(e) not in gone], labels, facts, names)
+    lines = [f"{e.label}/{folders[_key(e)].name}\t{found[_key(e)][0]}\t"
+             f"{failed.get(folders[_key(e)], 'not stored')}" for e in lost]
+    atomic_write_text(report, "label/id\tfile\treason\n" + "\n".join(lines) + "\n")
+    log.warning("left %d rows out of the label CSVs (their videos were not stored); listed in %s", len(lost), report)
 
 
 def build_parser() -> argparse.ArgumentParser:

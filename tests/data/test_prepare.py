@@ -122,3 +122,28 @@ def test_a_prepared_id_found_in_two_files_is_refused_naming_both(tmp_path, caplo
     assert f"is found in 2 files ({first.with_suffix('.avi')}, {other})" in caplog.text or \
         f"({other}, {first})" in caplog.text
     assert not (root / "data").exists()
+
+
+def test_rows_of_videos_that_failed_are_left_out_and_listed(tmp_path, caplog):
+    src, ann, root = tmp_path / "download", tmp_path / "annotations", tmp_path / "ROOT"
+    MOCKS["hmdb51"](src, ann)
+    good = (src / "wave" / "w2.avi").read_bytes()
+    (src / "wave" / "w2.avi").write_bytes(good[:len(good) // 3])  # truncated download
+    argv = ["hmdb51", "--videos", str(src), "--annotations", str(ann), "--out", str(root), "--max-failed", "50"]
+    assert prepare.main(argv) == 0
+    facts = prepare.DATASETS["hmdb51"]
+    csvs = [root / "labels" / n.format(split=1, variant=700) for n in (facts.train_csv, facts.val_csv)]
+    jpg = root / "data" / facts.folder / "jpg"
+    assert all("w2" not in c.read_text() for c in csvs)
+    report = root / "data" / facts.folder / prepare.FAILED_NAME
+    lines = report.read_text().splitlines()
+    assert len(lines) == 2 and lines[1].startswith(f"wave/w2\t{src / 'wave' / 'w2.avi'}\t")
+    assert f"left 1 rows out of the label CSVs (their videos were not stored); listed in {report}" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        for path in csvs:
+            load_records(path, jpg, False)
+    assert "not found" not in caplog.text
+    (src / "wave" / "w2.avi").write_bytes(good)  # fixed: a re-run stores it, lists it and removes the report
+    assert prepare.main(argv) == 0
+    assert any("w2" in c.read_text() for c in csvs) and not report.exists()

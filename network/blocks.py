@@ -25,6 +25,9 @@ def midplanes_for(inplanes: int, planes: int) -> int:
 
 
 
+MIDPLANES_RULES = ("original", "caffe2")
+
+
 def init_weights(root: nn.Module) -> None:
     """The original's initialisation for every module under ``root``: Conv3d kaiming-normal (fan_out, relu),
     BatchNorm/GroupNorm weight 1 and bias 0, Linear N(0, 0.01) and bias 0 (recurrent cells keep their own)."""
@@ -118,12 +121,37 @@ class IPConv3DDepthwise(nn.Sequential):
         return stride, stride, stride
 
 
-class BasicStem(nn.Sequential):
-    """R3D/CSN/MTNet stem: 3x7x7 conv (stride 1,2,2) to 64 channels, BN, ReLU. ``(B,3,T,H,W) -> (B,64,T,H/2,W/2)``."""
+class VMZIPConv3DDepthwise(nn.Sequential):
+    """ip-CSN conv as VMZ's PyTorch release defines it: 1x1x1 conv, BN, depthwise 3x3x3 (key ``.2.0``), with no
+    ReLU between (unlike :class:`IPConv3DDepthwise`, the original's, which has one)."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_planes: int, out_planes: int, midplanes: int | None = None, stride: int = 1,
+                 padding: int = 1) -> None:
+        if in_planes != out_planes:
+            raise ValueError(f"VMZIPConv3DDepthwise needs in_planes == out_planes, got {in_planes} and {out_planes}")
         super().__init__(
-            nn.Conv3d(3, 64, kernel_size=(3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
+            nn.Conv3d(in_planes, out_planes, kernel_size=1, bias=False),
+            nn.BatchNorm3d(out_planes),
+            Conv3DDepthwise(out_planes, out_planes, None, stride=stride, padding=padding))
+
+    @staticmethod
+    def get_downsample_stride(stride: int) -> tuple[int, int, int]:
+        return stride, stride, stride
+
+
+class BasicStem(nn.Sequential):
+    """R3D/CSN/MTNet stem: 3x7x7 conv (stride 1,2,2) to 64 channels, BN, ReLU. ``(B,3,T,H,W) -> (B,64,T,H/2,W/2)``.
+
+    ``temporal_kernel`` (odd) sets the conv's frames, padded to keep T: 3 as the original and torchvision, 7 as
+    kenshohara's 3D-ResNets-PyTorch.
+    """
+
+    def __init__(self, temporal_kernel: int = 3) -> None:
+        if temporal_kernel < 1 or temporal_kernel % 2 == 0:
+            raise ValueError(f"stem temporal kernel must be odd and >= 1, got {temporal_kernel}")
+        super().__init__(
+            nn.Conv3d(3, 64, kernel_size=(temporal_kernel, 7, 7), stride=(1, 2, 2),
+                      padding=(temporal_kernel // 2, 3, 3), bias=False),
             nn.BatchNorm3d(64),
             nn.ReLU(inplace=True))
 
@@ -131,7 +159,10 @@ class BasicStem(nn.Sequential):
 class R2Plus1dStem(nn.Sequential):
     """(2+1)D stem: 1x7x7 conv to 45 channels, BN, ReLU, 3x1x1 conv to 64, BN, ReLU."""
 
-    def __init__(self) -> None:
+    def __init__(self, temporal_kernel: int = 3) -> None:
+        if temporal_kernel != 3:
+            raise ValueError(f"the (2+1)D stem has a 3-frame temporal conv; temporal kernel {temporal_kernel} "
+                             "applies to the R3D/CSN stem only")
         super().__init__(
             nn.Conv3d(3, 45, kernel_size=(1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False),
             nn.BatchNorm3d(45),
@@ -161,9 +192,11 @@ class BasicBlock(_SRPlacement):
     """Two-conv residual block ``(B,inplanes,T,H,W) -> (B,planes,T/s,H/s,W/s)``, optionally with an SR block.
 
     ``groups`` and ``base_width`` are accepted and ignored, as in the original (so ``r3dxt34_32d`` is
-    ``r3d_34``). With ``recursion=True`` a Squeeze_and_Recursion module ``sar`` of width ``planes`` is applied
-    at ``place`` (``sr_init``: its ``init``). The original sized the 'top' SR block with ``inplanes`` although it sees ``planes``
-    channels; it is sized correctly here.
+    ``r3d_34``). ``midplanes_rule``: ``'original'`` (the original's and torchvision's: conv2 reuses conv1's
+    (2+1)D width) or ``'caffe2'`` (VMZ/IG65M: conv2's width from its own ``planes -> planes``).
+    With ``recursion=True`` a Squeeze_and_Recursion module ``sar`` of width ``planes`` is applied at ``place``
+    (``sr_init``: its ``init``). The original sized the 'top' SR block with ``inplanes`` although it sees
+    ``planes`` channels; it is sized correctly here.
     """
 
     expansion = 1
@@ -173,14 +206,17 @@ class BasicBlock(_SRPlacement):
     def __init__(self, inplanes: int, planes: int, conv_builder: ConvBuilder, stride: int = 1,
                  downsample: nn.Module | None = None, groups: int = 1, base_width: int = 64, place: str = "final",
                  recursion: bool = False, gates: bool = False, recurrent: str = "lstm",
-                 sr_init: str = "identity") -> None:
+                 sr_init: str = "identity", midplanes_rule: str = "original") -> None:
         super().__init__()
         self._check_place(place)
+        if midplanes_rule not in MIDPLANES_RULES:
+            raise ValueError(f"midplanes_rule must be one of {', '.join(MIDPLANES_RULES)}, got '{midplanes_rule}'")
         midplanes = midplanes_for(inplanes, planes)
         # conv2 reuses conv1's midplanes although it maps planes -> planes (checkpoint shapes depend on it).
+        mid2 = midplanes_for(planes, planes) if midplanes_rule == "caffe2" else midplanes
         self.conv1 = nn.Sequential(conv_builder(inplanes, planes, midplanes, stride), nn.BatchNorm3d(planes),
                                    nn.ReLU(inplace=True))
-        self.conv2 = nn.Sequential(conv_builder(planes, planes, midplanes), nn.BatchNorm3d(planes))
+        self.conv2 = nn.Sequential(conv_builder(planes, planes, mid2), nn.BatchNorm3d(planes))
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
         self.stride = stride
@@ -219,22 +255,26 @@ class Bottleneck(_SRPlacement):
     def __init__(self, inplanes: int, planes: int, conv_builder: ConvBuilder, stride: int = 1,
                  downsample: nn.Module | None = None, groups: int = 1, base_width: int = 64, place: str = "final",
                  recursion: bool = False, gates: bool = False, recurrent: str = "lstm",
-                 sr_init: str = "identity") -> None:
+                 sr_init: str = "identity", midplanes_rule: str = "original") -> None:
         super().__init__()
         self._check_place(place)
+        if midplanes_rule != "original":
+            raise ValueError(f"midplanes_rule '{midplanes_rule}' applies to BasicBlock (R(2+1)D-18/34) only")
         midplanes = midplanes_for(inplanes, planes)
+        out_planes = planes * self.expansion
         width = int(planes * (base_width / 64.0)) * groups
         mid_width = int(midplanes * (base_width / 64.0)) * groups
         self.conv1 = nn.Sequential(nn.Conv3d(inplanes, width, kernel_size=1, bias=False), nn.BatchNorm3d(width),
                                    nn.ReLU(inplace=True))
         self.conv2 = nn.Sequential(conv_builder(width, width, mid_width, stride), nn.BatchNorm3d(width),
                                    nn.ReLU(inplace=True))
-        self.conv3 = nn.Sequential(nn.Conv3d(width, planes, kernel_size=1, bias=False), nn.BatchNorm3d(planes))
+        self.conv3 = nn.Sequential(nn.Conv3d(width, out_planes, kernel_size=1, bias=False),
+                                   nn.BatchNorm3d(out_planes))
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
         self.stride = stride
         self.place = place
-        sr_planes = {"start": inplanes, "top": width, "mid": width}.get(place, planes)
+        sr_planes = {"start": inplanes, "top": width, "mid": width}.get(place, out_planes)
         self.sar = (Squeeze_and_Recursion(sr_planes, gates=gates, recurrent=recurrent, init=sr_init)
                     if recursion else None)
 
@@ -252,3 +292,10 @@ class Bottleneck(_SRPlacement):
         identity = self._sr(identity, "skip")
         out = self.relu(out + identity)
         return self._sr(out, "final")
+
+
+class Bottleneck4(Bottleneck):
+    """:class:`Bottleneck` with ``expansion = 4`` (torchvision's, VMZ's and the CSN paper's): the block outputs
+    ``4 * planes`` channels, so ``fc`` sees 2048 features. Used by the ``vmz_*_csn_*`` networks only."""
+
+    expansion = 4

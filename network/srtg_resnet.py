@@ -20,11 +20,14 @@ from network.blocks import (
     Bottleneck,
     Conv2Plus1D,
     Conv3DDepthwise,
+    Conv3DNoTemporal,
     Conv3DSimple,
     IPConv3DDepthwise,
     R2Plus1dStem,
+    VMZIPConv3DDepthwise,
     init_weights,
 )
+from network.config import ORIGINAL_INPUT, InputSpec
 from network.contract import ClassifierMixin
 from network.gate import DEFAULT_SIMILARITY, DEFAULT_TEMPERATURE, check_temperature, get_similarity
 from network.registry import register_model
@@ -32,12 +35,17 @@ from network.srtg import Squeeze_and_Recursion
 
 Block = type[BasicBlock] | type[Bottleneck]
 
-FAMILIES: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
-    "r3d": (BasicStem, Conv3DSimple),
-    "r2plus1d": (R2Plus1dStem, Conv2Plus1D),
-    "ir_csn": (BasicStem, Conv3DDepthwise),
-    "ip_csn": (BasicStem, IPConv3DDepthwise),
+# family -> (stem, conv builder of each of the four stages)
+FAMILIES: dict[str, tuple[type[nn.Module], tuple[type[nn.Module], ...]]] = {
+    "r3d": (BasicStem, (Conv3DSimple,) * 4),
+    "r2plus1d": (R2Plus1dStem, (Conv2Plus1D,) * 4),
+    "ir_csn": (BasicStem, (Conv3DDepthwise,) * 4),
+    "ip_csn": (BasicStem, (IPConv3DDepthwise,) * 4),
+    "mc3": (BasicStem, (Conv3DSimple,) + (Conv3DNoTemporal,) * 3),  # torchvision's mixed convolutions
+    "vmz_ip_csn": (BasicStem, (VMZIPConv3DDepthwise,) * 4),
 }
+# The stem's max pool: the original's halves T, H and W; VMZ's CSN halves H and W; torchvision has none.
+STEM_POOLS = ("original", "spatial", "none")
 DEPTHS: dict[int, tuple[Block, tuple[int, int, int, int]]] = {
     18: (BasicBlock, (2, 2, 2, 2)),
     34: (BasicBlock, (3, 4, 6, 3)),
@@ -56,22 +64,36 @@ class VideoResNet(ClassifierMixin, nn.Module):
     ``recursion=True`` every block gets an SR block at ``place`` (``'final'``, as all original models).
     ``zero_init_residual`` zeroes the last BN of each residual branch (the original crashed on ``bn3``).
     ``sr_init`` initialises the SR blocks' recurrent cells (``Squeeze_and_Recursion(init=...)``).
+
+    Options for networks of public weights (defaults = the original's): ``stem_pool`` (``STEM_POOLS``),
+    ``stem_temporal_kernel`` (frames of the R3D/CSN stem conv), ``midplanes_rule`` (``'caffe2'``: R(2+1)D widths
+    of VMZ/IG65M), ``bn_eps`` (every backbone BatchNorm; Caffe2 releases use 1e-3) and ``input_spec``
+    (``model.input_spec``, the frames it expects; default the original's BGR convention).
     """
 
     def __init__(self, block: Block, conv_makers: list[type[nn.Module]], layers: list[int] | tuple[int, ...],
                  stem: type[nn.Module], num_classes: int = 400, groups: int = 1, width_per_group: int = 64,
                  zero_init_residual: bool = False, recursion: bool = False, gates: bool = False,
-                 place: str = "final", recurrent: str = "lstm", sr_init: str = "identity") -> None:
+                 place: str = "final", recurrent: str = "lstm", sr_init: str = "identity",
+                 stem_pool: str = "original", stem_temporal_kernel: int = 3, midplanes_rule: str = "original",
+                 bn_eps: float | None = None, input_spec: InputSpec = ORIGINAL_INPUT) -> None:
         super().__init__()
         if not recursion and (gates or place != "final" or recurrent != "lstm"):
             raise ValueError("gates/place/recurrent only apply with recursion=True (the srtg_* models)")
+        if stem_pool not in STEM_POOLS:
+            raise ValueError(f"stem_pool must be one of {', '.join(STEM_POOLS)}, got '{stem_pool}'")
         self.inplanes = 64
         self.groups = groups
         self.base_width = width_per_group
+        self.input_spec = input_spec
         sr = {"recursion": recursion, "gates": gates, "place": place, "recurrent": recurrent, "sr_init": sr_init}
-        self.stem = stem()
+        if midplanes_rule != "original":
+            sr["midplanes_rule"] = midplanes_rule
+        self.stem = stem(stem_temporal_kernel) if stem_temporal_kernel != 3 else stem()
         # use_softpool (SoftPool3d) of the original is dropped: no constructor set it.
-        self.pool = nn.MaxPool3d(kernel_size=3, stride=2, padding=1)
+        self.pool = {"original": lambda: nn.MaxPool3d(kernel_size=3, stride=2, padding=1),
+                     "spatial": lambda: nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
+                     "none": nn.Identity}[stem_pool]()
         self.layer1 = self._make_layer(block, conv_makers[0], 64, layers[0], 1, sr)
         self.layer2 = self._make_layer(block, conv_makers[1], 128, layers[1], 2, sr)
         self.layer3 = self._make_layer(block, conv_makers[2], 256, layers[2], 2, sr)
@@ -79,6 +101,10 @@ class VideoResNet(ClassifierMixin, nn.Module):
         self.avgpool = nn.AdaptiveAvgPool3d(1)
         self.fc = nn.Linear(512 * block.expansion, num_classes)
         self._initialise_weights(zero_init_residual)
+        if bn_eps is not None:
+            for name, m in self.named_modules():
+                if isinstance(m, nn.BatchNorm3d) and ".sar." not in f".{name}.":
+                    m.eps = bn_eps
 
     def _make_layer(self, block: Block, conv_builder: type[nn.Module], planes: int, blocks: int, stride: int,
                     sr: dict[str, Any]) -> nn.Sequential:
@@ -111,7 +137,7 @@ class VideoResNet(ClassifierMixin, nn.Module):
         return self
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B,3,T,H,W) -> (B,512)`` pooled features (the fc input)."""
+        """``(B,3,T,H,W) -> (B,512·expansion)`` pooled features (the fc input)."""
         # Any T, H, W >= 1 works (layer4 shrinks to 1x1x1); only the layout is checked.
         if x.dim() != 5 or x.shape[1] != 3 or min(x.shape[2:]) < 1:
             raise ValueError(f"expected a clip of shape (B, 3, T, H, W) with T, H, W >= 1, got {tuple(x.shape)}")
@@ -124,10 +150,12 @@ class VideoResNet(ClassifierMixin, nn.Module):
         return self.fc(self.forward_features(x))
 
 
-def _build(family: str, depth: int, groups: int = 1, width_per_group: int = 64, **kwargs: Any) -> VideoResNet:
-    stem, conv = FAMILIES[family]
-    block, layers = DEPTHS[depth]
-    return VideoResNet(block, [conv] * 4, layers, stem, groups=groups, width_per_group=width_per_group, **kwargs)
+def _build(family: str, depth: int, groups: int = 1, width_per_group: int = 64, block: Block | None = None,
+           **kwargs: Any) -> VideoResNet:
+    stem, convs = FAMILIES[family]
+    default_block, layers = DEPTHS[depth]
+    return VideoResNet(block or default_block, list(convs), layers, stem, groups=groups,
+                       width_per_group=width_per_group, **kwargs)
 
 
 # R3D: full 3x3x3 convs. The "xt" (groups/width_per_group) variants only widen, see Bottleneck.

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from data.catalog.labels import dictionary_path, load_records
-from evaluation.inference import check_classes, dump_json, load_model, view_config
+from evaluation.inference import WEIGHTS, check_classes, dump_json, load_model, view_config
 from evaluation.multiview import infer_spec, plot_confusion, score_videos, summarise, write_predictions
 from network.srtg import gate_pass_rates, reset_gate_stats
 from train import distributed as dist
@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Multi-view evaluation of a checkpoint on a data set split.")
     p.add_argument("--checkpoint", required=True, type=Path, help=".pth written by training, or an original one")
     p.add_argument("--network", type=str, default=None, help="model name (default: the one saved in the checkpoint)")
+    p.add_argument("--weights", type=str, default="model", choices=WEIGHTS, help="model: the trained weights; ema: "
+                   "their moving average, saved by a run trained with --ema-decay")
     p.add_argument("--dataset", type=str, default=None,
                    help="data set location as for training (default: the checkpoint's --dataset)")
     p.add_argument("--spec", type=str, default=None,
@@ -84,14 +86,16 @@ def run(args: argparse.Namespace) -> dict:
 def _evaluate(args: argparse.Namespace, info: dist.DistInfo, device) -> dict:
     started = time.perf_counter()
     saved = load_checkpoint_file(args.checkpoint)
-    loaded = load_model(args.checkpoint, args.network, gates=args.gates, device=device, contents=saved)
+    loaded = load_model(args.checkpoint, args.network, gates=args.gates, device=device, contents=saved,
+                        weights=args.weights)
     network = loaded.network
     spec = infer_spec(args.spec, loaded.dataset, args.checkpoint)
     cfg = view_config(loaded.config, clip_length=args.clip_length, clip_size=args.clip_size,
                       frame_interval=args.frame_interval, clips=args.clips, crops=args.crops,
                       short_side=args.short_side, dataset=spec)
     split = args.csv.stem if args.csv else args.split
-    out = args.out or args.checkpoint.parent / f"eval_{args.checkpoint.stem}_{split}_{cfg.clips}x{cfg.crops}"
+    ema = "_ema" if args.weights == "ema" else ""
+    out = args.out or args.checkpoint.parent / f"eval_{args.checkpoint.stem}{ema}_{split}_{cfg.clips}x{cfg.crops}"
     setup_logging(out / "evaluate.log", args.debug_mode, info.rank)
     trained_on = loaded.config.data.dataset if loaded.config else None
     paths = spec.resolve(args.dataset or trained_on or spec.defaults.get("dataset", spec.name))

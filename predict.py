@@ -24,6 +24,7 @@ from pathlib import Path
 
 from data.store.video_io import VideoDecodeError
 from evaluation.inference import (
+    WEIGHTS,
     decode_clip_frames,
     load_class_names,
     load_model,
@@ -43,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--network", type=str, default=None, help="model name, e.g. srtg_r3d_34 (default: the one saved "
                    "in the checkpoint; needed for original checkpoints)")
     p.add_argument("--checkpoint", required=True, type=Path, help="a .pth written by training or an original checkpoint")
+    p.add_argument("--weights", type=str, default="model", choices=WEIGHTS, help="model: the trained weights; ema: "
+                   "their moving average, saved by a run trained with --ema-decay")
     p.add_argument("--labels", type=Path, default=None,
                    help="class names: the *dictionary.json or the train CSV (first-appearance order); "
                         "default: the names stored in the checkpoint")
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         device = pick_device(args.device)
-        loaded = load_model(args.checkpoint, args.network, device=device, gates=args.gates)
+        loaded = load_model(args.checkpoint, args.network, device=device, gates=args.gates, weights=args.weights)
         names = load_class_names(args.labels) if args.labels else loaded.classes
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -31,7 +31,7 @@ from network.config import get_config
 from network.registry import build_model
 from network.weights import LoadReport, load_partial
 from train.config import RunConfig
-from train.results.checkpoint import load_checkpoint_file
+from train.results.checkpoint import EMA_KEY, load_checkpoint_file
 
 logger = logging.getLogger(__name__)
 
@@ -59,20 +59,35 @@ def head_classes(state_dict: dict[str, Any]) -> int | None:
     return None
 
 
+WEIGHTS = ("model", "ema")  # --weights: the trained weights, or the EMA of a run trained with --ema-decay
+
+
+def select_weights(ckpt: dict[str, Any], weights: str, checkpoint: str | Path | None) -> dict[str, Any]:
+    """The state_dict that ``--weights`` names: ``state_dict`` (model) or ``ema_state_dict`` (ema)."""
+    if weights not in WEIGHTS:
+        raise ValueError(f"--weights '{weights}' is not one of {', '.join(WEIGHTS)}")
+    if weights == "model":
+        return ckpt["state_dict"]
+    if not ckpt.get(EMA_KEY):
+        raise ValueError(f"{checkpoint}: holds no EMA weights (trained without --ema-decay); use --weights model")
+    return ckpt[EMA_KEY]
+
+
 def load_model(checkpoint: str | Path | None, network: str | None = None, *, num_classes: int | None = None,
                gates: bool | None = None, device: torch.device | str = "cpu",
-               contents: dict[str, Any] | None = None) -> LoadedModel:
+               contents: dict[str, Any] | None = None, weights: str = "model") -> LoadedModel:
     """Build the checkpoint's network and load its weights (ours or an original ``module.``-prefixed one) in
     eval mode. Every argument left None comes from the checkpoint: ``network`` (saved name), ``gates`` (its
     configuration), the class count (``fc.weight`` rows); original checkpoints need ``network``.
 
     ``contents``: the checkpoint dict when the caller has read it already (`train.results.checkpoint.load_checkpoint_file`).
+    ``weights``: 'model' (the trained weights) or 'ema' (their average, :func:`select_weights`).
     """
     if contents is not None:
         ckpt = contents
     else:
         ckpt = load_checkpoint_file(checkpoint) if checkpoint is not None else {"state_dict": {}}
-    state = ckpt["state_dict"]
+    state = select_weights(ckpt, weights, checkpoint)
     config = RunConfig.from_saved(ckpt)
     saved_net = ckpt.get("network") or (config.model.network if config else None)
     network = network or saved_net

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from evaluation.inference import ViewConfig, load_class_names, load_model, view_config
+from evaluation.inference import WEIGHTS, ViewConfig, load_class_names, load_model, view_config
 from network.srtg import Squeeze_and_Recursion
 from train.engine.cli import str2bool
 
@@ -172,15 +172,15 @@ def verify(model: nn.Module, path: Path, fmt: str, shape: tuple[int, ...], rtol:
 
 def export(network: str | None, checkpoint: Path | None, fmt: str, out: Path | None = None, *,
            clip_length: int | None = None, clip_size: int | None = None, num_classes: int | None = None,
-           gates: bool | None = None, rtol: float = 1e-4, check: bool = True, labels: Path | None = None
-           ) -> tuple[Path, float | None, tuple[int, ...]]:
+           gates: bool | None = None, rtol: float = 1e-4, check: bool = True, labels: Path | None = None,
+           weights: str = "model") -> tuple[Path, float | None, tuple[int, ...]]:
     """Export ``network`` (weights from ``checkpoint``) in ``fmt`` with :func:`export_metadata` embedded; returns
     the file, the relative error of its outputs against PyTorch (None with ``check=False``) and the traced input
     shape ``(1, 3, T, S, S)``. Class names come from ``labels`` (dictionary JSON or label CSV), else the
-    checkpoint."""
+    checkpoint. ``weights``: 'model' or 'ema' (the moving average of a run trained with ``--ema-decay``)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
-    loaded = load_model(checkpoint, network, num_classes=num_classes, gates=gates, device="cpu")
+    loaded = load_model(checkpoint, network, num_classes=num_classes, gates=gates, device="cpu", weights=weights)
     model = loaded.model.float().eval()
     if out is None:
         out = (checkpoint.with_suffix("") if checkpoint else Path(loaded.network)).with_suffix(SUFFIX[fmt])
@@ -207,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "original checkpoints and random weights)")
     p.add_argument("--checkpoint", type=Path, default=None, help=".pth to load (default: random weights, "
                    "then --num-classes is required)")
+    p.add_argument("--weights", type=str, default="model", choices=WEIGHTS, help="model: the trained weights; ema: "
+                   "their moving average, saved by a run trained with --ema-decay")
     p.add_argument("--format", required=True, choices=FORMATS, help="torchscript (.pt) or onnx (.onnx)")
     p.add_argument("--clip-length", type=int, default=None,
                    help="frames T of the traced input, fixed (default: checkpoint's val clip length, else 16)")
@@ -236,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out, diff, shape = export(args.network, args.checkpoint, args.format, args.out, clip_length=args.clip_length,
                            clip_size=args.clip_size, num_classes=args.num_classes,
-                           gates=args.gates, rtol=args.rtol, check=not args.no_check, labels=args.labels)
+                           gates=args.gates, rtol=args.rtol, check=not args.no_check, labels=args.labels,
+                           weights=args.weights)
     except ImportError as exc:  # onnxruntime missing for the check
         print(f"error: {exc}; install onnxruntime or pass --no-check", file=sys.stderr)
         return 1

@@ -32,6 +32,7 @@ from network.weights import load_partial, unwrap_model, unwrap_state_dict
 log = logging.getLogger(__name__)
 
 RESULT_FIELDS = ("Epoch", "Top1", "Top5", "Loss", "LR", "Samples", "Skipped", "Seconds")
+EMA_KEY = "ema_state_dict"  # the averaged weights of a run trained with --ema-decay (same keys as state_dict)
 
 
 def checkpoint_path(model_dir: str | Path, network: str, epoch: int) -> Path:
@@ -109,18 +110,21 @@ def save_checkpoint(path: str | Path, model: nn.Module, epoch: int, optimizer: t
                     scaler: Any = None, scheduler: Any = None, rng: Any = None, network: str = "",
                     classes: list[str] | None = None, config: Mapping[str, Any] | None = None,
                     dataset: Mapping[str, Any] | None = None, position: Mapping[str, Any] | None = None,
-                    metrics: Mapping[str, Any] | None = None) -> Path:
+                    metrics: Mapping[str, Any] | None = None, ema_state: Mapping[str, Any] | None = None) -> Path:
     """Write the checkpoint dict (unwrapped state_dict, original keys + extras) atomically to ``path``.
 
     ``position`` (mid-epoch checkpoints): ``{'iteration', 'plan_length', 'sampler_epoch'}``, the steps of
     epoch ``epoch + 1`` already trained.
     ``config`` is the run's `train.config.RunConfig.to_dict()`, ``dataset`` its ``DatasetSpec.to_dict()``:
     plain data, so evaluation, prediction and export know the run without its command line.
+    ``ema_state``: the EMA weights of ``--ema-decay`` (`train.engine.ema`), saved under :data:`EMA_KEY`.
     """
     bare = unwrap_model(model)
     state = {"epoch": int(epoch), "state_dict": unwrap_state_dict(model)}
     if optimizer is not None:
         state["optimizer"] = optimizer.state_dict()
+    if ema_state is not None:
+        state[EMA_KEY] = dict(ema_state)
     if scaler is not None:
         state["scaler"] = scaler.state_dict()
     if scheduler is not None:

@@ -98,8 +98,10 @@ class Checkpoints:
         improved = val_top1 is not None and (self.best_top1 is None or val_top1 > self.best_top1)
         best = val_top1 if improved else self.best_top1
         try:
+            ema = getattr(step, "ema", None)  # --ema-decay's averaged copy (train.engine.ema), None when off
             save_checkpoint(primary, model, epoch, step.optimizer, step.scaler, step.schedule, position=position,
-                            **self.meta, metrics={"val_top1": val_top1, "best_val_top1": best})
+                            **self.meta, metrics={"val_top1": val_top1, "best_val_top1": best},
+                            ema_state=ema.state_dict() if ema is not None else None)
             if numbered:
                 _link(primary, last_path(self.folder, self.network))
             if improved:

@@ -1,6 +1,6 @@
 """Rank-aware helpers that behave the same without a process group (world size 1).
 
-Every process owns one device (README Differences #4, #31) and runs the same code: ``torch.distributed`` with NCCL on
+Every process owns one device (docs/differences.md#4, #31) and runs the same code: ``torch.distributed`` with NCCL on
 CUDA and gloo on CPU, started by ``torchrun`` (its ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_*`` environment), by
 ``srun`` alone (``SLURM_PROCID``/``SLURM_NTASKS``/``SLURM_LOCALID``; master = first host of
 ``SLURM_NODELIST``, port from ``SLURM_JOB_ID``) or by :func:`spawn`, which starts N local processes itself so
@@ -173,6 +173,26 @@ def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
             out = out.cuda()
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
     return out.to(values.device)
+
+
+SYNC_BN_DEVICES = ("cuda", "hpu", "xpu")  # where torch's SyncBatchNorm can share batch statistics
+
+
+def sync_batchnorm(model: torch.nn.Module, distributed: bool, device: torch.device) -> tuple[torch.nn.Module, str]:
+    """``--sync-bn``: every BatchNorm of ``model`` becomes a ``SyncBatchNorm`` (statistics over all processes'
+    batches) when the run is distributed on a device torch syncs. Returns the model and, when the flag is
+    ignored (a single process, or CPU: torch's SyncBatchNorm syncs only accelerator tensors), the one-line
+    warning saying why ('' when converted).
+
+    The converted layers keep the same ``Parameter`` and buffer objects, so an optimiser built before keeps
+    training them, and the state_dict keys do not change.
+    """
+    if not distributed:
+        return model, "--sync-bn is ignored: a single process has no other batches to share BatchNorm statistics with"
+    if device.type not in SYNC_BN_DEVICES:
+        return model, (f"--sync-bn is ignored on {device.type}: torch's SyncBatchNorm syncs only "
+                       f"{'/'.join(SYNC_BN_DEVICES)} tensors; each process normalises with its own batch")
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model), ""
 
 
 def free_port() -> int:

@@ -188,6 +188,12 @@ def _train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch
         seed_everything(cfg.optim.random_seed + STREAMS["process"] * info.rank)
     if info.is_main:
         check_writable(out_dir, 2 * estimate_bytes(model))
+    if hw.sync_bn:
+        model, ignored = dist.sync_batchnorm(model, info.distributed, device)
+        if ignored:
+            log.warning("%s", ignored)
+        else:
+            log.info("--sync-bn: BatchNorm layers share their statistics over the %d processes", info.world_size)
     if hw.compile:
         compile_backbone(model, hw.compile_backend)  # in place: checkpoint keys do not change
     if info.distributed:

@@ -97,3 +97,17 @@ def test_weights_ema_selects_the_average_and_refuses_a_checkpoint_without_one(tm
         assert predict.main([str(tmp_path / "none.mp4"), "--checkpoint", str(without), "--weights", "ema"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: {without}: holds no EMA weights (trained without --ema-decay); use --weights model"]
+
+
+def test_a_skipped_step_leaves_the_average():
+    model = TinyNet(3)
+    ema = ModelEma(model, 0.5)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    before = {k: v.clone() for k, v in ema.state_dict().items()}
+    ema.update(ok=torch.tensor(False))
+    assert all(torch.equal(before[k], v) for k, v in ema.state_dict().items() if v.is_floating_point())
+    ema.update(ok=torch.tensor(True))
+    w = model.fc.weight.detach()
+    torch.testing.assert_close(ema.state_dict()["fc.weight"], 0.5 * before["fc.weight"] + 0.5 * w)

@@ -24,12 +24,14 @@ log = logging.getLogger(__name__)
 
 
 class ModelEma:
-    """The averaged copy of ``model`` (a DDP- or compile-wrapped model is unwrapped first)."""
+    """The averaged copy of ``model`` (a DDP- or compile-wrapped model is unwrapped first); :meth:`update`
+    follows ``model`` unless it is given another (the same weights under a wrapper)."""
 
     def __init__(self, model: nn.Module, decay: float) -> None:
         if not 0.0 < decay < 1.0:
             raise ValueError(f"--ema-decay must be in (0, 1) to keep an average, got {decay}")
         self.decay = float(decay)
+        self.source = model
         self.module = copy.deepcopy(unwrap_model(model)).eval().requires_grad_(False)
 
     def _pairs(self, model: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor], list[tuple]]:
@@ -45,11 +47,17 @@ class ModelEma:
         return floats_e, floats_m, others
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        """One step of the average toward ``model``'s current weights and buffers."""
-        floats_e, floats_m, others = self._pairs(model)
-        if floats_e:
-            torch._foreach_lerp_(floats_e, floats_m, 1.0 - self.decay)  # ema + (1-D)(w - ema) = D·ema + (1-D)·w
+    def update(self, model: nn.Module | None = None, ok: torch.Tensor | None = None) -> None:
+        """One step of the average toward the current weights and buffers. ``ok``: a 0-d bool device tensor,
+        False when the optimiser step was skipped (fp16 overflow); the average then keeps its floats, decided
+        on the device without a host sync."""
+        floats_e, floats_m, others = self._pairs(model if model is not None else self.source)
+        if floats_e:  # ema + (1-D)(w - ema) = D·ema + (1-D)·w
+            if ok is None:
+                torch._foreach_lerp_(floats_e, floats_m, 1.0 - self.decay)
+            else:
+                weight = ok.to(torch.float32) * (1.0 - self.decay)
+                torch._foreach_lerp_(floats_e, floats_m, [weight] * len(floats_e))
         for mine, theirs in others:
             mine.copy_(theirs)
 

@@ -16,7 +16,7 @@ the run's ``gates_s0000.csv``. Arms that need a training flag the CLI does not h
 
 Budget: 225 steps = 5 epochs of 45 steps (1440 training clips / batch 32), validated once after the last epoch.
 The 22 runs took 1 h 47 min (data generation included) on a 2-core AMD EPYC about 1.9x slower than the fastest
-host seen (README, "The ablation"). A run that finished is recorded in ``OUT/runs/done.jsonl`` and not repeated
+host seen (docs/gate_study.md). A run that finished is recorded in ``OUT/runs/done.jsonl`` and not repeated
 when the command is run again (e.g. after a session ended mid-way). Run
 ``--estimate`` first on a busy machine, which times a few steps of each kind and prints the projection.
 """
@@ -47,7 +47,7 @@ from train.monitor.gate_report import read_gates
 
 SRTG = "srtg_r3d_18"
 FULL = {"videos_per_class": 240, "frames": 32, "size": 64, "batch": 32, "clip": 32}  # the demo (train_synthetic.py)
-# The schedule the README's ablation table was measured with (the demo's until it moved to interval 2 and lr 0.01):
+# The schedule of the gate study's table (docs/gate_study.md), frame interval 4 and lr 0.02, not the demo's:
 # pinned here so that changing the demo's defaults cannot silently change this benchmark.
 RECIPE = ["--train-frame-interval", "4", "--val-frame-interval", "4", "--lr-base", "0.02"]
 # 16 training clips: 1 step per epoch; 16² clips for the ResNets keep the 13 runs short

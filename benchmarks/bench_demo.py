@@ -32,7 +32,7 @@ from train.results.checkpoint import save_checkpoint
 DEMO = Plan(("srtg_r3d_18",), (32,), 8, 32, ("fp32",), 6, 2, "inductor", 4, 64)
 SMOKE = Plan(("ir_csn_50",), (32,), 4, 4, ("fp32",), 2, 1, "eager", 1, 64)
 STEPS_PER_EPOCH, VAL_FRACTION = 45, 1 / 3
-WARMUP_SIDE = 24  # the clip-length warm-up probed for the demo: 2x the frames at 24² (README, the demo)
+WARMUP_SIDE = 24  # the clip-length warm-up probed for the demo: 2x the frames at 24²
 
 
 def with_threads(threads: int, fn, *args, **kwargs):

@@ -5,7 +5,7 @@ and mtnet_xs. It does a small share of the multiply-adds but a large share of th
 mtnet_xs's time ratio: if every layer after the stem took time in proportion to its multiply-adds, mtnet_xs
 would take ``(stem + r3d_18's later layers × their MAC ratio) / r3d_18``. Steps (forward + backward) of each
 network and of its stem alone are measured interleaved; multiply-adds (MACs) are counted on the convolutions and
-the classifier with full kernels, and printed as GFLOPs at 2 per MAC like the README's model table.
+the classifier with full kernels, and printed as GFLOPs at 2 per MAC like docs/model_zoo.md's model table.
 
     python benchmarks/bench_stem.py [--batch 4 --frames 16 --size 112 --threads 2 --repeats 5]
 """

@@ -123,7 +123,7 @@ def _check_complete(report: LoadReport, model: nn.Module, checkpoint: str | Path
     """Inference needs every weight: a partial load (fine for fine-tuning) is an error here.
 
     One exception: released ``srtg_*`` checkpoints were trained by the original factory as plain backbones
-    (README Differences #5) and have no SR weights; the model then runs with its SR blocks off, as it was trained.
+    (docs/differences.md#5) and have no SR weights; the model then runs with its SR blocks off, as it was trained.
     """
     if not report.loaded:
         raise ValueError(f"{checkpoint}: no tensor matches network '{network}'; pass the network it was trained as")

@@ -4,7 +4,7 @@ diagnostics (per-block pass rates) and warm-up switch of the gated SR blocks liv
 :mod:`network.srtg`.
 
 A check compares two frame sequences ``u, v`` of shape ``(B,T,C)``. ``SIMILARITIES`` names the ways to
-compare them (``raw`` is the default and the formula the README describes); a block's gate applies one to
+compare them (``raw`` is the default and the formula docs/model_zoo.md describes); a block's gate applies one to
 its pooled features ``s`` and recurrent states ``r`` (both ``(B,C,T)``) through :func:`gate_keep`.
 """
 from __future__ import annotations

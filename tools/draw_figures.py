@@ -1,4 +1,4 @@
-"""Draw the README's figures into ``figures/``: sketches of the SR block and of MTConv, and the demo's plots.
+"""Draw the docs' figures into ``figures/``: sketches of the SR block and of MTConv, and the demo's plots.
 
     python tools/draw_figures.py                       # figures/sr_block.png, figures/mtconv.png
     python tools/draw_figures.py --demo results/SYNTHETIC/srtg_r3d_18_gates_False \\

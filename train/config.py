@@ -68,7 +68,7 @@ class DataConfig:
     val_clip_size: int | None = opt(None, "--val-clip-size", help="validation clip side (default: --clip-size)")
     train_frame_interval: list[int] = opt([1, 2], "--train-frame-interval", "--train-frame-inteval", kind="ints",
                                           metavar="N", help="temporal sampling interval(s) for training; several "
-                                          "values are drawn at random per clip (the README's 'inteval' works too)")
+                                          "values are drawn at random per clip (the original 'inteval' works too)")
     val_frame_interval: int = opt(2, "--val-frame-interval", "--val-frame-inteval",
                                   help="temporal sampling interval for validation")
     workers: int | None = opt(None, "--workers", help="DataLoader worker processes per training process (0: load "
@@ -406,8 +406,8 @@ class RunConfig:
             raise ValueError(f"--mix-prob must be in [0, 1], got {r.mix_prob}")
 
     def results_dir(self) -> Path:
-        """``<model-dir or ./results/<DATASET>>/<network>_gates_<bool>[_<run-name>]`` (the README's folder names;
-        ``--run-name`` gives each run of a sweep its own folder)."""
+        """``<model-dir or ./results/<DATASET>>/<network>_gates_<bool>[_<run-name>]`` (the original
+        README's folder names; ``--run-name`` gives each run of a sweep its own folder)."""
         parent = Path(self.output.model_dir) if self.output.model_dir else Path("results") / self.dataset_name
         name = f"{self.model.network}_gates_{bool(self.model.gates)}"
         return parent / (f"{name}_{self.output.run_name}" if self.output.run_name else name)

@@ -1,7 +1,7 @@
 """The data-set registry: every data set's facts once, as a :class:`~data.catalog.spec.DatasetSpec`, looked up by name.
 
 ``get_dataset('hacs')``, ``get_dataset('kinetics-400')`` (a variant), ``list_datasets()``. The
-``train_<dataset>.py`` scripts, ``evaluate.py --spec``, ``data.prep.prepare``, the tests and the README table all
+``train_<dataset>.py`` scripts, ``evaluate.py --spec``, ``data.prep.prepare``, the tests and docs/training.md all
 enumerate this registry. A spec's ``defaults`` override the run configuration's own defaults
 (`train.config`), which are the original HACS script's; the engine checks each key against the
 configuration's fields when it applies them, so a typo (``clip_szie``) fails with the close matches.
@@ -113,7 +113,8 @@ DIVING48 = register_dataset(DatasetSpec(
 
 # The built-in synthetic set (data.prep.synthetic): eight motion classes. Defaults are the CPU demo's
 # (train_synthetic.py): 8-frame 32² clips every 2nd frame, batch 32, lr 0.005 decayed after epoch 7, 9 epochs
-# (README, the demo: every 4th frame stalls at the motion axes, lr 0.01 and 0.02 leave chance later).
+# (docs/training.md#the-demo-recipe). At every 4th frame training stalls for epochs at the motion axes; lr 0.01 and
+# 0.02 leave chance later.
 SYNTHETIC = register_dataset(DatasetSpec(
     name="SYNTHETIC", num_classes=8, folder="Synthetic_videos", train_csv="synthetic_train.csv",
     val_csv="synthetic_val.csv", timeslices=False, augmentation="none", script="train_synthetic.py",

@@ -7,9 +7,9 @@ writes it in the data set's official class order). The mapping is stored as JSON
 
 The ``split`` column is honoured: a CSV named ``*train*`` keeps only rows whose split is ``train``/``training``
 (or empty), one named ``*val*``/``*test*`` only ``val``/``validation``/``test`` rows; the others are dropped and
-counted (README Differences #21). Time-slice folders are ``<id>_<start:06d>_<end:06d>`` (the original's
+counted (docs/differences.md#21). Time-slice folders are ``<id>_<start:06d>_<end:06d>`` (the original's
 name); when two different slices of one video in one CSV would share that name, each of them gets the exact
-times appended, ``_ms<start ms:06d>_<end ms:06d>`` (README Differences #23).
+times appended, ``_ms<start ms:06d>_<end ms:06d>`` (docs/differences.md#23).
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ SPLIT_NAMES = {"train": ("train", "training"), "val": ("val", "validation", "val
 
 @dataclass(frozen=True)
 class VideoRecord:
-    """One video found on disk: 0-based ``index`` among found videos (README Differences #13). ``path`` is its
+    """One video found on disk: 0-based ``index`` among found videos (docs/differences.md#13). ``path`` is its
     frame folder (or, with ``--source video``, its file, and ``start``/``end`` the cut read from it)."""
 
     index: int
@@ -62,8 +62,8 @@ class CsvRow:
 def dictionary_path(csv_path: str | Path) -> Path:
     """``<dir>/<name up to 'train', else 'val', else 'test'>dictionary.json``, from the file NAME only.
 
-    Only the name is looked at, preferring a word boundary (``interval_val.csv`` → ``interval_``; README
-    Differences #16).
+    Only the name is looked at, preferring a word boundary (``interval_val.csv`` → ``interval_``;
+    docs/differences.md#16).
     """
     csv_path = Path(csv_path)
     name = csv_path.name
@@ -136,8 +136,8 @@ def _parse_rows(csv_path: str | Path, timeslices: bool) -> Iterator[CsvRow]:
     try:
         fh = open(csv_path, newline="", encoding="utf-8-sig")
     except FileNotFoundError:
-        raise FileNotFoundError(f"{csv_path}: label CSV not found (download or write it; see README "
-                                "'Datasets')") from None
+        raise FileNotFoundError(f"{csv_path}: label CSV not found (download or write it; see "
+                                "docs/datasets.md)") from None
     with fh:
         reader = csv.DictReader(fh)
         header = [h.strip() for h in reader.fieldnames or []]

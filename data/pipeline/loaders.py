@@ -2,10 +2,10 @@
 
 The train DataLoader takes a
 :class:`~data.pipeline.multigrid.MultigridBatchSampler` that yields ``(idx, T, S)`` per clip, so one worker pool serves
-every shape (README Differences #26); the val clip size is an argument (default: the train clip size; #19). The temporal window and the
+every shape (docs/differences.md#26); the val clip size is an argument (default: the train clip size; #19). The temporal window and the
 augmentation of a training clip are drawn from generators of ``(seed, epoch, sample index)`` (`SampleRNG`,
 selected by :class:`EpochClips`), so they do not depend on the number of workers, on which worker reads the
-clip, or on where an epoch was resumed (README Differences #39).
+clip, or on where an epoch was resumed (docs/differences.md#39).
 """
 from __future__ import annotations
 
@@ -159,7 +159,7 @@ class ShardSampler(Sampler[int]):
 
 def seed_worker(worker_id: int) -> None:
     """``worker_init_fn``: seed Python's and numpy's global RNGs from the worker's torch seed, which the
-    DataLoader derives per worker (base seed + id), so workers never share random streams (README Differences #17)."""
+    DataLoader derives per worker (base seed + id), so workers never share random streams (docs/differences.md#17)."""
     seed = torch.initial_seed()
     random.seed(seed)
     np.random.seed(seed % 2**32)

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 Ops = list[tuple[str, dict[str, Any]]]
-NOISE_SCALE = 0.3 * 255  # README; the released code had 0.03*255, commented out
+NOISE_SCALE = 0.3 * 255  # the original README; the released code had 0.03*255, commented out
 SPATIAL = {"gaussian_blur", "motion_blur", "perspective", "rotate"}  # ops whose effect depends on pixel scale
 
 
@@ -132,7 +132,7 @@ def _draw_motion(rng: np.random.Generator) -> dict[str, Any]:
     return {"kernel": motion_kernel(k, float(rng.uniform(0, 360)), float(rng.uniform(-1, 1)))}
 
 
-# name -> (draw(rng) -> keyword arguments, apply(clip, **kwargs)), in the README's order
+# name -> (draw(rng) -> keyword arguments, apply(clip, **kwargs)), in the original README's order
 AUGMENTATIONS: dict[str, tuple[Callable[..., dict[str, Any]], Callable[..., np.ndarray]]] = {
     "gaussian_blur": (lambda r: {"sigma": float(r.choice([0.1, 0.2, 0.3]))}, gaussian_blur),
     "add": (lambda r: {"values": [int(v) for v in r.integers(-5, 16, size=3)]}, add),

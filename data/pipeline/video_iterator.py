@@ -124,7 +124,7 @@ class VideoIter(Dataset):
     def reduce_for(self, blob: bytes, size: Sequence[int], decoder: FrameDecoder | None = None) -> int:
         """Decode reduction for a clip of ``size`` whose first JPEG is ``blob`` (1 when reduced decoding is off,
         the transform cannot say what it needs, or the header cannot be read). The original always decoded at
-        full size (README Differences #25)."""
+        full size (docs/differences.md#25)."""
         decoder = decoder or self.decoder
         min_side = getattr(self.video_transform, "min_input_side", None)
         if not self.reduced_decode or min_side is None or len(decoder.reductions) < 2:

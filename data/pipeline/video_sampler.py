@@ -4,11 +4,11 @@ The index arithmetic lives in pure functions (`fit_step`, `clip_indices`, `rando
 `uniform_views`); `RandomSampling` (train) and `SequentialSampling` (evaluation) keep the original's classes and
 ``sampling(range_max, v_id=None, prev_failed=False)`` call on top of them.
 
-Videos shorter than the clip (README Differences #14): we first shrink the frame interval to the largest one whose window fits (as the original's
+Videos shorter than the clip (docs/differences.md#14): we first shrink the frame interval to the largest one whose window fits (as the original's
 speed range would have), and if even interval 1 does not fit (``n_frames < num``) the video is played in a
 loop (``0, 1, …, n-1, 0, 1, …``), so a clip always has ``num`` frames in playback order.
 
-Randomness (README Differences #17, #39): `ProcessRNG` re-seeds from ``(seed, torch worker seed)`` in each worker process, so
+Randomness (docs/differences.md#17, #39): `ProcessRNG` re-seeds from ``(seed, torch worker seed)`` in each worker process, so
 workers differ, and runs stay reproducible under ``torch.manual_seed``; `SampleRNG` (used for training by
 `data.pipeline.loaders`) is a function of ``(seed, epoch, sample index)``, so it does not depend on the workers at all. Evaluation windows depend only on
 ``(seed, video index)``, never on which worker reads the video.

@@ -2,13 +2,13 @@
 
 ``build_transform(policy, train, mean, std)`` returns a `VideoTransform`, called as
 ``transform(frames (T, H, W, 3) uint8 BGR, size (T, h, w)) -> (3, T, h, w) float32``, normalised per channel
-as ``(x/255 - mean) / std`` in BGR order (as the original: released weights expect BGR, README Differences #20).
+as ``(x/255 - mean) / std`` in BGR order (as the original: released weights expect BGR, docs/differences.md#20).
 
 Geometry policies (the original's; sizes in pixels of the resized frame):
 - ``'large'`` (HACS, Kinetics, MiT): train: shorter side -> 384, centre crop 384, random crop ``crop_size``;
   eval: shorter side -> 294, centre crop 294, centre crop ``crop_size``.
 - ``'small'`` (UCF-101, HMDB-51, Diving-48): train: shorter side -> 294, random crop ``crop_size``; eval:
-  shorter side -> 294, centre crop ``crop_size`` (README Differences #19).
+  shorter side -> 294, centre crop ``crop_size`` (docs/differences.md#19).
 - ``'none'`` (our addition, for the synthetic set whose classes are motions): the whole frame is resized to
   ``(h, w)``; no augmentation and no flip by default (a flip would turn 'moving left' into 'moving right').
 
@@ -178,6 +178,6 @@ def build_transform(policy: str, train: bool, mean: Sequence[float], std: Sequen
     """The transform of a dataset policy ('large', 'small', 'none') for training or evaluation.
 
     Keywords: ``crop_size`` (nominal clip size; default: the requested size), ``augment`` and ``flip``
-    (default: ``train``, and off for 'none'), ``p_any``/``p_each`` (0.8/0.4 as the README), ``seed``.
+    (default: ``train``, and off for 'none'), ``p_any``/``p_each`` (0.8/0.4 as the original README), ``seed``.
     """
     return VideoTransform(policy, train, mean, std, **kwargs)

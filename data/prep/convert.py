@@ -5,8 +5,8 @@
                                           [--decoder opencv|pyav] [--overwrite] [--max-failed P%]
     python -m data.convert frames SRC DST [--short-side N | --size WxH] [--quality Q] [--workers N] [--overwrite]
 
-Replaces the external ``dataset2database`` package and the original ``jpgs2singlefile.py`` (README
-Differences #12, #24). Every video is written atomically, ``n_frames`` is
+Replaces the external ``dataset2database`` package and the original ``jpgs2singlefile.py``
+(docs/differences.md#12, #24). Every video is written atomically, ``n_frames`` is
 the number of frames actually stored, and finished videos are skipped on a re-run; the size/fps/quality options
 are kept in ``DST/convert_options.json`` and a re-run with other ones stops unless ``--overwrite`` is given.
 Videos are found by extension in any case (``.MP4``), with or without ``--csv``; other files are counted.

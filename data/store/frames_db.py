@@ -27,7 +27,7 @@ DB_NAME = "frames.db"
 COUNT_NAME = "n_frames"
 TABLE_SQL = "CREATE TABLE Images(ObjId STRING, frames BLOB, size INT)"
 INDEX_NAME = "Images_ObjId"
-# (README Differences #25) the original had no index, so every ObjId query scanned the table
+# (docs/differences.md#25) the original had no index, so every ObjId query scanned the table
 INDEX_SQL = f"CREATE INDEX IF NOT EXISTS {INDEX_NAME} ON Images(ObjId)"
 DEFAULT_DECODER = OpenCVDecoder()
 
@@ -68,7 +68,7 @@ def read_unique_blobs(con: sqlite3.Connection, video_dir: str | Path,
 
     Fetches by ``rowid`` (a lookup whose cost does not grow with the video) and verifies every ObjId; the frames
     whose row holds another ObjId (files inserted out of order, as the original's converter did, or with gaps)
-    are fetched by ObjId with the original's query (README Differences #25).
+    are fetched by ObjId with the original's query (docs/differences.md#25).
     """
     unique = sorted(set(int(i) for i in indices))
     prefix = os.path.basename(os.fspath(video_dir).rstrip("/"))  # once per clip, not per frame (hot path)

@@ -8,7 +8,7 @@ by the synthetic set and the tests.
 Orientation: both decoders return frames as a player displays them. The container's display matrix (the
 rotation a phone writes) is read once per file and applied here with ``np.rot90``, the same code for both
 decoders; OpenCV's own auto-rotation is switched off so it cannot differ. Flips in the matrix are ignored.
-(README Differences #22)
+(docs/differences.md#22)
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 DECODERS = ("opencv", "pyav")
-# Measured by benchmarks/bench_decoders.py: OpenCV decodes the same H.264 file faster here (see the README).
+# Measured by benchmarks/bench_decoders.py: OpenCV decodes the same H.264 file faster here.
 DEFAULT_DECODER = "opencv"
 # Matched case-insensitively (``.MP4`` too) by every caller.
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts")

@@ -93,4 +93,4 @@ def test_distance_table_of_a_gated_checkpoint(tmp_path: Path) -> None:
     assert [r[2] for r in rows] == [f"layer{i}.{j}" for i in range(1, 5) for j in range(2)]
     assert [r[3] for r in rows] == ["4", "4", "2", "2", "1", "1", "1", "1"]  # 8x32² clips
     assert rows[0][4] != "–" and rows[-1][4] == "–" and float(rows[-1][6]) > 0  # T = 1: no frame pairs
-    assert rows[-1][-1] == "1.00 |" and rows[0][-1] == "0.00 |"  # at initialisation (README table)
+    assert rows[-1][-1] == "1.00 |" and rows[0][-1] == "0.00 |"  # at initialisation (docs/gate_study.md table)

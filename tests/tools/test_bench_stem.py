@@ -16,7 +16,7 @@ def test_macs_match_the_model_table():
     clip = torch.zeros(1, 3, 16, 112, 112)
     stem, total = bench_stem.count_macs(create_model("r3d_18", num_classes=400).eval(), clip)
     assert stem == 64 * 16 * 56 * 56 * 3 * 3 * 7 * 7  # (3, 7, 7) kernel, stride (1, 2, 2), 3 input channels
-    assert round(2 * total / 1e9, 2) == 12.84  # README's GFLOPs for r3d_18 (ptflops)
+    assert round(2 * total / 1e9, 2) == 12.84  # docs/model_zoo.md's GFLOPs for r3d_18 (ptflops)
 
 
 def test_tiny_run_prints_both_tables(capsys):

@@ -86,7 +86,7 @@ def test_resolve_start_order(tmp_path):
     other = tmp_path / "elsewhere.pth"
     other.write_bytes(b"x")
     assert resolve_start(*_args(pretrained_3d=str(other)), tmp_path, "net") == StartPoint("pretrained", 0, other)
-    # the README's resume example passes both: resume from that file at the given epoch
+    # the original README's resume example passes both: resume from that file at the given epoch
     assert resolve_start(*_args(pretrained_3d=str(other), resume_epoch=21), tmp_path, "net") == \
         StartPoint("resume", 21, other)
     with pytest.raises(FileNotFoundError, match="--pretrained_3d"):

@@ -1,8 +1,8 @@
 """The training command line, generated from the fields of `train.config`: each argument once, typed, grouped.
 
 Booleans go through :func:`str2bool` (``--fine-tune False`` is False), lists are ``nargs='+'`` ints (commas
-accepted too), ``--gpus`` is a count or a device list, and the original spellings are aliases (README
-Differences: command line). :func:`parse_config` returns the validated :class:`~train.config.RunConfig`.
+accepted too), ``--gpus`` is a count or a device list, and the original spellings are aliases
+(docs/differences.md#31). :func:`parse_config` returns the validated :class:`~train.config.RunConfig`.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def int_list(values: Sequence[str | int] | str | int) -> list[int]:
 
 
 def parse_gpus(value: str | int | None) -> tuple[int | None, list[int] | None]:
-    """``--gpus`` as the README's count (``'4'``) or the original's device list (``'0,1,2,3'``).
+    """``--gpus`` as a count (``'4'``) or the original's device list (``'0,1,2,3'``).
 
     Returns ``(count, device_ids)``; ``(None, None)`` means "all visible CUDA devices, or 1 process on CPU".
     """

@@ -4,7 +4,7 @@ The optimiser, AMP scaler, lr schedule and loss travel as one :class:`TrainStep`
 ``schedule.lr_at(epoch + i / len(plan), multigrid_scale(plan[i]))``. Mixed precision is ``torch.amp``:
 autocast + ``GradScaler`` for fp16 (replacing apex O1), autocast alone for bf16, neither for fp32. A NaN/inf
 loss or fp16 gradient overflow goes through one policy (:meth:`TrainStep.skip`): skipped and counted under
-fp16, fatal after ``max_nonfinite`` in a row, and fatal at once under fp32/bf16 (README Differences #32).
+fp16, fatal after ``max_nonfinite`` in a row, and fatal at once under fp32/bf16 (docs/differences.md#32).
 Loader batches become ``(clips (B, C, T, H, W), labels (B,))`` on the device through one converter
 (`data.pipeline.device_batches.DeviceBatches`, ``--decode``), whose time counts as reading; a training batch it returns
 empty (every clip undecodable) is skipped on every rank. Timings are synchronised on CUDA.

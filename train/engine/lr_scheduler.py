@@ -4,8 +4,8 @@ A schedule is anything with ``lr_at(progress, scale=1.0) -> float`` and ``state_
 ``epoch + i / iterations_in_epoch`` (0-based, fractional), so the rate of a step does not depend on how many
 iterations an epoch has: a resume after a change of batch size or data-set size decays at exactly the epochs
 the arguments say. ``scale`` is the multigrid factor of the step (:func:`multigrid_scale`). The original
-halved the rate every quarter epoch even without multigrid, one iteration late; the README says decay at
-``--lr-steps`` (README Differences #27), which :class:`MultiStep` does.
+halved the rate every quarter epoch even without multigrid, one iteration late; the original README says decay at
+``--lr-steps`` (docs/differences.md#27), which :class:`MultiStep` does.
 """
 from __future__ import annotations
 

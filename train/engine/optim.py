@@ -2,7 +2,7 @@
 
 Groups are chosen by *module type* from :data:`GROUP_RULES`: with ``--fine-tune`` the backbone gets 0.6× the
 lr, the classifier (``model.get_classifier()``) 1× and recurrent cells (LSTM, GRU) 0.5×, as the original
-README describes; without fine-tuning everything trains at 1× (README Differences #28). With
+README describes; without fine-tuning everything trains at 1× (docs/differences.md#28). With
 ``--no-decay-norm-bias`` each of those groups is split in two: its parameters of more than one dimension keep
 ``--weight-decay``, its 1-D ones (normalisation weights, biases, gate scalars) get none, as PySlowFast,
 PyTorchVideo and VideoMAE do; the split groups keep the rule's lr multiplier. Both optimisers use torch's fused
@@ -133,7 +133,7 @@ def fusable(params: Iterable[torch.Tensor]) -> bool:
     """True when every parameter is a float tensor on a device with fused SGD and AdamW kernels (CPU, CUDA).
 
     The fused update is one kernel over all tensors: 19 ms instead of 45-85 ms per step for srtg_r3d_18's 44M
-    parameters on 2 CPU threads (README, Performance), with the same values as the per-tensor loop.
+    parameters on 2 CPU threads (docs/performance.md), with the same values as the per-tensor loop.
     """
     params = list(params)
     return bool(params) and all(p.is_floating_point() and p.device.type in FUSED_DEVICES for p in params)

@@ -1,6 +1,6 @@
 """Logging set up once, in ``run()``: coloured console (coloredlogs) and a plain log file, on rank 0 only.
 
-Nothing installs handlers at import time, so the log file is really written (README Differences #34).
+Nothing installs handlers at import time, so the log file is really written (docs/differences.md#34).
 """
 from __future__ import annotations
 

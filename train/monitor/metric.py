@@ -1,7 +1,7 @@
 """Training/validation meters with the original's names (``loss-ce``, ``top1``, ``top5``, ``batch_size``, ``lr``).
 
 Accuracies and the loss are sample-weighted sums (batch sizes vary 32× under multigrid), and
-:meth:`MetricList.reduce` sums them over all ranks before they are read (README Differences #33).
+:meth:`MetricList.reduce` sums them over all ranks before they are read (docs/differences.md#33).
 """
 from __future__ import annotations
 

@@ -4,10 +4,10 @@ File name and keys are the original's: ``<model_dir>/<network>_ep-XXXX.pth`` (XX
 ``{'epoch', 'state_dict', 'optimizer'}``, plus ``scaler``, ``scheduler``, ``rng``, ``network``,
 ``num_classes``, ``classes``, ``config``, ``dataset``. The state_dict is unwrapped (no ``module.``), the file
 is written atomically (`data.store.atomic`: a kill at any moment leaves the previous checkpoint intact), and resume
-restores model, optimiser, AMP scaler, lr schedule, position and RNG states (README Differences #29, #30). Beside the original names a folder holds
+restores model, optimiser, AMP scaler, lr schedule, position and RNG states (docs/differences.md#29, #30). Beside the original names a folder holds
 ``<network>_last.pth`` (the newest state, mid-epoch after a preemption, with ``position``), ``<network>_best.pth``
 (best validation top-1) and ``latest`` (a text file naming the newest complete checkpoint); see
-`train.results.retention` (README Differences #38).
+`train.results.retention` (docs/differences.md#38).
 """
 from __future__ import annotations
 
@@ -217,7 +217,7 @@ def resolve_start(pretrained: str | None, resume_epoch: int | str, model_dir: st
 
     1. ``--pretrained_3d FILE`` without ``--resume-epoch``: initialise from FILE (non-strict), epoch 0.
     2. ``--pretrained_3d FILE --resume-epoch N``: the original README's resume example passes both; we resume
-       the full state from FILE and continue after N completed epochs (the README's ``ep-0020.pth`` with
+       the full state from FILE and continue after N completed epochs (the original README's ``ep-0020.pth`` with
        ``--resume-epoch 21`` therefore skips an epoch, exactly as asked; a warning says so).
     3. ``--resume-epoch N`` (N ≥ 1): resume from ``<model_dir>/<network>_ep-000N.pth``.
     4. ``--resume-epoch auto``: from :func:`newest_checkpoint` (mid-epoch ones included), else from scratch.

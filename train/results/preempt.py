@@ -6,7 +6,7 @@ training loader (:meth:`Preemption.watch`) asks between two steps whether to sto
 ``--save-every-minutes`` checkpoint, so a step and a save are never cut in half. Under DDP the question is a
 collective (every rank stops after the same step even if one rank alone got the signal). A second Ctrl-C
 stops at once (KeyboardInterrupt, exit 130); repeated SIGTERMs are ignored. The run then exits with
-:data:`REQUEUE_EXIT` so that a job script can requeue it (README: Outputs, resume and fine-tuning).
+:data:`REQUEUE_EXIT` so that a job script can requeue it (docs/outputs.md#requeue-on-slurm).
 """
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from data.catalog.spec import SOURCES
 from data.store.frame_decoder import DECODE_CHOICES
 
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -74,6 +75,10 @@ class DataConfig:
     workers: int | None = opt(None, "--workers", help="DataLoader worker processes per training process (0: load "
                               "in the main process; default: the original's 4, or fewer on a machine with fewer "
                               "cores)")
+    source: str = opt("store", "--source", choices=SOURCES, help="where clips are read: store: the SQLite frame "
+                      "databases under jpg/ (the fast path); video: the video files listed in videos.json by "
+                      "`python -m data.prepare ... [--no-convert]`, decoded with PyAV in the workers (no conversion, "
+                      "about the videos' disk, more CPU per clip)")
 
 
 @dataclass
@@ -366,6 +371,10 @@ class RunConfig:
         _choice("--lr-schedule", s.lr_schedule, LR_SCHEDULES)
         _choice("--device", hw.device, DEVICES)
         _choice("--decode", hw.decode, DECODE_CHOICES)
+        _choice("--source", d.source, SOURCES)
+        if d.source == "video" and hw.decode == "gpu":
+            raise ValueError("--decode gpu sends the frame store's JPEG blobs to the device; with --source video the "
+                             "workers decode the video files: use --decode cpu")
         if hw.precision is not None:
             _choice("--precision", hw.precision, PRECISIONS)
         _choice("--gate-similarity", m.gate_similarity, GATE_SIMILARITIES)

@@ -1,28 +1,33 @@
 """Train/val DataLoaders of a data set: one DataLoader per split, multigrid shapes chosen by the batch sampler.
 
 The train DataLoader takes a
-:class:`~data.pipeline.multigrid.MultigridBatchSampler` that yields ``(idx, T, S)`` per clip, so one worker pool serves
-every shape (docs/differences.md#26); the val clip size is an argument (default: the train clip size; #19). The temporal window and the
-augmentation of a training clip are drawn from generators of ``(seed, epoch, sample index)`` (`SampleRNG`,
-selected by :class:`EpochClips`), so they do not depend on the number of workers, on which worker reads the
-clip, or on where an epoch was resumed (docs/differences.md#39).
+:class:`~data.pipeline.multigrid.MultigridBatchSampler` that yields ``(idx, T, S)`` per clip, so one worker pool
+serves every shape (docs/differences.md#26); the val clip size is an argument (default: the train clip size; #19).
+The temporal window and the augmentation of a training clip are drawn from generators of ``(seed, epoch, sample
+index)`` (`SampleRNG`, selected by :class:`EpochClips`), so they do not depend on the number of workers, on which
+worker reads the clip, or on where an epoch was resumed (docs/differences.md#39). ``--source video`` reads the same
+clips from the video files (`data.pipeline.video_files`).
 """
 from __future__ import annotations
 
+import json
 import logging
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from data.catalog.labels import load_records, warn_split_overlap
-from data.catalog.spec import DatasetPaths, DatasetSpec
+from data.catalog.spec import SOURCES, DatasetPaths, DatasetSpec, manifest_path
+from data.catalog.video_sources import VideoSources, read_sources
 from data.pipeline.device_batches import DeviceBatches, check_decode, device_batches
 from data.pipeline.multigrid import MultigridBatchSampler
 from data.pipeline.rng import STREAMS, mix
+from data.pipeline.video_files import VideoFiles
 from data.pipeline.video_iterator import VideoIter, collate_deferred
 from data.pipeline.video_sampler import RandomSampling, SampleRNG, SequentialSampling
 from data.pipeline.video_transforms import build_transform
@@ -44,6 +49,8 @@ class LoaderConfig:
     depend on the workers, see :class:`EpochClips`). ``decode``: ``'cpu'`` (workers decode and transform) or
     ``'gpu'`` (workers only read the JPEG blobs; `data.pipeline.device_batches` decodes the batch on the run's device).
     ``clip_warmup = (E, T, S)``: the first ``E`` epochs train on ``T``-frame clips of side ``S``.
+    ``source``: ``'store'`` (the frame databases under jpg/) or ``'video'`` (the video files listed in
+    ``videos.json``, decoded in the workers: `data.pipeline.video_files.VideoFiles`).
     """
 
     # the run's settings: filled from the RunConfig, whose fields hold their defaults (train/config.py)
@@ -66,6 +73,7 @@ class LoaderConfig:
     persistent_workers: bool = True
     decode: str = "cpu"
     clip_warmup: tuple[int, int, int] = (0, 0, 0)
+    source: str = "store"
 
 
 @dataclass
@@ -175,6 +183,24 @@ def _loader_kwargs(cfg: LoaderConfig) -> dict:
     return kwargs
 
 
+def video_sources(paths: DatasetPaths) -> VideoSources:
+    """The data set's video list (``--source video``), with a WARNING when a frame store beside it was converted
+    with other frame options (its frame ``i`` is then another frame than the video source's)."""
+    sources = read_sources(manifest_path(paths.jpg_dir))
+    stored = paths.jpg_dir.parent / "convert_options.json"
+    try:
+        converted = json.loads(stored.read_text()) if stored.is_file() else None
+    except (OSError, ValueError):
+        converted = None
+    o = sources.options
+    listed = {"fps": o.fps, "short_side": o.short_side, "size": list(o.size) if o.size else None}
+    if isinstance(converted, dict) and any(converted.get(k) != v for k, v in listed.items()):
+        logger.warning("%s lists the videos with %s but %s says the frame store was converted with %s: the two "
+                       "sources index different frames (re-run `python -m data.prepare` with the store's options)",
+                       manifest_path(paths.jpg_dir), listed, stored, {k: converted.get(k) for k in listed})
+    return sources
+
+
 def build_loaders(spec: DatasetSpec, paths: DatasetPaths, cfg: LoaderConfig, mean: Sequence[float],
                   std: Sequence[float], rank: int = 0, world_size: int = 1) -> Loaders:
     """Train and val loaders of ``spec`` at ``paths`` for this ``rank``.
@@ -188,6 +214,8 @@ def build_loaders(spec: DatasetSpec, paths: DatasetPaths, cfg: LoaderConfig, mea
     ``(list[DeferredClip], labels)`` for ``Loaders.to_device``.
     """
     mode = "deferred" if check_decode(cfg.decode) == "gpu" else "frames"
+    if cfg.source not in SOURCES:
+        raise ValueError(f"--source '{cfg.source}' is not one of {', '.join(SOURCES)}")
     if cfg.batch_size < world_size:
         raise ValueError(f"--batch-size {cfg.batch_size} is smaller than the {world_size} processes; "
                          "use a batch of at least one clip per process")
@@ -195,15 +223,18 @@ def build_loaders(spec: DatasetSpec, paths: DatasetPaths, cfg: LoaderConfig, mea
     if batch * world_size != cfg.batch_size:
         logger.warning("batch size %d is not divisible by %d processes: using %d per process (%d in total)",
                        cfg.batch_size, world_size, batch, batch * world_size)
-    train_records, dictionary = load_records(paths.train_csv, paths.jpg_dir, spec.timeslices)
+    sources = video_sources(paths) if cfg.source == "video" else None
+    where, find = (sources.videos, sources.find) if sources else (paths.jpg_dir, None)
+    dataset = partial(VideoFiles, options=sources.options) if sources else VideoIter
+    train_records, dictionary = load_records(paths.train_csv, where, spec.timeslices, find=find)
     if not train_records:
-        raise ValueError(f"{paths.train_csv}: none of its videos were found under {paths.jpg_dir}; "
+        raise ValueError(f"{paths.train_csv}: none of its videos were found under {where}; "
                          "convert the videos first or point --dataset at the data root")
-    val_records, dictionary = load_records(paths.val_csv, paths.jpg_dir, spec.timeslices, dictionary=dictionary,
-                                           strict_labels=True)
+    val_records, dictionary = load_records(paths.val_csv, where, spec.timeslices, dictionary=dictionary,
+                                           strict_labels=True, find=find)
     warn_split_overlap(train_records, val_records, str(paths.val_csv))
     if not val_records:
-        raise ValueError(f"{paths.val_csv}: none of its videos were found under {paths.jpg_dir}; "
+        raise ValueError(f"{paths.val_csv}: none of its videos were found under {where}; "
                          "validation needs at least one converted video")
     if max(dictionary.values()) >= spec.num_classes:
         raise ValueError(f"{paths.train_csv}: {len(dictionary)} labels but {spec.name} has {spec.num_classes} "
@@ -215,16 +246,16 @@ def build_loaders(spec: DatasetSpec, paths: DatasetPaths, cfg: LoaderConfig, mea
     train_transform = build_transform(spec.augmentation, True, mean, std, crop_size=cfg.clip_size)
     train_sampler.rng = SampleRNG(cfg.seed, STREAMS["sampler"])
     train_transform.rng = SampleRNG(cfg.seed, STREAMS["transform"])
-    train_set = VideoIter(train_records, size, train_sampler, train_transform, name="train",
-                          seed=mix(cfg.seed, rank, STREAMS["replacement"]), classes=dictionary, decode=mode)
+    train_set = dataset(train_records, size, train_sampler, train_transform, name="train",
+                        seed=mix(cfg.seed, rank, STREAMS["replacement"]), classes=dictionary, decode=mode)
 
     val_t = cfg.val_clip_length or cfg.clip_length
     val_s = cfg.val_clip_size or cfg.clip_size
     val_sampler = SequentialSampling(num=val_t, interval=cfg.val_frame_interval, shuffle=True, fix_cursor=True,
                                      seed=cfg.seed)
     val_transform = build_transform(spec.augmentation, False, mean, std)
-    val_set = VideoIter(val_records, (val_t, val_s, val_s), val_sampler, val_transform, name="val", seed=cfg.seed,
-                        classes=dictionary, decode=mode)
+    val_set = dataset(val_records, (val_t, val_s, val_s), val_sampler, val_transform, name="val", seed=cfg.seed,
+                      classes=dictionary, decode=mode)
 
     batch_sampler = MultigridBatchSampler(len(train_set), (batch, cfg.clip_length, cfg.clip_size), cfg.long_cycles,
                                           cfg.short_cycles, rank=rank, world_size=world_size, seed=cfg.seed,
@@ -235,8 +266,8 @@ def build_loaders(spec: DatasetSpec, paths: DatasetPaths, cfg: LoaderConfig, mea
         kwargs["collate_fn"] = collate_deferred
     train = DataLoader(EpochClips(train_set), batch_sampler=EpochBatches(batch_sampler), generator=torch.Generator(),
                        **kwargs)
-    val = DataLoader(val_set, batch_size=cfg.val_batch_size or batch, sampler=ShardSampler(len(val_set), rank, world_size),
-                     shuffle=False, drop_last=False, **kwargs)
+    val = DataLoader(val_set, batch_size=cfg.val_batch_size or batch,
+                     sampler=ShardSampler(len(val_set), rank, world_size), shuffle=False, drop_last=False, **kwargs)
     logger.info("train: %d videos, %d steps per epoch (per-process base batch %d, long cycles %s, short cycles %s); "
                 "val: %d videos of %dx%d² at batch %d", len(train_set), len(batch_sampler), batch, cfg.long_cycles,
                 cfg.short_cycles, len(val_set), val_t, val_s, cfg.val_batch_size or batch)

@@ -9,6 +9,10 @@ time_end,]split``, only rows whose video was found), and ``ROOT/labels/<prefix>d
 set's official class order, then runs ``data.prep.check``. After that ``--dataset ROOT`` works for the matching
 training script. The CSVs list only videos that were stored: rows whose video failed to convert are left out
 and listed in ``ROOT/data/<folder>/failed_videos.txt`` (``<label>/<id>``, the file, the reason).
+
+It also writes ``ROOT/data/<folder>/videos.json`` (`data.catalog.video_sources`: each video's file, cut and frame
+count under these ``--fps``/``--short-side``/``--size``), so training can read the files with ``--source video``.
+``--no-convert`` writes only the CSVs, the dictionary and that list: no frames, no check.
 """
 from __future__ import annotations
 
@@ -27,8 +31,10 @@ from data.catalog.datasets import get_dataset
 from data.catalog.labels import dictionary_path, iter_rows
 from data.prep import check, convert
 from data.prep.annotations import PARSERS, Annotations, Entry, ParseArgs
+from data.prep.video_list import write_video_list
 from data.store.atomic import atomic_write_text
 from data.store.frames_db import is_complete
+from data.store.video_clips import FrameOptions
 from data.store.video_io import is_video_file
 
 log = logging.getLogger(__name__)
@@ -188,6 +194,9 @@ def prepare(args: argparse.Namespace) -> int:
         return convert.EXIT_USAGE
     log.info("%s: %d classes, %d train and %d val videos → %s", args.name, len(ann.classes),
              sum(e.split == "train" for e in kept), sum(e.split == "val" for e in kept), dst)
+    frame_options = FrameOptions(args.fps, args.short_side, args.size)
+    if args.no_convert:  # --source video decodes the files themselves: no frame store to write or check
+        return write_video_list(jobs, dst, args.videos, frame_options, args.workers, args.max_failed)
     opts = convert.Options(args.quality, args.short_side, args.size, args.fps, args.decoder)
     code, summary = convert.convert_jobs(jobs, opts, "videos", dst, args.workers, args.overwrite, args.max_failed)
     if code == convert.EXIT_FATAL or code == convert.EXIT_USAGE:
@@ -197,7 +206,8 @@ def prepare(args: argparse.Namespace) -> int:
     for line in broken:
         log.warning("BROKEN %s", line)
     log.info("checked %d videos: %d broken. Labels in %s", n, len(broken), args.out / "labels")
-    return code or (1 if broken else 0)
+    listed = write_video_list(jobs, dst, args.videos, frame_options, args.workers, args.max_failed)
+    return code or listed or (1 if broken else 0)
 
 
 def _key(e: Entry) -> tuple:
@@ -235,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="Kinetics variant, names the CSVs kinetics-V_{train,val}.csv (default 700)")
     ap.add_argument("--val-fraction", type=float, default=0.2,
                     help="'folders' without a val/ subtree: share of each class held out (default 0.2)")
+    ap.add_argument("--no-convert", action="store_true",
+                    help="write only the label CSVs, the class dictionary and ROOT/data/<folder>/videos.json (the "
+                    "video files, cuts and frame counts) for training with --source video; no frames are stored")
     convert.add_output_arguments(ap)
     convert.add_video_arguments(ap)
     return ap

@@ -113,7 +113,7 @@ def loader_config(cfg: RunConfig) -> LoaderConfig:
                         train_frame_interval=d.train_frame_interval, val_frame_interval=d.val_frame_interval,
                         long_cycles=s.long_cycles, short_cycles=s.short_cycles, workers=d.workers,
                         seed=cfg.optim.random_seed, val_clip_length=d.val_clip_length, val_clip_size=d.val_clip_size,
-                        decode=cfg.hardware.decode,
+                        decode=cfg.hardware.decode, source=d.source,
                         clip_warmup=(s.clip_warmup_epochs, s.clip_warmup_length or 0, s.clip_warmup_size or 0))
 
 
@@ -154,7 +154,7 @@ def _train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch
 
     m = cfg.model
     norm = get_config(m.network)
-    paths = spec.resolve(cfg.data.dataset)
+    paths = spec.resolve(cfg.data.dataset, cfg.data.source)
     loaders = build_loaders(spec, paths, loader_config(cfg), norm["mean"], norm["std"], info.rank, info.world_size)
     num_classes = len(loaders.classes)  # the classifier has as many outputs as the label dictionary classes
     if num_classes < spec.num_classes:

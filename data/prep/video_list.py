@@ -1,0 +1,67 @@
+"""Write ``<data folder>/videos.json``: each prepared video's file, cut and frame count, for ``--source video``.
+
+`data.prep.prepare` calls `write_video_list` with its conversion jobs (one per output folder, so the keys are
+the folders the loaders compute from the CSVs), with or without ``--no-convert``. Counting reads the packets
+of each file (`data.store.video_clips.count_frames`, a few ms per clip), over ``--workers`` processes. A file
+that cannot be read is listed as FAILED and left out of the list (its CSV rows count as missing videos).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+
+from data.catalog.spec import manifest_path
+from data.catalog.video_sources import VideoEntry, VideoSources
+from data.prep.convert import EXIT_FAILED, Job
+from data.prep.parallel import parallel_map
+from data.store.video_clips import FrameOptions, count_frames
+from data.store.video_io import VideoDecodeError
+
+log = logging.getLogger(__name__)
+
+
+def count_job(job: Job, fps: float | None) -> tuple[Job, int, str | None]:
+    """``(job, frames a conversion of it stores, None)`` or ``(job, 0, one-line reason)``."""
+    try:
+        return job, count_frames(job.src, job.start, job.end, fps), None
+    except (VideoDecodeError, OSError) as exc:
+        return job, 0, str(exc).replace("\n", " ")
+
+
+def _relative(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` when it lies below it, else absolute."""
+    rel = os.path.relpath(path.resolve(), root)
+    return str(path.resolve()) if rel.startswith("..") else Path(rel).as_posix()
+
+
+def list_videos(jobs: Sequence[Job], jpg: Path, videos: Path, options: FrameOptions, workers: int = 1
+                ) -> tuple[VideoSources, list[str]]:
+    """The video list of ``jobs`` (outputs under ``jpg``, files under ``videos``) and one line per failure."""
+    root = videos.resolve()
+    entries, failures = {}, []
+    for job, frames, error in parallel_map(partial(count_job, fps=options.fps), list(jobs), workers):
+        if error is not None or frames < 1:
+            failures.append(error if error else f"{job.src}: no frames in [{job.start}, {job.end}) s")
+            continue
+        key = job.dst.relative_to(jpg).as_posix()
+        entries[key] = VideoEntry(_relative(job.src, root), job.start, job.end, frames)
+    return VideoSources(root, options, entries), failures
+
+
+def write_video_list(jobs: Sequence[Job], dst: Path, videos: Path, options: FrameOptions, workers: int = 1,
+                     max_failed: float = 1.0) -> int:
+    """List ``jobs`` in ``dst/videos.json``; returns 0, or 1 when more than ``max_failed`` percent failed."""
+    sources, failures = list_videos(jobs, dst / "jpg", videos, options, workers)
+    path = sources.write(manifest_path(dst / "jpg"))
+    log.info("listed %d videos (%d failed) for --source video → %s", len(sources.entries), len(failures), path)
+    for line in failures:
+        log.warning("FAILED %s", line)
+    share = 100.0 * len(failures) / max(1, len(jobs))
+    if failures and share > max_failed:
+        log.error("%d of %d videos (%.1f%%) cannot be read, more than --max-failed %g%%; fix or remove them "
+                  "(listed above)", len(failures), len(jobs), share, max_failed)
+        return EXIT_FAILED
+    return 0

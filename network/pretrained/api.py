@@ -1,0 +1,129 @@
+"""Recognise a weight file's source, map its names and load it strictly: ``from_pretrained`` and the training hook.
+
+A file is recognised by its key layout and shapes (3D-ResNets' ``conv1``/``bn1`` names, VMZ's expansion-4
+bottlenecks, IG65M's Caffe2 (2+1)D widths, torchvision's bare convs); files written by this project or the
+original (wrapped in ``module.`` or holding ``network``) are ``original``. A torchvision ``r2plus1d_18`` and a
+bare state_dict of our ``r2plus1d_18`` have the same keys: pass the source when it is not torchvision's.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+
+import torch.nn as nn
+
+from network.pretrained import ig65m, resnets3d, torchvision, vmz
+from network.pretrained.common import WeightFile, head_rows, layer_counts, load_strict, logger, read_weights
+from network.registry import create_model
+from network.weights import load_partial
+
+SOURCES: dict[str, ModuleType] = {m.NAME: m for m in (torchvision, ig65m, resnets3d, vmz)}
+ORIGINAL = "original"
+SOURCE_NAMES = (*SOURCES, ORIGINAL)
+# the order files are tried in: most specific layout first
+_DETECT = (resnets3d, vmz, ig65m, torchvision)
+
+
+def _source(name: str) -> ModuleType | None:
+    if name not in SOURCE_NAMES:
+        raise ValueError(f"unknown weight source '{name}'; choose one of {', '.join(SOURCE_NAMES)}")
+    return SOURCES.get(name)
+
+
+def detect(wf: WeightFile) -> tuple[str, str | None]:
+    """``(source, publisher's arch)`` of a read file; ``('original', None)`` for ours and the original's,
+    ``('unknown', None)`` when no layout matches."""
+    arch = resnets3d.recognise(wf.state)
+    if arch:
+        return resnets3d.NAME, arch
+    if wf.wrapped or "network" in wf.container:
+        return ORIGINAL, None
+    for module in _DETECT[1:]:
+        arch = module.recognise(wf.state)
+        if arch:
+            return module.NAME, arch
+    return "unknown", None
+
+
+def _arch_line(source: str, arch: str) -> str:
+    archs = SOURCES[source].ARCHS
+    return "" if arch in archs else f" (importable {source} archs: {', '.join(archs)})"
+
+
+def _check_file(wf: WeightFile, source: str, arch: str | None) -> tuple[str, str | None]:
+    """Refuse, in one line, a file from another source or of another architecture/depth than asked."""
+    found, found_arch = detect(wf)
+    if found != source and found != "unknown":
+        what = f"a {found} {found_arch} file" if found_arch else "a checkpoint of this project or the original"
+        raise ValueError(f"{wf.path}: {what}, not {source} weights; pass the source '{found}'"
+                         + (f" (--pretrained-source {found})" if found != ORIGINAL else ""))
+    if arch is not None and found_arch is not None and found_arch != arch:
+        raise ValueError(f"{wf.path}: a {source} {found_arch} file (blocks per stage {layer_counts(wf.state)}), "
+                         f"not {arch}; pass arch '{found_arch}'{_arch_line(source, found_arch)}")
+    return found, found_arch
+
+
+def network_for(source: str, arch: str) -> str:
+    """Our registered network for the publisher's ``arch`` (``('torchvision', 'r3d_18')`` -> ``tv_r3d_18``)."""
+    module = _source(source)
+    if module is None:
+        return arch
+    if arch not in module.ARCHS:
+        raise ValueError(f"{source} arch '{arch}' is not importable; choose one of {', '.join(module.ARCHS)}")
+    return module.ARCHS[arch]
+
+
+def from_pretrained(path: str | Path, source: str, arch: str, num_classes: int | None = None,
+                    srtg: bool = False) -> nn.Module:
+    """The network of ``source``'s ``arch`` with the file's weights, loaded exactly (or a one-line error).
+
+    ``source``: torchvision, ig65m, 3d-resnets, vmz (or original: ``arch`` is then one of our network names).
+    ``num_classes=None`` keeps the publisher's classifier; another count gets a new head. ``srtg=True`` returns
+    the ``srtg_`` twin, its SR blocks at their identity initialisation. The model carries its publisher's input
+    convention as ``model.input_spec``.
+    """
+    module = _source(source)
+    network = network_for(source, arch)
+    wf = read_weights(path)
+    if module is not None:
+        _check_file(wf, source, arch)
+        state = module.to_ours(wf.state, arch)
+    else:
+        state = wf.state
+    name = f"srtg_{network.removeprefix('srtg_')}" if srtg else network
+    model = create_model(name, num_classes=num_classes or head_rows(state) or 400)
+    load_strict(model, state, f"{wf.path} ({source} {arch})")
+    return model
+
+
+def import_public(model: nn.Module, path: str | Path, network: str, source: str | None = None,
+                  allow_other_network: bool = False) -> WeightFile | None:
+    """Initialise a training ``model`` (``network``) from a public weight file, exactly; None when the file is
+    ours or the original's (the caller loads it by name and shape).
+
+    The file must be of ``network``'s publisher and depth (``tv_r3d_18`` or ``srtg_tv_r3d_18`` for torchvision's
+    ``r3d_18``): another network would compute something else with the same tensors (a stem pool, BN eps), so
+    that is refused unless ``allow_other_network`` (``--allow-partial True``), which loads what fits with a warning.
+    """
+    wf = read_weights(path)
+    if source is not None and _source(source) is None:
+        return None
+    found, arch = detect(wf) if source is None else _check_file(wf, source, None)
+    source = source or found
+    if source not in SOURCES:
+        return None
+    module = SOURCES[source]
+    base = network.lower().removeprefix("srtg_")
+    arch = arch or next((a for a, n in module.ARCHS.items() if n == base), None)
+    expected = module.ARCHS.get(arch or "")
+    if expected != base:
+        fits = f"--network {expected} or srtg_{expected}" if expected else f"no network here{_arch_line(source, arch)}"
+        message = f"{wf.path}: {source} {arch or '?'} weights fit {fits}, not '{network}'"
+        if not allow_other_network or not expected:
+            raise ValueError(message + "; pass that --network (or --allow-partial True to load what fits anyway)")
+        logger.warning("%s; loading the tensors that fit by name and shape (--allow-partial)", message)
+        load_partial(model, module.to_ours(wf.state, arch), log=logger)
+        return wf
+    load_strict(model, module.to_ours(wf.state, arch), f"{wf.path} ({source} {arch})")
+    logger.info("Initialised '%s' from %s %s weights `%s'", network, source, arch, wf.path)
+    return wf

@@ -11,7 +11,9 @@ the number of frames actually stored, and finished videos are skipped on a re-ru
 are kept in ``DST/convert_options.json`` and a re-run with other ones stops unless ``--overwrite`` is given.
 Videos are found by extension in any case (``.MP4``), with or without ``--csv``; other files are counted.
 An unreadable video is listed and skipped (exit code 1 when more than ``--max-failed`` percent failed); a
-full disk or a permission error stops the run at once (exit code 3).
+full disk or a permission error stops the run at once (exit code 3). A run killed mid-video leaves no
+process behind (`data.prep.parallel`); SIGTERM removes the partial file on the way out, and a re-run removes those
+of killed runs (``.frames.db.tmp-<pid>`` of a pid that is gone).
 """
 from __future__ import annotations
 
@@ -34,8 +36,9 @@ import numpy as np
 from tqdm import tqdm
 
 from data.catalog.labels import iter_rows
-from data.prep.parallel import parallel_map
-from data.store.atomic import atomic_write_text
+from data.prep.help_text import plain_help
+from data.prep.parallel import exit_on_sigterm, parallel_map
+from data.store.atomic import atomic_write_text, remove_stale_temps
 from data.store.frames_db import FrameReadError, is_complete, write_video
 from data.store.video_io import DECODERS, DEFAULT_DECODER, VideoDecodeError, is_video_file, iter_frames, output_size
 
@@ -229,6 +232,9 @@ def run_jobs(jobs: Sequence[Job], fn: Callable[[Job], tuple[Job, int, str | None
              desc: str, overwrite: bool = False) -> Summary:
     """Run the unfinished ``jobs`` (all with ``overwrite``) over ``workers`` processes; stops at a machine fault."""
     todo = list(jobs) if overwrite else [j for j in jobs if not is_complete(j.dst)]
+    stale = [p for job in todo for p in remove_stale_temps(job.dst)]
+    if stale:
+        log.info("removed %d partial files of a killed run, e.g. %s", len(stale), stale[0])
     summary = Summary(len(jobs), already=len(jobs) - len(todo))
     with tqdm(total=len(todo), desc=desc, unit="video", disable=None) as bar:
         results = parallel_map(fn, todo, workers)
@@ -348,7 +354,7 @@ def add_video_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m data.convert", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m data.convert", description=plain_help(__doc__),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="kind", required=True)
     for kind, help_ in (("videos", "SRC/<class>/<id>.{mp4,avi,mkv,webm,mov,...} → frame databases"),
@@ -369,6 +375,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with exit_on_sigterm():
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     if not args.src.is_dir():
         log.error("%s: input folder not found", args.src)
         return EXIT_USAGE

@@ -3,7 +3,8 @@
     python -m data.prepare NAME --videos SRC --annotations ANN --out ROOT [--split N] [--variant V]
                            [--val-fraction F] [--workers N] [--short-side N | --size WxH] [--fps F] ...
 
-NAME is one of :data:`DATASETS`. Writes ``ROOT/data/<folder>/jpg/<label>/<id>/frames.db`` + ``n_frames`` (flat
+NAME is the annotation format (one of the choices below). Writes
+``ROOT/data/<folder>/jpg/<label>/<id>/frames.db`` + ``n_frames`` (flat
 video folders are regrouped by class), ``ROOT/labels/<train csv>`` and ``<val csv>`` (``label,id,[time_start,
 time_end,]split``, only rows whose video was found), and ``ROOT/labels/<prefix>dictionary.json`` in the data
 set's official class order, then runs ``data.prep.check``. After that ``--dataset ROOT`` works for the matching
@@ -31,6 +32,8 @@ from data.catalog.datasets import get_dataset
 from data.catalog.labels import dictionary_path, iter_rows
 from data.prep import check, convert
 from data.prep.annotations import PARSERS, Annotations, Entry, ParseArgs
+from data.prep.help_text import plain_help
+from data.prep.parallel import exit_on_sigterm
 from data.prep.video_list import write_video_list
 from data.store.atomic import atomic_write_text
 from data.store.frames_db import is_complete
@@ -233,7 +236,7 @@ def drop_failed(ann: Annotations, kept: list[Entry], found: dict[tuple, tuple[Pa
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m data.prepare", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m data.prepare", description=plain_help(__doc__),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("name", choices=sorted(DATASETS), help="annotation format of the data set")
     ap.add_argument("--videos", type=Path, required=True, help="folder holding the downloaded videos (any layout)")
@@ -256,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    return prepare(args)
+    with exit_on_sigterm():
+        return prepare(args)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,31 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(".") and TMP_INFIX in name
 
 
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Remove the temporary files in ``folder`` whose writer process is gone (killed mid-write); returns them."""
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for path in entries:
+        pid = path.name.rsplit(TMP_INFIX, 1)[-1]
+        if is_temp_name(path.name) and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def fsync_dir(folder: str | Path) -> None:
     """Make a rename inside ``folder`` durable (skipped on file systems that cannot fsync a directory)."""
     try:

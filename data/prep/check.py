@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 
 from data.catalog.labels import iter_rows, keeps_split, split_of, warn_split_overlap
+from data.prep.help_text import plain_help
 from data.prep.parallel import parallel_map
 from data.store.frames_db import (
     COUNT_NAME,
@@ -178,7 +179,7 @@ def run_check(dst: Path, csvs: list[Path] = (), timeslices: bool = False, quick:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m data.check", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m data.check", description=plain_help(__doc__),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dst", type=Path, help="data set folder holding jpg/ (or the jpg folder itself)")
     ap.add_argument("--csv", type=Path, nargs="+", default=[], help="label CSV(s) whose videos must exist")

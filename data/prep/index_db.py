@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from data.prep.check import find_jpg_dir
+from data.prep.help_text import plain_help
 from data.prep.parallel import parallel_map
 from data.store.atomic import atomic_path
 from data.store.frames_db import DB_NAME, INDEX_SQL, FrameReadError, connect_readonly, list_video_dirs
@@ -91,7 +92,7 @@ def run_index(dst: Path, workers: int = 1) -> dict[str, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m data.index_db", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m data.index_db", description=plain_help(__doc__),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dst", type=Path, help="data set folder holding jpg/ (or the jpg folder itself)")
     ap.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")

@@ -32,6 +32,7 @@ import numpy as np
 from data.catalog.datasets import SYNTHETIC
 from data.catalog.labels import dictionary_path, write_dictionary
 from data.catalog.spec import DatasetPaths
+from data.prep.help_text import plain_help
 from data.prep.parallel import consume, parallel_map
 from data.store.frames_db import write_video
 from data.store.video_io import write_video_file
@@ -239,7 +240,7 @@ def generate(out_dir: str | Path, *, num_classes: int = 8, videos_per_class: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m data.synthetic", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m data.synthetic", description=plain_help(__doc__),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help="output folder (data/ and labels/ are created in it)")
     ap.add_argument("--classes", type=int, default=8, help=f"number of classes, 1..{len(CLASSES)} (default 8)")

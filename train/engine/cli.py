@@ -71,6 +71,23 @@ GROUP_TITLES = {"data": "data", "model": "model and initialisation", "optimisati
                 "hardware": "hardware"}
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends ``(default: X)`` to an option's help, unless the help already says what its default is."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if "(default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _description(spec: DatasetSpec) -> str:
+    """The parser's first line: the data set and its class count (``train.py``: classes from its dictionary)."""
+    if spec.script == "train.py":
+        return "Train an SRTG/MTNet/R3D video network on a prepared data set (classes from its label dictionary)."
+    classes = "1 class" if spec.num_classes == 1 else f"{spec.num_classes} classes"
+    return f"Train an SRTG/MTNet/R3D video network on {spec.name} ({classes})."
+
+
 def _add_field(group: argparse._ArgumentGroup, f: Any) -> None:
     meta = f.metadata
     kwargs: dict[str, Any] = {"dest": f.name, "help": meta["help"]}
@@ -91,9 +108,7 @@ def _add_field(group: argparse._ArgumentGroup, f: Any) -> None:
 def build_parser(spec: DatasetSpec, overrides: Mapping[str, Any] | None = None) -> argparse.ArgumentParser:
     """The parser of ``train_<dataset>.py``: every `train.config` field once, grouped, with its original
     spellings; defaults = the field's default < ``spec.defaults`` < ``overrides`` (a ``--config`` file)."""
-    p = argparse.ArgumentParser(
-        description=f"Train an SRTG/MTNet/R3D video network on {spec.name} ({spec.num_classes} classes).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
+    p = argparse.ArgumentParser(description=_description(spec), formatter_class=HelpFormatter, allow_abbrev=False)
     p.add_argument("--config", type=str, metavar="FILE", default=None,
                    help="JSON or YAML file of settings (e.g. a run's config.json); the command line overrides it")
     for group_name, cls in GROUPS.items():

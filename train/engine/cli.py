@@ -7,6 +7,7 @@ accepted too), ``--gpus`` is a count or a device list, and the original spelling
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import Any
@@ -75,7 +76,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Appends ``(default: X)`` to an option's help, unless the help already says what its default is."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if "(default:" in (action.help or ""):
+        if re.search(r"\bdefault\b", action.help or ""):
             return action.help
         return super()._get_help_string(action)
 

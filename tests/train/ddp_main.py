@@ -31,8 +31,8 @@ def _install_mark() -> None:
     sleep = float(os.environ.get("TEST_STEP_SLEEP", "0.5"))
     call = loop.TrainStep.__call__
 
-    def marked(self, model, data, target, where):
-        out = call(self, model, data, target, where)
+    def marked(self, model, data, target, where, *args):
+        out = call(self, model, data, target, where, *args)
         here = where.replace(",", "").split()  # "epoch N iteration I"
         e, i = int(here[1]) - 1, int(here[3])
         if (e, i) >= (epoch, step):

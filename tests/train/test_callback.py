@@ -1,5 +1,5 @@
-"""train/monitor/callback.py: the original's exact log lines (spec §3.2) and colour bands, as logged by train/monitor/progress.py,
-and when the progress bar draws."""
+"""train/monitor/callback.py: the original's exact log lines (spec §3.2) and colour bands, as logged by
+train/monitor/progress.py, and when the progress bar draws."""
 from __future__ import annotations
 
 import io
@@ -18,8 +18,8 @@ from train.monitor.callback import (
     sci,
     speed_legend,
 )
-from train.monitor.metric import default_metrics
-from train.monitor.progress import Monitor
+from train.monitor.metric import RunningMetrics, default_metrics
+from train.monitor.progress import Monitor, StepClock
 
 # ANSI codes written out (not imported) so a changed constant fails here.
 R, Y, G, X = "\033[91m", "\033[93m", "\033[92m", "\033[0m"
@@ -92,13 +92,15 @@ def test_line_from_the_real_metric_meters() -> None:
 @pytest.mark.parametrize("phase, prefix", [("train", ""), ("val", "(val) ")])
 def test_the_loops_monitor_logs_the_line_every_log_interval(caplog: pytest.LogCaptureFixture, phase: str,
                                                             prefix: str) -> None:
-    """What train/monitor/progress.py logs during an epoch: the interval's speeds per clip and its metrics."""
-    monitor = Monitor(log_interval=2, interactive=False)
-    with caplog.at_level(logging.INFO), monitor.epoch(0, total=3, phase=phase) as progress:
+    """What train/monitor/progress.py logs during an epoch: the interval's speeds per clip (from the step clock)
+    and its metrics (from the device sums), read at the log interval."""
+    monitor, meter, clock = Monitor(log_interval=2, interactive=False), RunningMetrics("cpu"), StepClock("cpu")
+    preds = torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1], [0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])
+    with caplog.at_level(logging.INFO), monitor.epoch(0, 3, phase, meter, clock) as progress:
         for _ in range(3):
-            _one_batch(progress.interval)
-            progress.advance(read_s=4 / 200, forward_s=4 / 400, backward_s=4 / 250 if phase == "train" else 0.0,
-                             clips=4)
+            meter.score(preds, torch.tensor([1, 2, 2, 1]), torch.tensor(1.25))
+            clock.add(0.0, 4 / 400, 4 / 400 + 4 / 250 if phase == "train" else None)
+            progress.advance(4 / 200, 4, lr=0.0125, shape=(4, 3, 8, 112, 112))
     lines = [r.getMessage() for r in caplog.records if r.name == "train.monitor.callback"]
     speeds = f"r={Y}2.00e+2{X} f={G}4.00e+2{X}" + (f" b={G}2.50e+2{X}" if phase == "train" else "")
     assert lines == [f"{prefix}Epoch [1]   Batch [2]    Speed ({speeds}) clip/sec  " + METRICS_TEXT]
@@ -151,10 +153,10 @@ def test_progress_bar_draws_only_on_a_terminal_and_keeps_log_lines_whole(monkeyp
     try:
         with Monitor(log_interval=100).epoch(6, total=3, phase="train") as progress:
             disabled = progress.bar.disable
-            progress.advance(0.01, 0.01, 0.01, clips=2)
-            progress.advance(0.01, 0.01, 0.01, clips=2)
+            progress.advance(0.01, clips=2)
+            progress.advance(0.01, clips=2)
             logging.getLogger("test_callback.bar").info("a log line")
-            progress.advance(0.01, 0.01, 0.01, clips=2)
+            progress.advance(0.01, clips=2)
             count = progress.bar.n
     finally:
         root.removeHandler(handler)

@@ -200,9 +200,9 @@ def test_rng_state_is_weights_only_loadable(tmp_path):
 def test_results_csv_flushed_every_row(tmp_path):
     csv_file = ResultsCsv(tmp_path / "train_results_s0000.csv")
     csv_file.write({"Epoch": 1, "Top1": 0.5, "Top5": 1.0, "Loss": 1.2, "LR": 0.1, "Samples": 8, "Skipped": 0,
-                    "Seconds": 1.5})
+                    "Seconds": 1.5, "NonFinite": 0})
     lines = (tmp_path / "train_results_s0000.csv").read_text().splitlines()  # before close()
-    assert lines == [",".join(RESULT_FIELDS), "1,0.5,1.0,1.2,0.1,8,0,1.5"]
+    assert lines == [",".join(RESULT_FIELDS), "1,0.5,1.0,1.2,0.1,8,0,1.5,0"]
     csv_file.close()
 
 

@@ -1,4 +1,5 @@
-"""train/engine/loop.py: one epoch on real DataLoaders, NaN/inf handling per precision, lr per multigrid step, eval."""
+"""train/engine/loop.py: one epoch on real DataLoaders, NaN/inf handling per precision, lr per multigrid step, eval,
+host synchronisations per step, outputs that are not finite, gradient accumulation and clipping."""
 from __future__ import annotations
 
 import math
@@ -66,13 +67,15 @@ def test_nan_loss_skipped_by_scaler_under_fp16():
     start_scale = step.scaler.get_scale()
     result = train_one_epoch(model, _loader(nan_batches=(1,)), step, 0)
     assert result.nonfinite_steps == 1 and result.samples == 8  # the skipped batch is not counted
+    assert result.nonfinite_rows == 1 and math.isnan(result.top1)  # its NaN row is counted apart, never scored
     assert step.scaler.get_scale() < start_scale
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
 def test_consecutive_nonfinite_steps_are_capped():
     model, step = _setup("fp16", max_nonfinite=2)
-    with pytest.raises(NonFiniteLossError, match="3 consecutive non-finite fp16 steps \\(loss is nan\\)"):
+    with pytest.raises(NonFiniteLossError,
+                       match="iteration 0: 3 consecutive non-finite fp16 steps \\(the first: loss is nan\\)"):
         train_one_epoch(model, _loader(nan_batches=(0, 1, 2)), step, 0)
 
 
@@ -110,9 +113,10 @@ def test_precision_defaults():
 
 
 def test_progress_lines_off_a_terminal(caplog):
-    """Without a terminal every ~10% of the epoch gets an `iteration x/N` line with clips/s, loss and ETAs."""
+    """Without a terminal every ~10% of the epoch gets an `iteration x/N` line with clips/s, the loss of the last
+    speed line (read every --log-interval steps) and ETAs."""
     model, step = _setup()
-    monitor = Monitor(log_interval=100, end_epoch=3, interactive=False)
+    monitor = Monitor(log_interval=2, end_epoch=3, interactive=False)
     monitor.epoch_seconds.append(10.0)  # one earlier epoch of 10 s: the run ETA counts the epochs after this one
     with caplog.at_level("INFO", logger="train.monitor.progress"):
         train_one_epoch(model, _loader(n=40, batch=2), step, 1, monitor=monitor)

@@ -1,13 +1,22 @@
 """One training epoch and one evaluation pass: the same code on CPU and CUDA, single process or DDP.
 
-The optimiser, AMP scaler, lr schedule and loss travel as one :class:`TrainStep`; a step's learning rate is
-``schedule.lr_at(epoch + i / len(plan), multigrid_scale(plan[i]))``. Mixed precision is ``torch.amp``:
-autocast + ``GradScaler`` for fp16 (replacing apex O1), autocast alone for bf16, neither for fp32. A NaN/inf
-loss or fp16 gradient overflow goes through one policy (:meth:`TrainStep.skip`): skipped and counted under
-fp16, fatal after ``max_nonfinite`` in a row, and fatal at once under fp32/bf16 (docs/differences.md#32).
+Read :func:`train_one_epoch` (the loop over batches), then :meth:`TrainStep.__call__` (one batch: forward, backward
+and, every ``--accumulate-grad`` batches, the optimiser step). The optimiser, AMP scaler, lr schedule and loss
+travel as one :class:`TrainStep`; a step's learning rate is ``schedule.lr_at(epoch + i / len(plan),
+multigrid_scale(plan[i]))``. Mixed precision is ``torch.amp``: autocast + ``GradScaler`` for fp16 (replacing apex
+O1), autocast alone for bf16, neither for fp32.
+
+No step waits for the device: scores and non-finite counts are device sums (`train.monitor.metric.RunningMetrics`),
+step times CUDA events (`train.monitor.progress.StepClock`), and the host reads them every ``--log-interval``
+steps, before a checkpoint and at the epoch end. The non-finite policy has one home, :meth:`TrainStep.check`, and
+decides from those reads: under fp16 the GradScaler skips a step whose gradients (or loss) are not finite and
+backs its scale off; the step is counted, and more than ``max_nonfinite`` in a row stop the run; under fp32/bf16
+a non-finite loss stops the run (docs/differences.md#32). The original stopped at the bad step itself; here the
+run stops at the next read, at most ``--log-interval`` steps later and always before anything is saved.
+
 Loader batches become ``(clips (B, C, T, H, W), labels (B,))`` on the device through one converter
-(`data.pipeline.device_batches.DeviceBatches`, ``--decode``), whose time counts as reading; a training batch it returns
-empty (every clip undecodable) is skipped on every rank. Timings are synchronised on CUDA.
+(`data.pipeline.device_batches.DeviceBatches`, ``--decode``), whose time counts as reading; a training batch it
+returns empty (every clip undecodable) is skipped on every rank.
 """
 from __future__ import annotations
 
@@ -17,7 +26,7 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn as nn
@@ -27,8 +36,8 @@ from network.weights import unwrap_model
 from train.distributed import agree, all_reduce_sum, get_world_size
 from train.engine.lr_scheduler import Schedule, multigrid_scale
 from train.engine.optim import set_lr
-from train.monitor.metric import default_metrics
-from train.monitor.progress import Monitor
+from train.monitor.metric import RunningMetrics, rates
+from train.monitor.progress import Monitor, StepClock
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +51,11 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclass
 class EpochResult:
-    """Per-epoch numbers written to the results CSVs (accuracies are fractions, loss sample-weighted)."""
+    """Per-epoch numbers written to the results CSVs (accuracies are fractions, loss sample-weighted).
+
+    ``nonfinite_rows``: clips whose outputs were not finite (not scored; any makes top-1/top-5 NaN);
+    ``nonfinite_steps``: optimiser steps skipped under fp16; ``grad_norm``: mean norm before clipping, or None.
+    """
 
     top1: float
     top5: float
@@ -52,15 +65,26 @@ class EpochResult:
     skipped: int
     seconds: float
     nonfinite_steps: int = 0
+    nonfinite_rows: int = 0
+    grad_norm: float | None = None
 
     def as_row(self, epoch: int) -> dict[str, Any]:
-        """The CSV row ``Epoch,Top1,Top5,Loss,LR,Samples,Skipped,Seconds``."""
+        """The CSV row ``Epoch,Top1,Top5,Loss,LR,Samples,Skipped,Seconds,NonFinite``."""
         return {"Epoch": epoch, "Top1": f"{self.top1:.5f}", "Top5": f"{self.top5:.5f}", "Loss": f"{self.loss:.5f}",
                 "LR": "" if self.lr is None else f"{self.lr:.6g}", "Samples": self.samples,
-                "Skipped": self.skipped, "Seconds": f"{self.seconds:.2f}"}
+                "Skipped": self.skipped, "Seconds": f"{self.seconds:.2f}", "NonFinite": self.nonfinite_rows}
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_sums(cls, sums: dict[str, float], lr: float | None, seconds: float) -> EpochResult:
+        """From a full :meth:`RunningMetrics.read` (summed over ranks)."""
+        values = rates(sums)
+        return cls(top1=values["top1"], top5=values["top5"], loss=values["loss-ce"], lr=lr,
+                   samples=int(round(sums["samples"])), skipped=int(round(sums["skipped_clips"])), seconds=seconds,
+                   nonfinite_steps=int(round(sums["skipped_steps"])), nonfinite_rows=int(round(sums["nonfinite_rows"])),
+                   grad_norm=None if math.isnan(values["grad_norm"]) else values["grad_norm"])
 
 
 def resolve_precision(requested: str | None, device: torch.device) -> str:
@@ -86,14 +110,33 @@ def make_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
     return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def micro_batch(i: int, start: int, total: int, every: int) -> tuple[float, bool]:
+    """``(share of the optimiser step's loss, whether the step is taken after it)`` for iteration ``i`` of an
+    epoch of ``total`` iterations resumed at ``start``, with one optimiser step every ``every`` batches counted
+    from the epoch's first iteration (the last group of an epoch, or the first after a resume, may be shorter)."""
+    group = i // every * every
+    first, last = max(start, group), min(group + every, total) - 1
+    return 1.0 / (last - first + 1), i >= last
+
+
+class StepOutput(NamedTuple):
+    """A step's ``logits`` (B, K) fp32 and mean ``loss``, detached; when it took the optimiser step: ``ok``
+    (0-d bool, False when the update was skipped) and ``norm`` (gradient norm before clipping, or None)."""
+
+    logits: torch.Tensor
+    loss: torch.Tensor
+    ok: torch.Tensor | None = None
+    norm: torch.Tensor | None = None
 
 
 @dataclass
 class TrainStep:
-    """Optimiser + scaler + lr schedule + loss: one SGD step on a batch, with the non-finite policy."""
+    """Optimiser + scaler + lr schedule + loss: one batch's forward and backward, the optimiser step every
+    ``accumulate`` batches (``--accumulate-grad``), clipping (``--clip-grad-norm``), and the non-finite policy.
+
+    ``sync_timings``: wait for the device after each phase so that ``timings`` holds this step's (forward,
+    backward) seconds (benchmarks); otherwise the step never waits and ``clock`` is read at the speed line.
+    """
 
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
@@ -102,9 +145,15 @@ class TrainStep:
     precision: str = "fp32"
     criterion: nn.Module = field(default_factory=nn.CrossEntropyLoss)
     max_nonfinite: int = MAX_NONFINITE
-    consecutive: int = 0
-    timings: tuple[float, float] = (0.0, 0.0)  # forward, backward seconds of the last call
     channels_last: bool = False  # feed clips as channels_last_3d (--channels-last)
+    accumulate: int = 1
+    clip_grad_norm: float = 0.0  # 0: off
+    sync_timings: bool = False
+    timings: tuple[float, float] = (0.0, 0.0)  # forward, backward seconds of the last call (see sync_timings)
+
+    def __post_init__(self) -> None:
+        self.clock = StepClock(self.device, sync=self.sync_timings)
+        self._finite: torch.Tensor | None = None  # every loss of the pending group was finite (fp32/bf16)
 
     def set_lr(self, progress: float, shape: Any = None) -> float:
         """Apply the rate at ``progress`` epochs (× the multigrid factor of ``shape``) to every group."""
@@ -112,51 +161,77 @@ class TrainStep:
         set_lr(self.optimizer, lr)
         return lr
 
-    def __call__(self, model: nn.Module, data: torch.Tensor, target: torch.Tensor,
-                 where: str) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Forward, backward, update. Returns ``(logits, loss)`` detached, or None when the step was skipped."""
+    def __call__(self, model: nn.Module, data: torch.Tensor, target: torch.Tensor, where: str,
+                 share: float = 1.0, update: bool = True) -> StepOutput:
+        """Forward and backward of one batch, its loss weighted by ``share`` of the optimiser step's; then, if
+        ``update``, the optimiser step over the gradients summed since the last one. Under DDP the gradients
+        are all-reduced only in the backward of an ``update`` batch (``no_sync`` before)."""
         if self.channels_last:
             data = data.contiguous(memory_format=torch.channels_last_3d)
-        t0 = time.perf_counter()
-        with autocast(self.device, self.precision):
-            output = model(data)
-        loss = self.criterion(output.float(), target)
-        _sync(self.device)
-        t1 = time.perf_counter()
-        self.timings = (t1 - t0, 0.0)
-        self.optimizer.zero_grad(set_to_none=True)
-        # Every rank must take the same branch, or DDP's gradient all-reduce would hang.
-        bad = all_reduce_sum((~torch.isfinite(loss.detach())).to(torch.float32).reshape(1))
-        if bool(bad.item() > 0):
-            value = float(loss.detach())
-            self.skip(where, f"loss is {value}" if not math.isfinite(value) else "loss is non-finite on another rank",
-                      loss.detach())
-            return None
-        scale_before = self.scaler.get_scale() if self.scaler.is_enabled() else None
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        _sync(self.device)
-        self.timings = (t1 - t0, time.perf_counter() - t1)
-        if scale_before is not None and self.scaler.get_scale() < scale_before:
-            self.skip(where, "gradients overflowed")  # the scaler already skipped the update
-            return None
-        self.consecutive = 0
-        return output.detach().float(), loss.detach()
+        start = self.clock.mark()
+        with contextlib.nullcontext() if update or not hasattr(model, "no_sync") else model.no_sync():
+            with autocast(self.device, self.precision):
+                output = model(data)
+            loss = self.criterion(output.float(), target)
+            middle = self.clock.mark()
+            self.scaler.scale(loss * share if share != 1.0 else loss).backward()
+        finite = torch.isfinite(loss.detach())
+        self._finite = finite if self._finite is None else self._finite & finite
+        ok, norm = self.update() if update else (None, None)
+        self.timings = self.clock.add(start, middle, self.clock.mark())
+        return StepOutput(output.detach().float(), loss.detach(), ok, norm)
 
-    def skip(self, where: str, why: str, loss: torch.Tensor | None = None) -> None:
-        """The one non-finite path: count, back the fp16 scale off, or stop the run."""
-        self.consecutive += 1
-        fp16 = self.scaler.is_enabled()
-        if not fp16 or self.consecutive > self.max_nonfinite:
-            what = (f"{self.consecutive} consecutive non-finite fp16 steps ({why})" if fp16
-                    else f"{why} under {self.precision}")
-            raise NonFiniteLossError(f"{where}: {what}; training stopped, the last saved checkpoint is kept "
-                                     "(lower --lr-base, check the data, or resume with --resume-epoch auto)")
-        if loss is not None:
-            self.scaler.scale(loss)  # creates the scale tensor on the loss's device if this is the first step
-            self.scaler.update(self.scaler.get_scale() * self.scaler.get_backoff_factor())
-        log.warning("%s: %s under fp16, step skipped (%d in a row)", where, why, self.consecutive)
+    def update(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The optimiser step of the summed gradients: unscale and clip (``clip_grad_norm``), step, update the
+        scale, zero the gradients. Returns ``(ok, norm before clipping)`` as device tensors: under fp16 ``ok``
+        is False when the scaler skipped the step (its scale went down), under fp32/bf16 when a loss of the
+        group (or the norm) was not finite. The fused optimisers take the scaler's skip decision on the device."""
+        params = [p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        scale = self.scaler._scale.clone() if self.scaler.is_enabled() else None  # no public tensor accessor
+        norm = None
+        if self.clip_grad_norm > 0 and params:
+            self.scaler.unscale_(self.optimizer)
+            norm = nn.utils.clip_grad_norm_(params, self.clip_grad_norm)
+        if params:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        if scale is not None:
+            ok = self.scaler._scale >= scale
+        else:
+            ok = self._finite if self._finite is not None else torch.ones((), dtype=torch.bool, device=self.device)
+            ok = ok & torch.isfinite(norm) if norm is not None else ok
+        self._finite = None
+        return ok, norm
+
+    def check(self, sums: dict[str, float], epoch: int, new: float = 0.0) -> None:
+        """The non-finite policy on device counts read by the host (``sums`` of `RunningMetrics.read`, summed
+        over ranks, so every rank decides alike): stop under fp32/bf16 or after more than ``max_nonfinite``
+        fp16 steps in a row, else warn about the ``new`` skipped steps (those not reported before)."""
+        if not sums["skipped_steps"]:
+            return
+        first, loss = int(sums["first_bad"]), sums["first_loss"]
+        at = f"epoch {epoch + 1}, iteration {first}" if first >= 0 else f"epoch {epoch + 1}, on another rank"
+        why = ("loss or gradients not finite" if first < 0 else
+               f"loss is {loss}" if not math.isfinite(loss) else "gradients are not finite")
+        stop = "training stopped, the last saved checkpoint is kept (lower --lr-base, check the data, or resume " \
+               "with --resume-epoch auto)"
+        if not self.scaler.is_enabled():
+            raise NonFiniteLossError(f"{at}: {why} under {self.precision}; {stop}")
+        if sums["max_run"] > self.max_nonfinite:
+            raise NonFiniteLossError(f"{at}: {int(sums['max_run'])} consecutive non-finite fp16 steps (the first: "
+                                     f"{why}); {stop}")
+        if new:
+            log.warning("epoch %d: %d step(s) skipped under fp16 (non-finite loss or gradients; the first at "
+                        "iteration %d: %s), the scale backed off", epoch + 1, int(new), first, why)
+
+
+def _average_gradients(params: list[torch.Tensor]) -> None:
+    """DDP's gradient all-reduce by hand, for a group whose last batch (whose backward runs it) was empty."""
+    world = get_world_size()
+    if world > 1:
+        for p in params:
+            p.grad.copy_(all_reduce_sum(p.grad) / world)
 
 
 def _batches(loader: Any, to_device: DeviceBatches, all_ranks: bool = False) -> Iterator[tuple[float, Any]]:
@@ -179,7 +254,7 @@ def _skip_empty(where: str) -> None:
                 "counted as skipped", where)
 
 
-def _dataset_skipped(loader: Any, reset: bool = False) -> int:
+def skipped_clips(loader: Any, reset: bool = False) -> int:
     """Corrupt/missing clips the loader's dataset replaced (0 if it does not count them); optionally reset."""
     dataset = getattr(loader, "dataset", None)
     if reset and callable(getattr(dataset, "reset_skipped", None)):
@@ -187,53 +262,46 @@ def _dataset_skipped(loader: Any, reset: bool = False) -> int:
     return int(getattr(dataset, "skipped", 0) or 0)
 
 
-def _finish(metrics: Any, loader: Any, device: torch.device, started: float, lr: float | None,
-            nonfinite: int) -> EpochResult:
-    metrics.reduce(device)
-    values = metrics.as_dict()
-    skipped = int(all_reduce_sum(torch.tensor([_dataset_skipped(loader)], dtype=torch.float64, device=device)).item())
-    return EpochResult(top1=values["top1"], top5=values["top5"], loss=values["loss-ce"], lr=lr,
-                       samples=metrics.num_samples, skipped=skipped, seconds=time.perf_counter() - started,
-                       nonfinite_steps=nonfinite)
-
-
 def train_one_epoch(model: nn.Module, loader: Any, step: TrainStep, epoch: int,
                     plan: Sequence[Any] | None = None, monitor: Monitor | None = None, start: int = 0,
-                    to_device: DeviceBatches | None = None) -> EpochResult:
+                    to_device: DeviceBatches | None = None, meter: RunningMetrics | None = None) -> EpochResult:
     """Train ``model`` for one pass over ``loader``; ``epoch`` is 0-based (the log shows ``epoch + 1``);
     ``start``: the loader's first batch is step ``start`` of the epoch (a mid-epoch resume).
 
     ``plan`` holds each iteration's multigrid shape (its lr factor); without it every step has factor 1.
-    ``to_device`` turns a loader batch into device tensors (default: a copy to ``step.device``).
+    ``to_device`` turns a loader batch into device tensors (default: a copy to ``step.device``); ``meter``
+    holds the epoch's sums (the caller's, to save them mid-epoch; it may carry the sums before a resume).
     """
-    to_device = to_device or DeviceBatches(step.device)
-    monitor = monitor or Monitor()
-    metrics = default_metrics()
+    to_device, monitor = to_device or DeviceBatches(step.device), monitor or Monitor()
+    meter = meter or RunningMetrics(step.device)
     model.train()
-    _dataset_skipped(loader, reset=True)
-    started = time.perf_counter()
+    skipped_clips(loader, reset=True)
     total = len(plan) if plan is not None else len(loader)
-    nonfinite, lr = 0, None
-    with monitor.epoch(epoch, total, "train") as progress:
+    warned, lr = 0.0, None
+    with monitor.epoch(epoch, total, "train", meter, step.clock, start, reduce=True) as progress:
         for i, (read_s, batch) in enumerate(_batches(loader, to_device, all_ranks=True), start):
             lr = step.set_lr(epoch + i / total, plan[i] if plan is not None and i < len(plan) else None)
-            where = f"epoch {epoch + 1}, iteration {i}"
+            share, update = micro_batch(i, start, total, step.accumulate)
+            clips, shape = 0, None
             if batch is None:
-                _skip_empty(where)
-                progress.advance(read_s, 0.0, 0.0, clips=0)
-                continue
-            data, target = batch
-            out = step(model, data, target, where=where)
-            if out is None:
-                nonfinite += 1
+                _skip_empty(f"epoch {epoch + 1}, iteration {i}")
+                if update and step._finite is not None:  # the group's earlier batches still make their step
+                    _average_gradients([p for p in model.parameters() if p.grad is not None])
+                    meter.commit(*step.update(), i)
             else:
-                shape = (data.shape[0] * get_world_size(), *data.shape[1:])
-                for m in (metrics, progress.interval):
-                    m.update(out[0], target, out[1], lr, shape)
-            progress.advance(read_s, *step.timings, clips=data.shape[0] if out is not None else 0)
-    if nonfinite:
-        log.warning("Epoch [%d]: %d step(s) skipped because of non-finite loss/gradients", epoch + 1, nonfinite)
-    return _finish(metrics, loader, step.device, started, lr, nonfinite)
+                data, target = batch
+                out = step(model, data, target, f"epoch {epoch + 1}, iteration {i}", share, update)
+                meter.score(out.logits, target, out.loss, pending=True)
+                if update:
+                    meter.commit(out.ok, out.norm, i)
+                clips, shape = data.shape[0], (data.shape[0] * get_world_size(), *data.shape[1:])
+            sums = progress.advance(read_s, clips, lr, shape)
+            if sums is not None:
+                step.check(sums, epoch, sums["skipped_steps"])
+                warned += sums["skipped_steps"]
+    sums = meter.read(reduce=True, full=True, skipped_clips=skipped_clips(loader))
+    step.check(sums, epoch, sums["skipped_steps"] - meter.carried["skipped_steps"] - warned)
+    return EpochResult.from_sums(sums, lr, meter.seconds())
 
 
 @torch.no_grad()
@@ -241,30 +309,28 @@ def evaluate(model: nn.Module, loader: Any, device: torch.device, precision: str
              monitor: Monitor | None = None, criterion: nn.Module | None = None,
              to_device: DeviceBatches | None = None) -> EpochResult:
     """Validation pass: sample-weighted loss/top-1/top-5 over the (rank-sharded) loader, summed over ranks;
-    ``to_device`` as in :func:`train_one_epoch` (default: a copy to ``device``)."""
-    to_device = to_device or DeviceBatches(device)
-    monitor = monitor or Monitor()
-    criterion = criterion or nn.CrossEntropyLoss()
-    metrics = default_metrics()
+    ``criterion`` returns per-row losses (default cross-entropy); rows with non-finite outputs are counted apart
+    (`RunningMetrics`); ``to_device`` as in :func:`train_one_epoch` (default: a copy to ``device``)."""
+    to_device, monitor = to_device or DeviceBatches(device), monitor or Monitor()
+    criterion = criterion or nn.CrossEntropyLoss(reduction="none")
+    meter, clock = RunningMetrics(device), StepClock(device)
     # The bare module: DDP's forward would broadcast buffers, a collective that hangs when ranks hold
     # different numbers of validation batches (the shards differ by up to one clip).
     model = unwrap_model(model)
     model.eval()
-    _dataset_skipped(loader, reset=True)
-    started = time.perf_counter()
-    with monitor.epoch(epoch, len(loader), "val") as progress:
+    skipped_clips(loader, reset=True)
+    with monitor.epoch(epoch, len(loader), "val", meter, clock) as progress:
         for read_s, batch in _batches(loader, to_device):
             if batch is None:  # ranks hold different numbers of val batches: no agreement, no collective
                 _skip_empty(f"validation after epoch {epoch + 1}")
-                progress.advance(read_s, 0.0, 0.0, clips=0)
+                progress.advance(read_s, 0)
                 continue
             data, target = batch
-            t0 = time.perf_counter()
+            start = clock.mark()
             with autocast(device, precision):
                 output = model(data).float()
-            loss = criterion(output, target)
-            _sync(device)
-            for m in (metrics, progress.interval):
-                m.update(output, target, loss, None, None)
-            progress.advance(read_s, time.perf_counter() - t0, 0.0, clips=data.shape[0])
-    return _finish(metrics, loader, device, started, None, 0)
+            meter.score(output, target, criterion(output, target))
+            clock.add(start, clock.mark())
+            progress.advance(read_s, data.shape[0])
+    sums = meter.read(reduce=True, full=True, skipped_clips=skipped_clips(loader))
+    return EpochResult.from_sums(sums, None, meter.seconds())

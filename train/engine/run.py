@@ -2,7 +2,7 @@
 
 ``run`` parses the command line into a :class:`~train.config.RunConfig`, starts the processes (torchrun's,
 or ``--gpus N`` local ones), and in each process sets up logging, device, data, model, optimiser, schedule and
-the starting point, then hands over to :func:`train.engine.trainer.fit`. It only orchestrates: devices live in
+the starting point, then hands over to :class:`train.engine.trainer.Trainer`. It only orchestrates: devices live in
 `train.distributed`, models in `network`, loaders in `data`, checkpoints in `train.results.checkpoint`.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ from train.engine.cli import parse_config, parse_gpus
 from train.engine.loop import NonFiniteLossError, TrainStep, make_scaler, resolve_precision
 from train.engine.lr_scheduler import build_schedule
 from train.engine.optim import build_optimizer
-from train.engine.trainer import Session, fit
+from train.engine.trainer import Trainer
 from train.monitor.logs import close_logging, setup_logging
 from train.results.checkpoint import StartPoint, resolve_start, restore
 from train.results.folder import claim
@@ -173,7 +173,7 @@ def _train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch
     schedule = build_schedule(s.lr_schedule, cfg.optim.lr_base, steps=s.lr_steps, factor=s.lr_factor,
                               end_epoch=s.end_epoch, warmup_epochs=s.lr_warmup_epochs)
     step = TrainStep(optimizer, make_scaler(device, precision), schedule, device, precision,
-                     channels_last=hw.channels_last)
+                     channels_last=hw.channels_last, accumulate=o.accumulate_grad, clip_grad_norm=o.clip_grad_norm)
     start: StartPoint = claimed.start if claimed is not None else resolve_start(m.pretrained_3d, m.resume_epoch,
                                                                                  out_dir, m.network)
     ckpt = restore(start, model, optimizer, step.scaler, schedule, network=m.network, classes=loaders.classes,
@@ -199,7 +199,8 @@ def _train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch
     if info.distributed:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     best = ((ckpt or {}).get("metrics") or {}).get("best_val_top1") if start.mode == "resume" else None
-    return fit(Session(cfg, spec, model, loaders, step, out_dir, start.epoch, start.iteration, best))
+    carried = (ckpt or {}).get("position", {}).get("partial") if start.iteration else None  # the epoch's sums so far
+    return Trainer(cfg, spec, model, loaders, step, out_dir, start.epoch, start.iteration, best, carried).fit()
 
 
 def main(spec: DatasetSpec, argv: Sequence[str] | None = None) -> int:

@@ -1,10 +1,12 @@
-"""The epochs of a run: train, validate, save, write the CSV rows and the plot (``fit``).
+"""The epochs of a run (:class:`Trainer`): train, validate, save, write the CSV rows and the plot.
 
-Epochs are numbered 1-based everywhere a person reads them (console, CSVs, checkpoint names, plots):
-epoch ``e`` is the ``e``-th pass over the training set; ``start_epoch`` counts the epochs completed before and
-``start_iteration`` the steps of the next epoch already trained (a mid-epoch resume). Only rank 0 writes files.
-Every epoch end saves ``_last`` (and ``_ep-XXXX`` when ``--save-frequency`` is due, ``_best`` when validation
-improved, `train.results.retention`); SIGTERM/SIGUSR1/SIGINT stop after the current step with a mid-epoch ``_last``
+Read :meth:`Trainer.fit` (the epochs), then :func:`train.engine.loop.train_one_epoch` (the steps). Epochs are
+numbered 1-based everywhere a person reads them (console, CSVs, checkpoint names, plots): epoch ``e`` is the
+``e``-th pass over the training set; ``start_epoch`` counts the epochs completed before and ``start_iteration``
+the steps of the next epoch already trained (a mid-epoch resume, whose checkpoint carries those steps' sums, so
+the epoch's row covers all of it). Only rank 0 writes files. Every epoch end saves ``_last`` (and ``_ep-XXXX``
+when ``--save-frequency`` is due, ``_best`` when validation improved, `train.results.retention`);
+SIGTERM/SIGUSR1/SIGINT stop after the current optimiser step with a mid-epoch ``_last``
 (`train.results.preempt`), and the summary's ``preempted`` names the signal.
 """
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,11 @@ from data.catalog.spec import DatasetSpec
 from data.pipeline.loaders import Loaders
 from train import distributed as dist
 from train.config import RunConfig
-from train.engine.loop import EpochResult, TrainStep, evaluate, train_one_epoch
+from train.engine.loop import EpochResult, TrainStep, evaluate, skipped_clips, train_one_epoch
 from train.monitor.callback import default_callbacks, speed_legend
 from train.monitor.gate_monitor import GateMonitor
 from train.monitor.health import LossWatch, check_data
+from train.monitor.metric import SLOTS, RunningMetrics
 from train.monitor.progress import Monitor, format_duration
 from train.results.checkpoint import ResultsCsv
 from train.results.preempt import Preemption
@@ -36,19 +38,195 @@ log = logging.getLogger(__name__)
 PLOT_EVERY_S = 60.0  # curves.png is redrawn at most once a minute, and at the end
 
 
-@dataclass
-class Session:
-    """What ``fit`` works on: the run's configuration and everything built from it."""
+class Trainer:
+    """One run's epochs ``start_epoch + 1 .. --end-epoch`` on ``model`` with ``step``; ``best_top1`` is the
+    resumed run's (so ``_best`` keeps meaning "best so far"), ``carried`` the sums of the resumed epoch's steps
+    before its mid-epoch checkpoint."""
 
-    cfg: RunConfig
-    spec: DatasetSpec
-    model: nn.Module
-    loaders: Loaders
-    step: TrainStep
-    out_dir: Path
-    start_epoch: int = 0
-    start_iteration: int = 0
-    best_top1: float | None = None  # of the run resumed, so _best keeps meaning "best so far"
+    def __init__(self, cfg: RunConfig, spec: DatasetSpec, model: nn.Module, loaders: Loaders, step: TrainStep,
+                 out_dir: Path, start_epoch: int = 0, start_iteration: int = 0, best_top1: float | None = None,
+                 carried: dict[str, float] | None = None) -> None:
+        self.cfg, self.spec, self.model, self.loaders, self.step = cfg, spec, model, loaders, step
+        self.out_dir = out_dir
+        self.start_epoch, self.start_iteration, self.carried = start_epoch, start_iteration, carried
+        self.end, self.rank0 = cfg.schedule.end_epoch, dist.is_main()
+        self.monitor = Monitor(cfg.output.log_interval, default_callbacks(step.device.type), self.end, start_epoch)
+        self.plan = loaders.batch_sampler.plan_for(start_epoch)
+        self.to_train, self.to_val = loaders.to_device(step.device)  # --decode
+        self.watch = LossWatch(len(loaders.classes))
+        self.meter = RunningMetrics(step.device)
+        # a second resume from the same epoch gets ..._s<start>_r2.csv: result files are never overwritten
+        self.csv = {phase: ResultsCsv(unique_path(out_dir / f"{phase}_results_s{start_epoch:04d}.csv"))
+                    for phase in ("train", "val")} if self.rank0 else {}
+        self.board = None
+        if self.rank0 and cfg.output.tensorboard:
+            from train.monitor.tensorboard import TensorboardLogger  # noqa: PLC0415  (tensorboard is optional)
+
+            self.board = TensorboardLogger(out_dir / "tensorboard")
+        self.gates = GateMonitor.for_model(model, out_dir, start_epoch, cfg.model.gates_from_epoch, self.board)
+        meta = {"network": cfg.model.network, "classes": loaders.classes, "config": cfg.to_dict(),
+                "dataset": spec.to_dict()}
+        self.keeper = Checkpoints(out_dir, cfg.model.network, cfg.output.keep_checkpoints, meta, best_top1)
+        self.last_plot = time.perf_counter()
+        self.summary: dict[str, Any] = {
+            "results_dir": str(out_dir), "start_epoch": start_epoch, "end_epoch": self.end,
+            "log_file": str(cfg.log_path()), "best_val_top1": None, "last_val_top1": None, "last_train_top1": None,
+            "checkpoint": None, "nonfinite_steps": 0, "history": [], "preempted": None,
+            "train_csv": str(self.csv["train"].path) if self.csv else None,
+            "val_csv": str(self.csv["val"].path) if self.csv else None}
+
+    def fit(self) -> dict[str, Any]:
+        """Train, validate (every ``--eval-frequency`` and after the last epoch), save (after validation so the
+        saved RNG state is the next epoch's), CSV rows and the plot. Returns the run summary (``preempted``: the
+        signal's name when a signal stopped the run)."""
+        cfg, loaders = self.cfg, self.loaders
+        log.info(speed_legend(self.step.device.type))
+        check_data(len(loaders.train_set), len(loaders.val_set), cfg.optim.batch_size, len(loaders.classes))
+        log.info("Epoch plan: %d iterations of %s%s", len(self.plan), _plan_text(self.plan, dist.get_world_size()),
+                 _warmup_note(cfg, self.start_epoch))
+        began, last_lr = time.perf_counter(), None
+        with Preemption(cfg.output.save_every_minutes) as self.guard:
+            try:
+                for epoch in range(self.start_epoch, self.end):
+                    done, t0, record = epoch + 1, time.perf_counter(), {"epoch": epoch + 1}
+                    if (lr := self.step.schedule.lr_at(epoch)) != last_lr:
+                        log.info("Epoch [%d]: learning rate %.3e", done, lr)
+                        last_lr = lr
+                    tr = self.train_epoch(epoch, record)
+                    if tr is None:
+                        break  # preempted inside the epoch: its position is saved
+                    va = self.validate(epoch, tr.lr, record) if _validates(cfg, done, self.end) else None
+                    top1 = va.top1 if va is not None and not math.isnan(va.top1) else None
+                    self.save(done, _due(done, cfg.output.save_frequency, self.end), top1=top1)
+                    self.finish(epoch, time.perf_counter() - t0, record)
+                    if done < self.end and self.guard.stop_requested():
+                        self.stop(None, f"the end of epoch {done}")
+                        break
+            finally:
+                self.close()
+        self.summary["seconds"] = time.perf_counter() - began
+        if not self.summary["preempted"]:
+            log.info("Training finished in %s: best val top-1 %s, last %s; results in %s",
+                     format_duration(self.summary["seconds"]), _pct(self.summary["best_val_top1"]),
+                     _pct(self.summary["last_val_top1"]), self.out_dir)
+        return self.summary
+
+    def train_epoch(self, epoch: int, record: dict[str, Any]) -> EpochResult | None:
+        """One training pass (from the resumed position in the first epoch); None when a signal stopped it."""
+        loaders, done = self.loaders, epoch + 1
+        first = self.start_iteration if epoch == self.start_epoch else 0
+        loaders.set_epoch(epoch, first)
+        if loaders.batch_sampler.current_plan is not self.plan:  # the clip-length warm-up starts or ends
+            self.plan = loaders.batch_sampler.current_plan
+            log.info("Epoch [%d]: plan %s%s", done, _plan_text(self.plan, dist.get_world_size()),
+                     _warmup_note(self.cfg, epoch))
+        if self.gates:
+            self.gates.before("train", epoch)
+        self.meter = RunningMetrics(self.step.device, self.carried if first else None)
+        loader = self.guard.watch(loaders.train, first, lambda steps: self.save_position(epoch, steps),
+                                  every=self.poll_every())
+        tr = train_one_epoch(self.model, loader, self.step, epoch, self.plan, self.monitor, start=first,
+                             to_device=self.to_train, meter=self.meter)
+        if self.gates:
+            record["gates_train"] = self.gates.after("train", done)
+        if loader.stopped_at is not None:
+            self.stop(lambda: self.save_position(epoch, loader.stopped_at),
+                      f"epoch {done}, after step {loader.stopped_at} of {len(self.plan)}")
+            return None
+        self.report("train", done, tr, record)
+        self.summary.update(nonfinite_steps=self.summary["nonfinite_steps"] + tr.nonfinite_steps,
+                            last_train_top1=tr.top1)
+        return tr
+
+    def poll_every(self) -> int:
+        """Steps between two preemption questions: one optimiser step (the gradients of a partial
+        ``--accumulate-grad`` group are not saved); under DDP on CUDA also a multiple of ``--log-interval``,
+        since the question is then a collective whose answer the host must wait for."""
+        every = self.step.accumulate
+        if dist.get_world_size() > 1 and self.step.device.type == "cuda":
+            every = math.lcm(every, self.cfg.output.log_interval)
+        return every
+
+    def validate(self, epoch: int, lr: float | None, record: dict[str, Any]) -> EpochResult:
+        done = epoch + 1
+        if self.gates:
+            self.gates.before("val", epoch)
+        va = evaluate(self.model, self.loaders.val, self.step.device, self.step.precision, epoch, self.monitor,
+                      to_device=self.to_val)
+        if self.gates:
+            record["gates_val"] = self.gates.after("val", done)
+        va.lr = lr
+        self.report("val", done, va, record)
+        self.summary["last_val_top1"] = va.top1
+        if not math.isnan(va.top1):
+            self.summary["best_val_top1"] = max(va.top1, self.summary["best_val_top1"] or 0.0)
+        return va
+
+    def report(self, phase: str, done: int, result: EpochResult, record: dict[str, Any]) -> None:
+        """The phase's summary line, the loss check, the CSV row and TensorBoard."""
+        log.info(_summary_line(phase, done, result))
+        if result.nonfinite_rows:
+            log.warning("Epoch [%d] (%s): %d clip(s) gave non-finite outputs (NaN/inf): not scored, top-1 and "
+                        "top-5 are invalid (NaN)%s", done, phase, result.nonfinite_rows,
+                        "; this epoch cannot become _best" if phase == "val" else "")
+        self.watch.observe(phase, done, result.loss)
+        if phase in self.csv:
+            self.csv[phase].write(result.as_row(done))
+        if self.board is not None:
+            self.board.log_scalars(done, {"loss": result.loss, "top1": result.top1, "top5": result.top5,
+                                          "lr": result.lr, "skipped": result.skipped}, prefix=phase)
+        record[phase] = result.as_dict()
+
+    def save(self, epoch: int, numbered: bool, position: dict[str, Any] | None = None,
+             top1: float | None = None) -> None:
+        """Rank 0 writes the checkpoint (`train.results.retention`); every rank waits for it."""
+        if self.rank0:
+            path = self.keeper.save(self.model, self.step, epoch, numbered=numbered, position=position, val_top1=top1)
+            self.summary["checkpoint"] = str(path)
+        dist.barrier()
+
+    def save_position(self, epoch: int, steps: int) -> None:
+        """A mid-epoch ``_last`` checkpoint after ``steps`` steps of (0-based) ``epoch``, with the sums of those
+        steps (read over all ranks, checked by the non-finite policy first: bad weights are never saved)."""
+        sums = self.meter.read(reduce=True, full=True, skipped_clips=skipped_clips(self.loaders.train))
+        self.step.check(sums, epoch)
+        partial = {**{k: sums[k] for k in SLOTS}, "seconds": self.meter.seconds()}
+        self.save(epoch, False, {"iteration": steps, "plan_length": len(self.plan), "sampler_epoch": epoch,
+                                 "partial": partial})
+
+    def stop(self, save: Any, where: str) -> None:
+        """A signal stopped the run at ``where``: save the position (``save``, None if just saved), one line."""
+        if save is not None:
+            save()
+        if self.rank0:
+            remove_temp_files(self.out_dir)
+        waited = time.monotonic() - (self.guard.received_at or time.monotonic())
+        self.summary["preempted"] = self.guard.name or "signal on another rank"
+        log.warning("%s: stopped at %s, %.1f s after the signal; checkpoint `%s'; continue with --resume-epoch auto",
+                    self.summary["preempted"], where, waited, self.summary["checkpoint"])
+
+    def finish(self, epoch: int, seconds: float, record: dict[str, Any]) -> None:
+        """The epoch's time and the run's ETA; the plots (at most once a minute, and after the last epoch)."""
+        done = epoch + 1
+        self.monitor.epoch_seconds.append(seconds)
+        log.info("Epoch [%d/%d] took %s; run ETA %s", done, self.end, format_duration(seconds),
+                 format_duration(self.monitor.run_eta(epoch) or 0.0))
+        self.summary["history"].append(record)
+        if self.rank0 and (done == self.end or time.perf_counter() - self.last_plot >= PLOT_EVERY_S):
+            from train.plots.curves import plot_results  # noqa: PLC0415  (matplotlib only when drawing)
+
+            self.last_plot = time.perf_counter()
+            self.summary["plot"] = str(plot_results(self.out_dir, title_info={
+                "network": self.cfg.model.network, "dataset": self.spec.name, "gates": self.cfg.model.gates}))
+            self.summary["gates_plot"] = self.gates.plot() if self.gates else None  # gates.png beside curves.png
+
+    def close(self) -> None:
+        for f in self.csv.values():
+            f.close()
+        if self.board is not None:
+            self.board.close()
+        if self.gates:
+            self.gates.close()
 
 
 def _due(completed: int, every: float, last: int) -> bool:
@@ -72,202 +250,6 @@ def _pct(x: float | None) -> str:
 def _summary_line(phase: str, epoch: int, r: EpochResult) -> str:
     return (f"Epoch [{epoch}]  ({phase})  top-1 {_pct(r.top1)}   top-5 {_pct(r.top5)}   loss {r.loss:.5f}   "
             f"({r.samples} clips, {r.skipped} skipped)")
-
-
-class _Outputs:
-    """Rank 0's result files: the two CSVs, TensorBoard, the plot."""
-
-    def __init__(self, session: Session) -> None:
-        cfg, out, start = session.cfg, session.out_dir, session.start_epoch
-        self.rank0 = dist.is_main()
-        self.out_dir = out
-        # a second resume from the same epoch gets ..._s<start>_r2.csv: result files are never overwritten
-        self.train_csv = ResultsCsv(unique_path(out / f"train_results_s{start:04d}.csv")) if self.rank0 else None
-        self.val_csv = ResultsCsv(unique_path(out / f"val_results_s{start:04d}.csv")) if self.rank0 else None
-        self.board = None
-        if self.rank0 and cfg.output.tensorboard:
-            from train.monitor.tensorboard import TensorboardLogger  # noqa: PLC0415  (tensorboard is optional)
-
-            self.board = TensorboardLogger(out / "tensorboard")
-        self.last_plot = time.perf_counter()
-        self.title = {"network": cfg.model.network, "dataset": session.spec.name, "gates": cfg.model.gates}
-
-    def write(self, phase: str, epoch: int, result: EpochResult) -> None:
-        csv = self.train_csv if phase == "train" else self.val_csv
-        if csv is not None:
-            csv.write(result.as_row(epoch))
-        if self.board is not None:
-            self.board.log_scalars(epoch, {"loss": result.loss, "top1": result.top1, "top5": result.top5,
-                                           "lr": result.lr, "skipped": result.skipped}, prefix=phase)
-
-    def plot(self, force: bool) -> str | None:
-        if not self.rank0 or not (force or time.perf_counter() - self.last_plot >= PLOT_EVERY_S):
-            return None
-        from train.plots.curves import plot_results  # noqa: PLC0415  (matplotlib only when drawing)
-
-        self.last_plot = time.perf_counter()
-        return str(plot_results(self.out_dir, title_info=self.title))
-
-    def close(self) -> None:
-        for f in (self.train_csv, self.val_csv):
-            if f is not None:
-                f.close()
-        if self.board is not None:
-            self.board.close()
-
-
-class _Epochs:
-    """The per-run state of ``fit`` and one method per phase of an epoch (train, validate, save, report)."""
-
-    def __init__(self, s: Session, guard: Preemption) -> None:
-        cfg = s.cfg
-        self.s, self.guard, self.end = s, guard, cfg.schedule.end_epoch
-        self.monitor = Monitor(cfg.output.log_interval, default_callbacks(s.step.device.type), self.end, s.start_epoch)
-        self.plan = s.loaders.batch_sampler.plan_for(s.start_epoch)
-        self.to_train, self.to_val = s.loaders.to_device(s.step.device)  # --decode
-        self.outputs = _Outputs(s)
-        self.watch = LossWatch(len(s.loaders.classes))
-        self.gates = GateMonitor.for_model(s.model, s.out_dir, s.start_epoch, cfg.model.gates_from_epoch,
-                                           self.outputs.board)
-        meta = {"network": cfg.model.network, "classes": s.loaders.classes, "config": cfg.to_dict(),
-                "dataset": s.spec.to_dict()}
-        self.keeper = Checkpoints(s.out_dir, cfg.model.network, cfg.output.keep_checkpoints, meta, s.best_top1)
-        o = self.outputs
-        self.summary: dict[str, Any] = {
-            "results_dir": str(s.out_dir), "start_epoch": s.start_epoch, "end_epoch": self.end,
-            "log_file": str(cfg.log_path()), "best_val_top1": None, "last_val_top1": None, "last_train_top1": None,
-            "checkpoint": None, "nonfinite_steps": 0, "history": [], "preempted": None,
-            "train_csv": str(o.train_csv.path) if o.train_csv else None,
-            "val_csv": str(o.val_csv.path) if o.val_csv else None}
-
-    def save(self, epoch: int, numbered: bool, position: dict[str, Any] | None = None,
-             top1: float | None = None) -> None:
-        """Rank 0 writes the checkpoint (`train.results.retention`); every rank waits for it."""
-        if dist.is_main():
-            path = self.keeper.save(self.s.model, self.s.step, epoch, numbered=numbered, position=position,
-                                    val_top1=top1)
-            self.summary["checkpoint"] = str(path)
-        dist.barrier()
-
-    def save_position(self, epoch: int, steps: int) -> None:
-        """A mid-epoch ``_last`` checkpoint after ``steps`` steps of (0-based) ``epoch``."""
-        self.save(epoch, False, {"iteration": steps, "plan_length": len(self.plan), "sampler_epoch": epoch})
-
-    def train(self, epoch: int, record: dict[str, Any]) -> EpochResult | None:
-        """One training pass (from the resumed position in the first epoch); None when a signal stopped it."""
-        s, done = self.s, epoch + 1
-        first = s.start_iteration if epoch == s.start_epoch else 0
-        s.loaders.set_epoch(epoch, first)
-        plan = s.loaders.batch_sampler.current_plan
-        if plan is not self.plan:  # the clip-length warm-up starts or ends
-            log.info("Epoch [%d]: plan %s%s", done, _plan_text(plan, dist.get_world_size()),
-                     _warmup_note(s.cfg, epoch))
-            self.plan = plan
-        if self.gates:
-            self.gates.before("train", epoch)
-        loader = self.guard.watch(s.loaders.train, first, lambda steps: self.save_position(epoch, steps))
-        tr = train_one_epoch(s.model, loader, s.step, epoch, self.plan, self.monitor, start=first,
-                             to_device=self.to_train)
-        if self.gates:
-            record["gates_train"] = self.gates.after("train", done)
-        if loader.stopped_at is not None:
-            _stop(self.guard, self.summary, lambda: self.save_position(epoch, loader.stopped_at), s.out_dir,
-                  f"epoch {done}, after step {loader.stopped_at} of {len(self.plan)}")
-            return None
-        self.report("train", done, tr, record)
-        self.summary.update(nonfinite_steps=self.summary["nonfinite_steps"] + tr.nonfinite_steps,
-                            last_train_top1=tr.top1)
-        return tr
-
-    def validate(self, epoch: int, lr: float | None, record: dict[str, Any]) -> EpochResult:
-        s, done = self.s, epoch + 1
-        if self.gates:
-            self.gates.before("val", epoch)
-        va = evaluate(s.model, s.loaders.val, s.step.device, s.step.precision, epoch, self.monitor,
-                      to_device=self.to_val)
-        if self.gates:
-            record["gates_val"] = self.gates.after("val", done)
-        va.lr = lr
-        self.report("val", done, va, record)
-        self.summary["last_val_top1"] = va.top1
-        if not math.isnan(va.top1):
-            self.summary["best_val_top1"] = max(va.top1, self.summary["best_val_top1"] or 0.0)
-        return va
-
-    def report(self, phase: str, done: int, result: EpochResult, record: dict[str, Any]) -> None:
-        """The phase's summary line, the loss check, the CSV row and TensorBoard."""
-        log.info(_summary_line(phase, done, result))
-        self.watch.observe(phase, done, result.loss)
-        self.outputs.write(phase, done, result)
-        record[phase] = result.as_dict()
-
-    def finish(self, epoch: int, seconds: float, record: dict[str, Any]) -> None:
-        """The epoch's time and the run's ETA; the plots (at most once a minute, and after the last epoch)."""
-        done = epoch + 1
-        self.monitor.epoch_seconds.append(seconds)
-        log.info("Epoch [%d/%d] took %s; run ETA %s", done, self.end, format_duration(seconds),
-                 format_duration(self.monitor.run_eta(epoch) or 0.0))
-        self.summary["history"].append(record)
-        plotted = self.outputs.plot(force=done == self.end)
-        if plotted:
-            self.summary["plot"] = plotted
-            self.summary["gates_plot"] = self.gates.plot() if self.gates else None  # gates.png beside curves.png
-
-    def close(self) -> None:
-        self.outputs.close()
-        if self.gates:
-            self.gates.close()
-
-
-def fit(s: Session) -> dict[str, Any]:
-    """Epochs ``start_epoch + 1 .. --end-epoch``: train, validate (every ``--eval-frequency`` and after the
-    last), save (after validation so the saved RNG state is the next epoch's), CSV rows and the plot.
-    Returns the run summary (``preempted``: the signal's name when a signal stopped the run)."""
-    cfg = s.cfg
-    log.info(speed_legend(s.step.device.type))
-    check_data(len(s.loaders.train_set), len(s.loaders.val_set), cfg.optim.batch_size, len(s.loaders.classes))
-    began, last_lr = time.perf_counter(), None
-    with Preemption(cfg.output.save_every_minutes) as guard:
-        run = _Epochs(s, guard)
-        log.info("Epoch plan: %d iterations of %s%s", len(run.plan), _plan_text(run.plan, dist.get_world_size()),
-                 _warmup_note(cfg, s.start_epoch))
-        try:
-            for epoch in range(s.start_epoch, run.end):
-                done, t0, record = epoch + 1, time.perf_counter(), {"epoch": epoch + 1}
-                if (lr := s.step.schedule.lr_at(epoch)) != last_lr:
-                    log.info("Epoch [%d]: learning rate %.3e", done, lr)
-                    last_lr = lr
-                tr = run.train(epoch, record)
-                if tr is None:
-                    break  # preempted inside the epoch: its position is saved
-                va = run.validate(epoch, tr.lr, record) if _validates(cfg, done, run.end) else None
-                top1 = va.top1 if va is not None and not math.isnan(va.top1) else None
-                run.save(done, _due(done, cfg.output.save_frequency, run.end), top1=top1)
-                run.finish(epoch, time.perf_counter() - t0, record)
-                if done < run.end and guard.stop_requested():
-                    _stop(guard, run.summary, None, s.out_dir, f"the end of epoch {done}")
-                    break
-        finally:
-            run.close()
-    summary = run.summary
-    summary["seconds"] = time.perf_counter() - began
-    if not summary["preempted"]:
-        log.info("Training finished in %s: best val top-1 %s, last %s; results in %s",
-                 format_duration(summary["seconds"]), _pct(summary["best_val_top1"]),
-                 _pct(summary["last_val_top1"]), s.out_dir)
-    return summary
-
-
-def _stop(guard: Preemption, summary: dict[str, Any], save: Any, out_dir: Path, where: str) -> None:
-    """A signal stopped the run at ``where``: save the position (``save``, None if just saved), one line."""
-    if save is not None:
-        save()
-    if dist.is_main():
-        remove_temp_files(out_dir)
-    waited = time.monotonic() - (guard.received_at or time.monotonic())
-    summary["preempted"] = guard.name or "signal on another rank"
-    log.warning("%s: stopped at %s, %.1f s after the signal; checkpoint `%s'; continue with --resume-epoch auto",
-                summary["preempted"], where, waited, summary["checkpoint"])
 
 
 def _in_warmup(cfg: Any, epoch: int) -> bool:

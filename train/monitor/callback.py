@@ -1,8 +1,11 @@
 """Log-line callbacks with the original's exact speed/metric line format.
 
-A train line reads (colour codes shown as ⟨⟩)::
+A train line reads (one line, shown wrapped; colour codes shown as ⟨⟩)::
 
-    Epoch [0]   Batch [12]   Speed (r=⟨92⟩1.53e+5⟨0⟩ f=⟨93⟩9.84e+1⟨0⟩ b=⟨91⟩1.78e+1⟨0⟩) clip/sec  loss-ce = 5.30000, top1 = 0.25000, top5 = 0.50000, batch_size = (  384,3, 4,200,200), lr = 1.00e-1
+    Epoch [0]   Batch [12]   Speed (r=⟨92⟩1.53e+5⟨0⟩ f=⟨93⟩9.84e+1⟨0⟩ b=⟨91⟩1.78e+1⟨0⟩) clip/sec
+    loss-ce = 5.30000, top1 = 0.25000, top5 = 0.50000, batch_size = (  384,3, 4,200,200), lr = 1.00e-1
+
+With ``--clip-grad-norm`` the train line ends with ``, grad_norm = <mean norm before clipping>``.
 
 Speeds are clips per second of reading (data loading), forward and backward, formatted with ``'{:.2e}'`` of a
 ``Decimal`` (no zero-padded exponent: ``1.53e+5``) and coloured red/yellow/green by :data:`THRESHOLDS`.
@@ -22,7 +25,8 @@ THRESHOLDS: dict[str, tuple[float, float]] = {"r": (100.0, 3000.0), "f": (50.0, 
 DEVICE_THRESHOLDS: dict[str, dict[str, tuple[float, float]]] = {
     "cuda": THRESHOLDS, "cpu": {"r": (10.0, 300.0), "f": (2.0, 30.0), "b": (1.0, 20.0)}}
 SPEED_LEGEND = ("speed lines: r/f/b = clips per second of reading (waiting for the loader), forward and "
-                "backward; red < {r[0]:g}/{f[0]:g}/{b[0]:g} <= yellow < {r[1]:g}/{f[1]:g}/{b[1]:g} <= green on {device}")
+                "backward; red < {r[0]:g}/{f[0]:g}/{b[0]:g} <= yellow < {r[1]:g}/{f[1]:g}/{b[1]:g} <= green "
+                "on {device}")
 
 log = logging.getLogger(__name__)
 

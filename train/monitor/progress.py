@@ -1,25 +1,30 @@
 """What a person sees while an epoch runs: the speed/metric lines, a progress bar or progress lines, and ETAs.
 
-Every ``log_interval`` iterations the original's speed line is logged (`train.monitor.callback`). On a terminal a
+Every ``log_interval`` iterations the original's speed line is logged (`train.monitor.callback`), from one read
+of the pass's device sums (`train.monitor.metric.RunningMetrics`) and of the :class:`StepClock`. On a terminal a
 tqdm bar shows the position; without one (a cluster job's log, ``nohup``, CI) a progress line is logged at
-every ~10% of the epoch and at least every ``every_s`` seconds: ``iteration x/N``, clips/s, loss, and the
-ETA of the epoch and of the whole run. Epochs are shown 1-based everywhere (console, CSVs, file names).
+every ~10% of the epoch and at least every ``every_s`` seconds: ``iteration x/N``, clips/s, the loss of the last
+speed line, and the ETA of the epoch and of the whole run. Epochs are shown 1-based everywhere (console, CSVs,
+file names).
 """
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
+import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from train.distributed import is_main
 from train.monitor.callback import CallbackList, default_callbacks
-from train.monitor.metric import MetricList, default_metrics
+from train.monitor.metric import RunningMetrics, rates
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +40,59 @@ def format_duration(seconds: float) -> str:
     if hours:
         return f"{hours}h{minutes:02d}m"
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+class StepClock:
+    """Forward and backward seconds of the steps since the last :meth:`read`, without waiting for the device
+    at every step.
+
+    On CPU an operation has finished when it returns, so host-clock marks are exact. On CUDA a mark is a recorded
+    CUDA event and the times are summed at :meth:`read` (one wait for the last event, when the speed line is due).
+    ``sync``: wait for the device at every mark instead, so that each step's host times are exact (benchmarks).
+    """
+
+    def __init__(self, device: torch.device | str, sync: bool = False) -> None:
+        self.events = torch.device(device).type == "cuda" and not sync
+        self.cuda_sync = torch.device(device).type == "cuda" and sync
+        self.marks: list[tuple[Any, Any, Any]] = []
+        self.forward = self.backward = 0.0
+
+    def mark(self) -> Any:
+        """Now: a host time in seconds, or a recorded CUDA event."""
+        if self.events:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        if self.cuda_sync:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def add(self, start: Any, middle: Any, end: Any = None) -> tuple[float, float]:
+        """Count one step's forward (``start`` to ``middle``) and backward (``middle`` to ``end``; None for a
+        forward pass alone); returns its seconds (zeros with CUDA events: they are known at :meth:`read`)."""
+        if self.events:
+            self.marks.append((start, middle, end))
+            return 0.0, 0.0
+        forward, backward = middle - start, (end - middle) if end is not None else 0.0
+        self.forward, self.backward = self.forward + forward, self.backward + backward
+        return forward, backward
+
+    def read(self) -> tuple[float, float]:
+        """``(forward, backward)`` seconds since the last read, and start counting again."""
+        if self.marks:
+            self.marks[-1][2 if self.marks[-1][2] is not None else 1].synchronize()
+            for start, middle, end in self.marks:
+                self.forward += start.elapsed_time(middle) / 1000.0
+                self.backward += middle.elapsed_time(end) / 1000.0 if end is not None else 0.0
+            self.marks.clear()
+        out = (self.forward, self.backward)
+        self.forward = self.backward = 0.0
+        return out
+
+    def reset(self) -> None:
+        """Forget the steps since the last read (without waiting for them)."""
+        self.marks.clear()
+        self.forward = self.backward = 0.0
 
 
 @dataclass
@@ -79,13 +137,19 @@ class Monitor:
         return epoch_left_s + mean * max(0, self.end_epoch - epoch - 1)
 
     @contextlib.contextmanager
-    def epoch(self, epoch: int, total: int, phase: str) -> Iterator[Progress]:
-        """A :class:`Progress` for one pass of ``total`` iterations; ``phase`` is 'train' or 'val'."""
+    def epoch(self, epoch: int, total: int, phase: str, meter: RunningMetrics | None = None,
+              clock: StepClock | None = None, start: int = 0, reduce: bool = False) -> Iterator[Progress]:
+        """A :class:`Progress` for one pass of ``total`` iterations from iteration ``start``; ``phase`` is
+        'train' or 'val'; ``meter`` and ``clock`` hold the pass's scores and step times (default: empty ones on
+        the CPU); ``reduce``: the speed line's sums are summed over the ranks (every rank reads them at the same
+        step: training, not validation, whose ranks hold different numbers of batches)."""
+        meter, clock = meter or RunningMetrics("cpu"), clock or StepClock("cpu")
         show = is_main()
         terminal = sys.stderr.isatty() if self.interactive is None else self.interactive
-        bar = tqdm(total=total, desc=f"Epoch {epoch + 1} {phase}", leave=False, dynamic_ncols=True,
-                   disable=not (show and terminal))
-        progress = Progress(self, epoch, total, phase, bar, show, show and not terminal)
+        bar = tqdm(total=total, initial=start, desc=f"Epoch {epoch + 1} {phase}", leave=False,
+                   dynamic_ncols=True, disable=not (show and terminal))
+        clock.reset()
+        progress = Progress(self, epoch, total, phase, bar, show, show and not terminal, meter, clock, start, reduce)
         with logging_redirect_tqdm() if (show and terminal) else contextlib.nullcontext():
             try:
                 yield progress
@@ -97,31 +161,46 @@ class Progress:
     """Counts one epoch's iterations and logs the speed and progress lines."""
 
     def __init__(self, monitor: Monitor, epoch: int, total: int, phase: str, bar: tqdm, show: bool,
-                 lines: bool) -> None:
+                 lines: bool, meter: RunningMetrics, clock: StepClock, start: int = 0, reduce: bool = False) -> None:
         self.monitor, self.epoch, self.total, self.phase = monitor, epoch, max(0, int(total)), phase
         self.bar, self.show, self.lines = bar, show, lines
+        self.meter, self.clock, self.reduce = meter, clock, reduce
         self.tally = Tally()
-        self.interval: MetricList = default_metrics()
-        self.done = self.clips = 0
+        self.done, self.first, self.clips = start, start, 0
+        self.loss: float | None = None  # of the last speed line
         self.started = self.last_line = time.perf_counter()
         self.next_fraction = PROGRESS_FRACTION
 
-    def advance(self, read_s: float, forward_s: float, backward_s: float, clips: int) -> None:
-        """One iteration finished: its timings and clips (its metrics are already in ``interval``)."""
-        self.tally.add(read_s, forward_s, backward_s, clips)
+    def advance(self, read_s: float, clips: int, lr: float | None = None,
+                shape: tuple[int, ...] | None = None) -> dict[str, float] | None:
+        """One iteration finished: its reading seconds, clips, lr and batch shape (B summed over ranks; its
+        scores are in the meter, its times in the clock). At every multiple of ``log_interval`` iterations
+        into the epoch: reads the meter and the clock (the pass's only host transfers before its end), logs
+        the speed line (rank 0) and returns the sums read."""
+        self.tally.add(read_s, 0.0, 0.0, clips)
         self.done += 1
         self.clips += clips
         self.bar.update(1)
-        if not self.show:
-            return
+        sums = None
         if self.done % self.monitor.log_interval == 0:
-            tag = "" if self.phase == "train" else "(val) "
-            self.monitor.callbacks(epoch=self.epoch + 1, batch=self.done, prefix=tag,
-                                   namevals=self.interval.get_name_value(), **self.tally.per_clip())
-            self.interval.reset()
+            sums = self.meter.read(self.reduce)
+            self.tally.forward, self.tally.backward = self.clock.read()
+            values = rates(sums)
+            self.loss = values["loss-ce"]
+            if self.show:
+                self._speed_line(values, lr, shape)
             self.tally = Tally()
-        if self.lines and self.total and self._line_due():
+        if self.show and self.lines and self.total and self._line_due():
             self._progress_line()
+        return sums
+
+    def _speed_line(self, values: dict[str, float], lr: float | None, shape: tuple[int, ...] | None) -> None:
+        namevals: list[tuple[str, Any]] = [("loss-ce", values["loss-ce"]), ("top1", values["top1"]),
+                                           ("top5", values["top5"]), ("batch_size", shape), ("lr", lr)]
+        if not math.isnan(values["grad_norm"]):  # --clip-grad-norm: the interval's mean norm before clipping
+            namevals.append(("grad_norm", values["grad_norm"]))
+        self.monitor.callbacks(epoch=self.epoch + 1, batch=self.done, prefix="" if self.phase == "train" else "(val) ",
+                               namevals=namevals, **self.tally.per_clip())
 
     def _line_due(self) -> bool:
         now = time.perf_counter()
@@ -136,12 +215,12 @@ class Progress:
 
     def _progress_line(self) -> None:
         elapsed = time.perf_counter() - self.started
-        left = elapsed / self.done * (self.total - self.done)
+        left = elapsed / max(1, self.done - self.first) * (self.total - self.done)
         run = self.monitor.run_eta(self.epoch, left) if self.phase == "train" else None
-        loss = self.interval.as_dict().get("loss-ce") if self.interval.num_samples else None
+        loss = self.loss
         parts = [f"Epoch {self.epoch + 1} {self.phase}: iteration {self.done}/{self.total}"]
         parts.append(f"{self.clips / max(elapsed, 1e-9):.1f} clips/s")
-        if loss is not None:
+        if loss is not None and not math.isnan(loss):
             parts.append(f"loss {loss:.4f}")
         parts.append(f"epoch ETA {format_duration(left)}")
         if run is not None:

@@ -31,7 +31,9 @@ from network.weights import load_partial, unwrap_model, unwrap_state_dict
 
 log = logging.getLogger(__name__)
 
-RESULT_FIELDS = ("Epoch", "Top1", "Top5", "Loss", "LR", "Samples", "Skipped", "Seconds")
+# NonFinite: clips whose outputs were NaN/inf, not scored (any makes Top1/Top5 "nan"); readers of the older
+# eight columns are unaffected
+RESULT_FIELDS = ("Epoch", "Top1", "Top5", "Loss", "LR", "Samples", "Skipped", "Seconds", "NonFinite")
 EMA_KEY = "ema_state_dict"  # the averaged weights of a run trained with --ema-decay (same keys as state_dict)
 
 
@@ -357,7 +359,8 @@ def restore(start: StartPoint, model: nn.Module, optimizer: torch.optim.Optimize
 
 
 class ResultsCsv:
-    """Per-epoch results: ``Epoch,Top1,Top5,Loss,LR,Samples,Skipped,Seconds``, flushed after every row."""
+    """Per-epoch results: ``Epoch,Top1,Top5,Loss,LR,Samples,Skipped,Seconds,NonFinite``, flushed after every
+    row."""
 
     def __init__(self, path: str | Path, fields: tuple[str, ...] = RESULT_FIELDS) -> None:
         self.path = Path(path)

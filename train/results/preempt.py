@@ -70,17 +70,26 @@ class Preemption:
         """True (on every rank) if any rank got a signal."""
         return self.poll()[0]
 
-    def watch(self, loader: Any, start: int, save: Callable[[int], None]) -> WatchedLoader:
-        """``loader`` that, before each batch, stops on a signal and calls ``save(steps_done)`` when due."""
-        return WatchedLoader(loader, self, start, save)
+    def watch(self, loader: Any, start: int, save: Callable[[int], None], every: int = 1) -> WatchedLoader:
+        """``loader`` that, before each batch at a multiple of ``every`` steps into the epoch, stops on a signal
+        and calls ``save(steps_done)`` when due."""
+        return WatchedLoader(loader, self, start, save, every)
 
 
 class WatchedLoader:
     """Iterates a DataLoader and ends early when :class:`Preemption` says stop; ``stopped_at`` = steps done
-    in the epoch (None if the epoch ran to its end)."""
+    in the epoch (None if the epoch ran to its end).
 
-    def __init__(self, loader: Any, guard: Preemption, start: int, save: Callable[[int], None]) -> None:
+    It asks only before a step at a multiple of ``every`` (and before the first): with ``--accumulate-grad N``
+    a stop or a save falls between optimiser steps, never inside a group whose summed gradients a checkpoint
+    would not hold; under DDP on CUDA the question is a collective the host waits for, asked every
+    ``--log-interval`` steps (`train.engine.trainer.Trainer.poll_every`).
+    """
+
+    def __init__(self, loader: Any, guard: Preemption, start: int, save: Callable[[int], None],
+                 every: int = 1) -> None:
         self.loader, self.guard, self.start, self.save = loader, guard, int(start), save
+        self.every = max(1, int(every))
         self.dataset = loader.dataset
         self.stopped_at: int | None = None
 
@@ -90,12 +99,13 @@ class WatchedLoader:
     def __iter__(self) -> Iterator[Any]:
         done = self.start
         for batch in self.loader:
-            stop, save = self.guard.poll()
-            if stop:
-                self.stopped_at = done
-                return
-            if save:
-                self.save(done)
-                self.guard.last_save = time.monotonic()
+            if done == self.start or done % self.every == 0:
+                stop, save = self.guard.poll()
+                if stop:
+                    self.stopped_at = done
+                    return
+                if save:
+                    self.save(done)
+                    self.guard.last_save = time.monotonic()
             yield batch
             done += 1

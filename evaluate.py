@@ -119,7 +119,7 @@ def _evaluate(args: argparse.Namespace, info: dist.DistInfo, device) -> dict:
              cfg.clips, cfg.crops, cfg.clip_length, cfg.size, cfg.frame_interval, info.world_size, device)
     reset_gate_stats(loaded.model)
     scores = score_videos(loaded.model, records, cfg, loaded.mean, loaded.std, loaded.num_classes, device,
-                          args.batch_size, args.workers)
+                          args.batch_size, args.workers, channel_order=loaded.channel_order)
     result = summarise(scores, names)
     rates = gate_pass_rates(loaded.model, reduce=dist.all_reduce_sum)  # {} without gated SR blocks
     if rates:

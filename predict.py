@@ -1,8 +1,9 @@
 """Classify raw video files with a trained model: the top-k classes with probabilities per video.
 
-Videos are decoded directly with PyAV (no frame database) and preprocessed as in evaluation: BGR frames,
-``(x/255 - mean)/std``, shorter side resized to the clip size, ``--clips`` uniformly spaced clips × ``--crops``
-crops (centre by default), softmax averaged over the views.
+Videos are decoded directly with PyAV (no frame database) and preprocessed as in evaluation: frames in the
+model's channel order, ``(x/255 - mean)/std`` (its ``input_spec``, stored in the checkpoint), shorter side
+resized to the clip size, ``--clips`` uniformly spaced clips × ``--crops`` crops (centre by default), softmax
+averaged over the views.
 
     python predict.py video1.mp4 video2.avi --checkpoint results/HACS/srtg_r3d_34_gates_False/srtg_r3d_34_ep-0120.pth
     python predict.py video.mp4 --checkpoint ORIGINAL.pth --network srtg_r3d_34 --labels labels/HACS_clips_v1.1_dictionary.json
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             results.append({"video": str(path), "error": str(exc)})
             continue
-        views = make_views(frames, cfg, loaded.mean, loaded.std)
+        views = make_views(frames, cfg, loaded.mean, loaded.std, loaded.channel_order)
         probs = view_probabilities(loaded.model, views, args.batch_size, device).mean(dim=0)
         top = probs.topk(min(args.top, len(names)))
         results.append({"video": str(path), "frames": n_frames, "views": cfg.views,

@@ -3,8 +3,9 @@
 Test views follow PySlowFast/MMAction2 multi-view testing: ``clips`` uniformly spaced clips
 (`data.pipeline.video_sampler.uniform_views`) × ``crops`` spatial crops of ``size``² taken along the longer side of
 frames whose shorter side was resized to ``short_side`` (default ``size``): 1 crop = centre, 3 = left/centre/right
-(top/centre/bottom for portrait frames). Frames stay BGR and are normalised ``(x/255 - mean)/std`` with the
-network's constants (`network.config.get_config`), the convention of the original checkpoints.
+(top/centre/bottom for portrait frames). Frames are normalised ``(x/255 - mean)/std`` in the channel order of
+the model's input convention (``model.input_spec``, stored in the checkpoint as ``input_spec``; checkpoints
+without one, the original's included, get the network's, i.e. BGR with `network.config`'s mean/std).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from data.pipeline.video_sampler import uniform_views
 from data.pipeline.video_transforms import normalise
 from data.store.atomic import atomic_write_text
 from data.store.video_io import VideoDecodeError, iter_frames, probe
-from network.config import get_config
+from network.config import InputSpec, input_spec_of
 from network.registry import build_model
 from network.weights import LoadReport, load_partial
 from train.config import RunConfig
@@ -49,6 +50,7 @@ class LoadedModel:
     epoch: int | None = None
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
+    channel_order: str = "BGR"  # with mean/std: the model's input_spec
 
 
 def head_classes(state_dict: dict[str, Any]) -> int | None:
@@ -112,11 +114,12 @@ def load_model(checkpoint: str | Path | None, network: str | None = None, *, num
         _check_complete(load_partial(model, state), model, checkpoint, network)
     else:
         logger.warning("no checkpoint given: '%s' has random weights", network)
-    norm = get_config(network)
+    spec = InputSpec.from_dict(ckpt["input_spec"]) if ckpt.get("input_spec") else input_spec_of(model)
+    model.input_spec = spec
     classes = [str(c) for c in ckpt.get("classes") or []]
     dataset = spec_from_dict(ckpt["dataset"]) if ckpt.get("dataset") else None
     return LoadedModel(model.to(device).eval(), network, n, classes, config, dataset, ckpt.get("epoch"),
-                       norm["mean"], norm["std"])
+                       list(spec.mean), list(spec.std), spec.channel_order)
 
 
 def _check_complete(report: LoadReport, model: nn.Module, checkpoint: str | Path, network: str) -> None:
@@ -241,8 +244,10 @@ def view_config(config: RunConfig | None, *, clip_length: int | None, clip_size:
                       short_side=short_side)
 
 
-def make_views(frames: np.ndarray, cfg: ViewConfig, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """Frames of all clips ``(clips·T, H, W, 3)`` uint8 BGR (clip after clip) → views ``(clips·crops, 3, T, S, S)``.
+def make_views(frames: np.ndarray, cfg: ViewConfig, mean: Sequence[float], std: Sequence[float],
+               channel_order: str = "BGR") -> torch.Tensor:
+    """Frames of all clips ``(clips·T, H, W, 3)`` uint8 BGR (clip after clip) → views ``(clips·crops, 3, T, S, S)``
+    normalised in ``channel_order``.
 
     View ``v`` is clip ``v // crops``, crop ``v % crops``.
     """
@@ -251,7 +256,7 @@ def make_views(frames: np.ndarray, cfg: ViewConfig, mean: Sequence[float], std: 
         raise ValueError(f"--short-side {cfg.short_side} is smaller than the crop {cfg.size}")
     views = []
     for clip in short.split(cfg.clip_length):
-        views.extend(normalise(view, mean, std) for view in spatial_views(clip, cfg.size, cfg.crops))
+        views.extend(normalise(view, mean, std, channel_order) for view in spatial_views(clip, cfg.size, cfg.crops))
     return torch.stack(views)
 
 

@@ -45,8 +45,10 @@ def infer_spec(spec_arg: str | None, saved: DatasetSpec | None, checkpoint: Path
 class ViewDataset(torch.utils.data.Dataset):
     """Record ``i`` → ``(i, views (V, 3, T, S, S) float32 or None, error message or None)``."""
 
-    def __init__(self, records: Sequence[VideoRecord], cfg: ViewConfig, mean: Sequence[float], std: Sequence[float]):
+    def __init__(self, records: Sequence[VideoRecord], cfg: ViewConfig, mean: Sequence[float], std: Sequence[float],
+                 channel_order: str = "BGR"):
         self.records, self.cfg, self.mean, self.std = list(records), cfg, list(mean), list(std)
+        self.channel_order = channel_order
 
     def __len__(self) -> int:
         return len(self.records)
@@ -58,7 +60,7 @@ class ViewDataset(torch.utils.data.Dataset):
             frames = read_frames(record.path, indices)
         except FrameReadError as exc:
             return i, None, str(exc)
-        return i, make_views(frames, self.cfg, self.mean, self.std), None
+        return i, make_views(frames, self.cfg, self.mean, self.std, self.channel_order), None
 
 
 @dataclass
@@ -75,11 +77,12 @@ class ViewScores:
 
 def score_videos(model: nn.Module, records: Sequence[VideoRecord], cfg: ViewConfig, mean: Sequence[float],
                  std: Sequence[float], num_classes: int, device: torch.device, batch_size: int = 16,
-                 workers: int = 0, progress_every: int = 50) -> ViewScores:
-    """Score this rank's shard of ``records`` and sum the results over ranks (see the module doc)."""
+                 workers: int = 0, progress_every: int = 50, channel_order: str = "BGR") -> ViewScores:
+    """Score this rank's shard of ``records`` and sum the results over ranks (see the module doc); ``mean``,
+    ``std`` and ``channel_order``: the model's input convention."""
     rank, world = dist.get_rank(), dist.get_world_size()
     shard = list(range(rank, len(records), world))
-    dataset = torch.utils.data.Subset(ViewDataset(records, cfg, mean, std), shard)
+    dataset = torch.utils.data.Subset(ViewDataset(records, cfg, mean, std, channel_order), shard)
     loader = torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
                                          persistent_workers=False)
     n = len(records)

@@ -11,9 +11,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import torch
 import torch.nn as nn
 
-from network.config import get_config
+from network.config import InputSpec, get_config, input_spec_of
 
 ModelFn = Callable[..., nn.Module]
 
@@ -49,6 +50,12 @@ def _resolve(name: str) -> str:
 def create_model(name: str, num_classes: int = 400, **kwargs: Any) -> nn.Module:
     """Build the model called ``name`` (case-insensitive) with a ``num_classes``-way classifier."""
     return _MODELS[_resolve(name)](num_classes=num_classes, **kwargs)
+
+
+def input_spec_for(name: str) -> InputSpec:
+    """The input convention (``model.input_spec``) of network ``name``, read from a weightless build."""
+    with torch.device("meta"):
+        return input_spec_of(create_model(name, num_classes=1))
 
 
 def build_model(name: str, num_classes: int, gates: bool = False, **gate_options: Any) -> nn.Module:

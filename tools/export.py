@@ -9,7 +9,8 @@ optional-tensor code paths); ONNX uses the TorchScript-based exporter (``dynamo=
 needs the extra ``onnxscript`` package) and is checked with onnxruntime when it is installed.
 
 Both files carry the metadata a user needs to feed them (:func:`export_metadata`: network, class names, input
-layout, BGR order, mean/std and the normalisation formula, clip length/size, frame interval, gates): ONNX as
+layout, channel order (the model's ``input_spec``: BGR for the original's networks, RGB for networks of public
+weights), mean/std and the normalisation formula, clip length/size, frame interval, gates): ONNX as
 ``metadata_props`` (string values, lists and numbers JSON-encoded), TorchScript as the extra file ``meta.json``.
 """
 from __future__ import annotations
@@ -35,15 +36,16 @@ INPUT_NAME, OUTPUT_NAME = "video", "logits"
 
 
 def export_metadata(network: str, class_names: list[str], cfg: ViewConfig, mean: list[float], std: list[float],
-                    gates: bool, num_classes: int, epoch: int | None = None) -> dict[str, object]:
+                    gates: bool, num_classes: int, epoch: int | None = None, channel_order: str = "BGR"
+                    ) -> dict[str, object]:
     """What a user of the exported file alone needs to feed it and read its output (JSON-serialisable)."""
     return {
         "network": network, "num_classes": num_classes, "class_names": list(class_names),
         "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
         "input_layout": "(B, 3, T, H, W)", "input_shape": ["B", 3, cfg.clip_length, cfg.size, cfg.size],
-        "input_dtype": "float32", "channel_order": "BGR",
+        "input_dtype": "float32", "channel_order": channel_order,
         "mean": list(mean), "std": list(std),
-        "normalisation": "(x/255 - mean)/std per channel, x = uint8 BGR pixel",
+        "normalisation": f"(x/255 - mean)/std per channel, x = uint8 {channel_order} pixel",
         "clip_length": cfg.clip_length, "clip_size": cfg.size, "frame_interval": cfg.frame_interval,
         "resize": f"short side to {cfg.size}, then a centre crop of {cfg.size}x{cfg.size}",
         "gates": gates, "output": f"{OUTPUT_NAME} (B, {num_classes}); softmax gives class probabilities",
@@ -96,7 +98,7 @@ def feeding_instructions(meta: dict[str, object], fmt: str, path: Path) -> str:
         f"how to feed it: input '{INPUT_NAME}' float32 (B, 3, {t}, {s}, {s}) = (batch, channels, frames, height, "
         "width)",
         f"  {t} frames {meta['frame_interval']} apart (frame interval); short side resized to {s}, centre crop "
-        f"{s}x{s}; channels in BGR order (OpenCV's)",
+        f"{s}x{s}; channels in {meta.get('channel_order', 'BGR')} order",
         f"  x = (pixel/255 - mean)/std per channel, mean = [{mean}], std = [{std}]",
         f"  output '{OUTPUT_NAME}' (B, {meta['num_classes']}): softmax -> class probabilities; "
         + (f"class_names (in the metadata) gives their names, e.g. {names[0]!r}" if names else
@@ -194,7 +196,7 @@ def export(network: str | None, checkpoint: Path | None, fmt: str, out: Path | N
         raise ValueError(f"{labels or checkpoint}: {len(names)} class names for a {loaded.num_classes}-class model; "
                          "pass the labels the model was trained with (--labels)")
     meta = export_metadata(loaded.network, names, cfg, loaded.mean, loaded.std, uses_gates(model), loaded.num_classes,
-                           loaded.epoch)
+                           loaded.epoch, loaded.channel_order)
     (export_torchscript if fmt == "torchscript" else export_onnx)(model, example, out, meta)
     diff = verify(model, out, fmt, tuple(example.shape), rtol) if check else None
     return out, diff, tuple(example.shape)

@@ -19,6 +19,7 @@ from typing import Any
 
 from data.catalog.spec import SOURCES
 from data.store.frame_decoder import DECODE_CHOICES
+from network.pretrained import SOURCE_NAMES as PRETRAINED_SOURCES
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -96,8 +97,13 @@ class ModelConfig:
     gates_from_epoch: int = opt(0, "--gates-from-epoch", help="gate warm-up: until this many epochs are "
                                 "completed the SR blocks recalibrate every sample (gate off)")
     pretrained_3d: str | None = opt(None, "--pretrained_3d", "--pretrained-3d", metavar="PTH",
-                                    help="initialise from this checkpoint (non-strict: same name and shape); "
-                                    "with --resume-epoch N resume the full training state from it at epoch N")
+                                    help="initialise from this checkpoint (ours or the original's: same name and "
+                                    "shape; public weights of torchvision, IG65M, 3D-ResNets or VMZ: converted and "
+                                    "loaded exactly, see docs/model_zoo.md); with --resume-epoch N resume the full "
+                                    "training state from it at epoch N")
+    pretrained_source: str | None = opt(None, "--pretrained-source", choices=PRETRAINED_SOURCES,
+                                        help="where the --pretrained_3d file comes from (default: recognised from "
+                                        "its names and shapes)")
     allow_partial: bool = opt(False, "--allow-partial", kind="bool", help="accept a --pretrained_3d file "
                               "that fills under 10%% of the model's tensors")
     fine_tune: bool = opt(False, "--fine-tune", kind="bool", help="fine-tuning: backbone at 0.6x lr, recurrent "
@@ -378,6 +384,10 @@ class RunConfig:
         if hw.precision is not None:
             _choice("--precision", hw.precision, PRECISIONS)
         _choice("--gate-similarity", m.gate_similarity, GATE_SIMILARITIES)
+        if m.pretrained_source is not None:
+            _choice("--pretrained-source", m.pretrained_source, PRETRAINED_SOURCES)
+            if not m.pretrained_3d:
+                raise ValueError("--pretrained-source names the source of a --pretrained_3d file; pass one")
         if not m.gate_temperature > 0:
             raise ValueError(f"--gate-temperature must be > 0, got {m.gate_temperature}")
         if m.gates_from_epoch < 0:

@@ -202,7 +202,7 @@ def video_sources(paths: DatasetPaths) -> VideoSources:
 
 
 def build_loaders(spec: DatasetSpec, paths: DatasetPaths, cfg: LoaderConfig, mean: Sequence[float],
-                  std: Sequence[float], rank: int = 0, world_size: int = 1) -> Loaders:
+                  std: Sequence[float], rank: int = 0, world_size: int = 1, channel_order: str = "BGR") -> Loaders:
     """Train and val loaders of ``spec`` at ``paths`` for this ``rank``.
 
     Train: ``RandomSampling(clip_length, train_frame_interval)`` + the train transform of
@@ -211,7 +211,8 @@ def build_loaders(spec: DatasetSpec, paths: DatasetPaths, cfg: LoaderConfig, mea
     ``SequentialSampling`` (one fixed window per video, as the original's ``fix_cursor=True, shuffle=True``),
     the eval transform, ``(val_clip_length, val_clip_size²)`` clips, sharded by :class:`ShardSampler`.
     Batches are ``(clips (B, 3, T, S, S) float32, labels (B,) int64)``; with ``cfg.decode == 'gpu'``
-    ``(list[DeferredClip], labels)`` for ``Loaders.to_device``.
+    ``(list[DeferredClip], labels)`` for ``Loaders.to_device``. ``mean``, ``std`` and ``channel_order`` are the
+    model's input convention (`network.config.InputSpec`).
     """
     mode = "deferred" if check_decode(cfg.decode) == "gpu" else "frames"
     if cfg.source not in SOURCES:
@@ -243,7 +244,8 @@ def build_loaders(spec: DatasetSpec, paths: DatasetPaths, cfg: LoaderConfig, mea
     size = (cfg.clip_length, cfg.clip_size, cfg.clip_size)
     train_sampler = RandomSampling(num=cfg.clip_length, interval=cfg.train_frame_interval, speed=(1.0, 1.0))
     # cropped at the nominal clip size, then resized to each multigrid size (the original's field of view)
-    train_transform = build_transform(spec.augmentation, True, mean, std, crop_size=cfg.clip_size)
+    train_transform = build_transform(spec.augmentation, True, mean, std, crop_size=cfg.clip_size,
+                                      channel_order=channel_order)
     train_sampler.rng = SampleRNG(cfg.seed, STREAMS["sampler"])
     train_transform.rng = SampleRNG(cfg.seed, STREAMS["transform"])
     train_set = dataset(train_records, size, train_sampler, train_transform, name="train",
@@ -253,7 +255,7 @@ def build_loaders(spec: DatasetSpec, paths: DatasetPaths, cfg: LoaderConfig, mea
     val_s = cfg.val_clip_size or cfg.clip_size
     val_sampler = SequentialSampling(num=val_t, interval=cfg.val_frame_interval, shuffle=True, fix_cursor=True,
                                      seed=cfg.seed)
-    val_transform = build_transform(spec.augmentation, False, mean, std)
+    val_transform = build_transform(spec.augmentation, False, mean, std, channel_order=channel_order)
     val_set = dataset(val_records, (val_t, val_s, val_s), val_sampler, val_transform, name="val", seed=cfg.seed,
                       classes=dictionary, decode=mode)
 

@@ -2,7 +2,8 @@
 
 ``build_transform(policy, train, mean, std)`` returns a `VideoTransform`, called as
 ``transform(frames (T, H, W, 3) uint8 BGR, size (T, h, w)) -> (3, T, h, w) float32``, normalised per channel
-as ``(x/255 - mean) / std`` in BGR order (as the original: released weights expect BGR, docs/differences.md#20).
+as ``(x/255 - mean) / std`` in BGR order (as the original: released weights expect BGR, docs/differences.md#20),
+or in RGB order with ``channel_order='RGB'`` (networks of public weights: their ``model.input_spec``).
 
 Geometry policies (the original's; sizes in pixels of the resized frame):
 - ``'large'`` (HACS, Kinetics, MiT): train: shorter side -> 384, centre crop 384, random crop ``crop_size``;
@@ -31,6 +32,7 @@ import torchvision.transforms.v2.functional as F
 from data.pipeline.rng import STREAMS
 from data.pipeline.video_augment import SPATIAL, apply_augment, draw_augment
 from data.pipeline.video_sampler import ProcessRNG
+from network.config import CHANNEL_ORDERS
 
 
 @dataclass(frozen=True)
@@ -73,9 +75,15 @@ def crop_box(height: int, width: int, crop: tuple[int, int], geometry: Geometry,
     return top, left, box_h, box_w
 
 
-def normalise(x: torch.Tensor, mean: Sequence[float] | torch.Tensor, std: Sequence[float] | torch.Tensor) -> torch.Tensor:
-    """``(T, 3, h, w)`` uint8 -> contiguous ``(3, T, h, w)`` float32 ``(x/255 - mean)/std`` per channel."""
+def normalise(x: torch.Tensor, mean: Sequence[float] | torch.Tensor, std: Sequence[float] | torch.Tensor,
+              channel_order: str = "BGR") -> torch.Tensor:
+    """``(T, 3, h, w)`` uint8 BGR -> contiguous ``(3, T, h, w)`` float32 ``(x/255 - mean)/std`` per channel, the
+    channels in ``channel_order`` (the model's ``input_spec``: 'BGR' as decoded, or 'RGB')."""
+    if channel_order not in CHANNEL_ORDERS:
+        raise ValueError(f"channel_order must be one of {', '.join(CHANNEL_ORDERS)}, got '{channel_order}'")
     out = torch.empty((x.shape[1], x.shape[0], *x.shape[2:]), dtype=torch.float32, device=x.device)
+    if channel_order == "RGB":
+        x = x.flip(1)
     out.copy_(x.permute(1, 0, 2, 3))  # one pass: uint8 -> float32 and (T, 3) -> (3, T)
     mean_t, std_t = (torch.as_tensor(v, dtype=torch.float32, device=x.device) for v in (mean, std))
     return out.mul_((1 / (255 * std_t)).view(-1, 1, 1, 1)).sub_((mean_t / std_t).view(-1, 1, 1, 1))
@@ -101,7 +109,8 @@ class VideoTransform:
 
     def __init__(self, policy: str, train: bool, mean: Sequence[float], std: Sequence[float], *,
                  crop_size: int | tuple[int, int] | None = None, augment: bool | None = None,
-                 p_any: float = 0.8, p_each: float = 0.4, flip: bool | None = None, seed: int = 0):
+                 p_any: float = 0.8, p_each: float = 0.4, flip: bool | None = None, seed: int = 0,
+                 channel_order: str = "BGR"):
         if policy not in POLICIES:
             raise ValueError(f"unknown augmentation policy {policy!r}; choose one of {sorted(POLICIES)}")
         if len(mean) != 3 or len(std) != 3:
@@ -109,6 +118,7 @@ class VideoTransform:
         self.policy, self.geometry, self.train = policy, POLICIES[policy], bool(train)
         self.mean, self.std = [float(m) for m in mean], [float(s) for s in std]
         self._mean_std = torch.tensor(self.mean), torch.tensor(self.std)
+        self.channel_order = channel_order  # of the output; frames come in BGR and augment in BGR
         self.crop_size = (crop_size, crop_size) if isinstance(crop_size, int) else crop_size
         default = self.train and not self.geometry.whole
         self.augment = default if augment is None else bool(augment)
@@ -161,7 +171,7 @@ class VideoTransform:
             x = F.horizontal_flip(x)
         if tuple(x.shape[-2:]) != out_hw:
             x = F.resize(x, list(out_hw), antialias=True)
-        clip = normalise(x, *self._mean_std)
+        clip = normalise(x, *self._mean_std, channel_order=self.channel_order)
         if clip.shape[1] != int(size[0]):
             raise ValueError(f"the clip has {clip.shape[1]} frames but {size[0]} were requested")
         return clip
@@ -178,6 +188,7 @@ def build_transform(policy: str, train: bool, mean: Sequence[float], std: Sequen
     """The transform of a dataset policy ('large', 'small', 'none') for training or evaluation.
 
     Keywords: ``crop_size`` (nominal clip size; default: the requested size), ``augment`` and ``flip``
-    (default: ``train``, and off for 'none'), ``p_any``/``p_each`` (0.8/0.4 as the original README), ``seed``.
+    (default: ``train``, and off for 'none'), ``p_any``/``p_each`` (0.8/0.4 as the original README), ``seed``,
+    ``channel_order`` of the output (the model's ``input_spec``; default 'BGR').
     """
     return VideoTransform(policy, train, mean, std, **kwargs)

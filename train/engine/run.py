@@ -23,8 +23,7 @@ from data.catalog.spec import DatasetSpec
 from data.pipeline.loaders import LoaderConfig, build_loaders
 from data.pipeline.rng import STREAMS, seed_everything
 from network.compile import compile_backbone
-from network.config import get_config
-from network.registry import build_model
+from network.registry import build_model, input_spec_for
 from train import distributed as dist
 from train.config import RunConfig
 from train.engine.cli import parse_config, parse_gpus
@@ -36,7 +35,7 @@ from train.monitor.logs import close_logging, setup_logging
 from train.results.checkpoint import StartPoint, resolve_start, restore
 from train.results.folder import claim
 from train.results.lock import FolderBusyError
-from train.results.preempt import REQUEUE_EXIT
+from train.results.preempt import REQUEUE_EXIT, StartupPreempted, StartupSignals
 from train.results.retention import CheckpointSaveError, check_writable, estimate_bytes
 
 log = logging.getLogger(__name__)
@@ -85,10 +84,13 @@ def _spawned(spec: dict[str, Any], cfg: dict[str, Any], queue: Any) -> None:
 
 def _process(spec: DatasetSpec, cfg: RunConfig) -> dict[str, Any]:
     info = dist.env_info()
+    signals = StartupSignals().__enter__()  # from the first moment: a signal always gives the documented exit
     try:
         device = dist.pick_device(cfg.hardware.device, info.local_rank)
         dist.init_process_group(info, device, cfg.hardware.dist_timeout)
-        return train(spec, cfg, info, device)
+        return train(spec, cfg, info, device, signals)
+    except StartupPreempted as exc:  # SIGTERM/SIGUSR1 before the first step: one line, exit 75 (requeue)
+        return _preempted_at_start(exc, cfg)
     except USER_ERRORS as exc:
         if not isinstance(exc, FolderBusyError) or not info.is_main:  # before logging: main() prints it
             log.error("%s", exc, exc_info=cfg.output.debug_mode)
@@ -104,6 +106,7 @@ def _process(spec: DatasetSpec, cfg: RunConfig) -> dict[str, Any]:
     finally:
         dist.destroy_process_group()
         close_logging()
+        signals.__exit__()
 
 
 def loader_config(cfg: RunConfig) -> LoaderConfig:
@@ -124,7 +127,8 @@ def _header(cfg: RunConfig, spec: DatasetSpec, info: dist.DistInfo, device: torc
              info.world_size, precision)
 
 
-def train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch.device) -> dict[str, Any]:
+def train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch.device,
+          signals: StartupSignals | None = None) -> dict[str, Any]:
     """Everything one process does; returns the run summary (meaningful on rank 0)."""
     out_dir = cfg.results_dir()
     claimed = None
@@ -135,14 +139,16 @@ def train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch.
         if not dist.agree(claimed is not None or not info.is_main) and not info.is_main:
             raise FolderBusyError(f"{out_dir}: rank 0 could not claim the results folder (see its error)")
     try:
-        return _train(spec, cfg, info, device, out_dir, claimed)
+        if not dist.agree(claimed is None or claimed.finished is None):  # nothing to train: say so, write nothing
+            return _finished(out_dir, claimed)
+        return _train(spec, cfg, info, device, out_dir, claimed, signals)
     finally:
         if claimed is not None:
             claimed.lock.release()
 
 
 def _train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch.device, out_dir: Any,
-           claimed: Any) -> dict[str, Any]:
+           claimed: Any, signals: StartupSignals | None = None) -> dict[str, Any]:
     setup_logging(cfg.log_path(), cfg.output.debug_mode, info.rank)
     for note in claimed.notes if claimed is not None else []:
         log.warning("%s", note)
@@ -153,9 +159,10 @@ def _train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch
     _header(cfg, spec, info, device, precision)
 
     m = cfg.model
-    norm = get_config(m.network)
+    expects = input_spec_for(m.network)  # the model's input convention: channel order, mean, std
     paths = spec.resolve(cfg.data.dataset, cfg.data.source)
-    loaders = build_loaders(spec, paths, loader_config(cfg), norm["mean"], norm["std"], info.rank, info.world_size)
+    loaders = build_loaders(spec, paths, loader_config(cfg), expects.mean, expects.std, info.rank, info.world_size,
+                            expects.channel_order)
     num_classes = len(loaders.classes)  # the classifier has as many outputs as the label dictionary classes
     if num_classes < spec.num_classes:
         log.warning("%s: the label files name %d classes, fewer than %s's %d: the classifier gets %d outputs",
@@ -177,7 +184,7 @@ def _train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch
     start: StartPoint = claimed.start if claimed is not None else resolve_start(m.pretrained_3d, m.resume_epoch,
                                                                                  out_dir, m.network)
     ckpt = restore(start, model, optimizer, step.scaler, schedule, network=m.network, classes=loaders.classes,
-                   allow_partial=m.allow_partial)
+                   allow_partial=m.allow_partial, source=m.pretrained_source)
     if start.iteration:
         saved_steps = int((ckpt or {}).get("position", {}).get("plan_length", -1))
         if saved_steps != len(loaders.batch_sampler.current_plan):
@@ -198,9 +205,26 @@ def _train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch
         compile_backbone(model, hw.compile_backend)  # in place: checkpoint keys do not change
     if info.distributed:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if signals is not None:
+        signals.handover()  # a signal from here on stops the epochs before their first step, with a checkpoint
     best = ((ckpt or {}).get("metrics") or {}).get("best_val_top1") if start.mode == "resume" else None
     carried = (ckpt or {}).get("position", {}).get("partial") if start.iteration else None  # the epoch's sums so far
     return Trainer(cfg, spec, model, loaders, step, out_dir, start.epoch, start.iteration, best, carried).fit()
+
+
+def _finished(out_dir: Any, claimed: Any) -> dict[str, Any]:
+    """The run in ``out_dir`` is already complete (`train.results.folder.finished_line`): one line, no files."""
+    if claimed is not None:
+        print(claimed.finished, flush=True)
+    return {"results_dir": str(out_dir), "finished": claimed.finished if claimed is not None else True,
+            "preempted": None, "checkpoint": None, "best_val_top1": None}
+
+
+def _preempted_at_start(exc: StartupPreempted, cfg: RunConfig) -> dict[str, Any]:
+    """A signal before the first training step: nothing to save; one line and the requeue exit code."""
+    log.warning("%s while the run was starting (before its first step): nothing to save; exit %d to requeue, "
+                "--resume-epoch auto continues from the newest checkpoint in %s", exc, REQUEUE_EXIT, cfg.results_dir())
+    return {"results_dir": str(cfg.results_dir()), "preempted": str(exc), "checkpoint": None}
 
 
 def main(spec: DatasetSpec, argv: Sequence[str] | None = None) -> int:

@@ -26,7 +26,10 @@ import torch
 import torch.nn as nn
 
 from data.store.atomic import atomic_write
+from network.config import input_spec_of
 from network.contract import classifier_of
+from network.pretrained import import_public
+from network.pretrained.common import describe_random, is_backbone
 from network.weights import load_partial, unwrap_model, unwrap_state_dict
 
 log = logging.getLogger(__name__)
@@ -138,6 +141,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, epoch: int, optimizer: t
     state["classes"] = list(classes or [])
     state["config"] = _plain(dict(config or {}))
     state["dataset"] = _plain(dict(dataset or {}))
+    state["input_spec"] = input_spec_of(bare).to_dict()  # the frames the model expects (channel order, mean, std)
     if position:
         state["position"] = _plain(dict(position))
     if metrics:
@@ -298,18 +302,24 @@ def check_same_optimizer(optimizer: torch.optim.Optimizer, state: Mapping[str, A
 
 def restore(start: StartPoint, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
             scaler: Any = None, scheduler: Any = None, *, network: str = "", classes: list[str] | None = None,
-            allow_partial: bool = False) -> dict[str, Any] | None:
+            allow_partial: bool = False, source: str | None = None) -> dict[str, Any] | None:
     """Apply ``start`` to the training state; returns the loaded checkpoint dict (None from scratch).
 
     The model always goes through ``network.weights.load_partial`` (strips ``module.``/``_orig_mod.``,
     name + shape filter, one log line of what was skipped). A resume must match ``network`` and ``classes``
     (:func:`check_resume_matches`) and every tensor; then the optimiser, scaler, scheduler and RNG states
-    are restored. A ``--pretrained_3d`` load filling under half of the model's tensors is a WARNING, under
-    10% an error unless ``allow_partial``.
+    are restored. A ``--pretrained_3d`` file of public weights (``source``, or recognised:
+    `network.pretrained`) is converted and loaded exactly or refused; one of ours or the original's is loaded by
+    name and shape, a WARNING lists the backbone layers it left random, and under 10% filled is an error unless
+    ``allow_partial``.
     """
     if start.mode == "scratch" or start.path is None:
         log.info("Training from scratch")
         return None
+    if start.mode == "pretrained":
+        public = import_public(model, start.path, network, source, allow_other_network=allow_partial)
+        if public is not None:
+            return {"state_dict": public.state, **public.container}
     ckpt = load_checkpoint_file(start.path)
     if start.mode == "resume":
         check_resume_matches(ckpt, start.path, network, list(classes or []))
@@ -323,8 +333,12 @@ def restore(start: StartPoint, model: nn.Module, optimizer: torch.optim.Optimize
             raise ValueError(f"{what}: it was trained as another network (saved as "
                              f"'{ckpt.get('network') or 'unknown'}'); pass the matching --network, or "
                              "--allow-partial True to keep the few tensors that fit")
-        if share < PARTIAL_WARN:
-            log.warning("%s: most of the model starts from scratch", what)
+        random = [k for k in report.missing + report.mismatched if is_backbone(k)]
+        if random:
+            log.warning("%s; %d backbone tensors stay random (%.0f%% of the backbone): %s%s", what, len(random),
+                        100 * len(random) / max(1, sum(map(is_backbone, model.state_dict()))),
+                        describe_random(unwrap_model(model), random),
+                        "; most of the model starts from scratch" if share < PARTIAL_WARN else "")
         else:
             log.info("Initialised from %s", what)
         return ckpt

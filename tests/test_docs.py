@@ -4,7 +4,8 @@ Commands are read from the ```bash blocks of ``README.md`` and ``docs/*.md``: ``
 ``python -m pkg.mod [subcommand] ...``, also behind ``srun``/``torchrun ...``/``VAR=value``. Each runs in-process
 with ``--help`` (a subcommand keeps its place before it). Links are the markdown ``[text](target)`` and
 ``![alt](target)`` outside code: a relative file must exist, and an ``#anchor`` into a markdown file must name
-one of its headings (GitHub's slugs) or an ``<a id="...">``.
+one of its headings (GitHub's slugs) or an ``<a id="...">``. The same holds for ``docs/<page>.md#N`` cited in the
+code's comments.
 """
 from __future__ import annotations
 
@@ -134,6 +135,29 @@ def test_the_docs_show_the_commands_ci_runs():
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
 def test_relative_links_resolve(path):
     assert broken_links(path) == []
+
+
+def code_references() -> list[tuple[str, str]]:
+    """``(file, 'docs/<page>.md[#anchor]')`` cited in the project's Python files, ``#29, #30`` as two."""
+    refs = []
+    for path in sorted(ROOT.rglob("*.py")):
+        if any(part.startswith(".") for part in path.relative_to(ROOT).parts):
+            continue
+        for m in re.finditer(r"docs/(\w+\.md)(#[\w-]+(?:, #\d+)*)?", path.read_text(encoding="utf-8")):
+            anchors_cited = re.findall(r"#([\w-]+)", m.group(2) or "") or [""]
+            refs += [(str(path.relative_to(ROOT)), f"docs/{m.group(1)}#{a}".rstrip("#")) for a in anchors_cited]
+    return refs
+
+
+def test_code_cites_existing_docs():
+    refs = code_references()
+    assert sum(ref.startswith("docs/differences.md#") for _, ref in refs) >= 20
+    missing = []
+    for source, ref in refs:
+        page, _, anchor = ref.partition("#")
+        if not (ROOT / page).is_file() or (anchor and anchor not in anchors(ROOT / page)):
+            missing.append(f"{source}: {ref}")
+    assert missing == []
 
 
 @pytest.mark.parametrize("kind,target,sub", doc_commands(), ids=lambda v: str(v))

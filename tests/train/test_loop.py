@@ -2,6 +2,7 @@
 host synchronisations per step, outputs that are not finite, gradient accumulation and clipping."""
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pytest
@@ -10,7 +11,15 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from data.pipeline.multigrid import plan_epoch
-from train.engine.loop import NonFiniteLossError, TrainStep, evaluate, make_scaler, resolve_precision, train_one_epoch
+from train.engine.loop import (
+    NonFiniteLossError,
+    TrainStep,
+    evaluate,
+    make_scaler,
+    micro_batch,
+    resolve_precision,
+    train_one_epoch,
+)
 from train.engine.lr_scheduler import MultiStep, multigrid_scale
 from train.engine.optim import build_optimizer
 from train.monitor.progress import Monitor
@@ -60,6 +69,18 @@ def test_nan_loss_stops_fp32_run():
     model, step = _setup("fp32")
     with pytest.raises(NonFiniteLossError, match="iteration 1: loss is nan under fp32; training stopped"):
         train_one_epoch(model, _loader(nan_batches=(1,)), step, 0)
+
+
+def test_a_skipped_first_fp16_step_leaves_the_momentum_at_zero():
+    """torch's fused SGD keeps uninitialised momentum buffers when the scaler skips its first step."""
+    model, step = _setup("fp16")
+    step.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 120)  # the first step overflows
+    out = step(model, *next(iter(_loader())), where="test")
+    assert not out.ok and all(torch.count_nonzero(s["momentum_buffer"]) == 0 for s in step.optimizer.state.values())
+    step.scaler.update(new_scale=1024.0)
+    result = train_one_epoch(model, _loader(), step, 0)
+    assert result.nonfinite_steps == 0
+    assert all(torch.isfinite(p).all() for p in model.parameters()) and math.isfinite(result.loss)
 
 
 def test_nan_loss_skipped_by_scaler_under_fp16():
@@ -123,3 +144,145 @@ def test_progress_lines_off_a_terminal(caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "train.monitor.progress"]
     assert len(lines) == 9 and lines[0].startswith("Epoch 2 train: iteration 2/20, ")  # 10%, 20%, ... 90%
     assert all("clips/s" in ln and "loss " in ln and "epoch ETA" in ln and "run ETA" in ln for ln in lines)
+
+
+# --- host synchronisation ------------------------------------------------------------------------------------------
+
+SYNCING = {torch.Tensor: ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__"),
+           torch.cuda: ("synchronize",), torch.cuda.Event: ("synchronize", "elapsed_time")}
+
+
+@pytest.fixture
+def syncs(monkeypatch):
+    """Counts every call that makes the host wait for a device value (on CPU: would, on CUDA)."""
+    calls: list[str] = []
+    for owner, names in SYNCING.items():
+        for name in names:
+            original = getattr(owner, name)
+
+            def counted(*args, _original=original, _name=name, **kwargs):
+                calls.append(_name)
+                return _original(*args, **kwargs)
+            monkeypatch.setattr(owner, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("precision, extra", [("fp32", {}), ("fp16", {}), ("fp16", {"clip_grad_norm": 1.0}),
+                                              ("fp32", {"accumulate": 2, "clip_grad_norm": 0.5})])
+def test_steps_wait_for_the_device_only_at_log_intervals_and_the_epoch_end(syncs, precision, extra):
+    """12 steps at --log-interval 4: three speed-line reads and one epoch-end read, one host transfer each."""
+    model, step = _setup(precision)
+    for key, value in extra.items():
+        setattr(step, key, value)
+    loader = _loader(n=24, batch=2)
+    calls_at = []
+    model.register_forward_hook(lambda *_: calls_at.append(len(syncs)))
+    result = train_one_epoch(model, loader, step, 0, monitor=Monitor(log_interval=4, interactive=False))
+    assert math.isfinite(result.loss) and result.samples + 2 * result.nonfinite_steps == 24
+    base = calls_at[0]  # the DataLoader draws its base seed with .item() (a host tensor) when it starts
+    assert [n - base for n in calls_at] == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2], syncs  # none between log points
+    assert len(syncs) - base <= 12 // 4 + 1, syncs
+
+
+def test_a_nan_loss_under_fp32_stops_the_run_at_the_next_read_before_any_save():
+    model, step = _setup("fp32")
+    with pytest.raises(NonFiniteLossError, match="epoch 1, iteration 1: loss is nan under fp32"):
+        train_one_epoch(model, _loader(n=24, nan_batches=(1,), batch=2), step, 0, monitor=Monitor(log_interval=4))
+
+
+# --- outputs that are not finite -----------------------------------------------------------------------------------
+
+class NanRows(Clf):
+    """Outputs NaN for every clip whose first value is negative (a model gone bad on some inputs)."""
+
+    def forward(self, x):
+        out = super().forward(x)
+        return torch.where((x.flatten(1)[:, :1] < 0), torch.full_like(out, float("nan")), out)
+
+
+def test_nan_outputs_are_counted_apart_and_make_top1_invalid():
+    torch.manual_seed(0)
+    model, loader = NanRows(), _loader(n=10, batch=4)
+    x, y = loader.dataset.tensors
+    bad = x.flatten(1)[:, 0] < 0
+    assert 0 < int(bad.sum()) < 10
+    result = evaluate(model, loader, CPU, "fp32", 0)
+    assert result.nonfinite_rows == int(bad.sum()) and result.samples == 10 - int(bad.sum())
+    assert math.isnan(result.top1) and math.isnan(result.top5)
+    with torch.no_grad():
+        good = model(x)[~bad]
+    assert result.loss == pytest.approx(nn.functional.cross_entropy(good, y[~bad]).item(), rel=1e-5)
+    assert result.as_row(1)["Top1"] == "nan" and result.as_row(1)["NonFinite"] == int(bad.sum())
+
+
+# --- gradient accumulation and clipping ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("i, start, total, every, expected", [
+    (0, 0, 7, 3, (1 / 3, False)), (2, 0, 7, 3, (1 / 3, True)), (6, 0, 7, 3, (1.0, True)),  # the short last group
+    (4, 4, 7, 3, (1 / 2, False)), (5, 4, 7, 3, (1 / 2, True)),  # resumed inside a group of 3: the rest of it
+    (3, 0, 7, 1, (1.0, True))])
+def test_micro_batch_shares_and_update_points(i, start, total, every, expected):
+    share, update = micro_batch(i, start, total, every)
+    assert (share, update) == (pytest.approx(expected[0]), expected[1])
+
+
+def _sgd(model, precision="fp32"):
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4, fused=True)
+    return TrainStep(opt, make_scaler(CPU, precision), MultiStep(0.1, [10], 0.1), CPU, precision)
+
+
+def test_accumulating_n_batches_of_b_equals_one_batch_of_n_times_b():
+    torch.manual_seed(0)
+    small, big = Clf(), Clf()
+    big.load_state_dict(small.state_dict())
+    step_small, step_big = _sgd(small), _sgd(big)
+    step_small.accumulate = 3
+    train_one_epoch(small, _loader(n=24, batch=2), step_small, 0)  # 12 batches of 2: 4 steps of 3 micro-batches
+    train_one_epoch(big, _loader(n=24, batch=6), step_big, 0)  # 4 batches of 6
+    for a, b in zip(small.parameters(), big.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(small.fc.weight, Clf().fc.weight)
+
+
+class CountsNoSync(Clf):
+    """A model with DDP's ``no_sync`` context, counting how often it is entered."""
+
+    def __init__(self):
+        super().__init__()
+        self.entered = 0
+
+    @contextlib.contextmanager
+    def no_sync(self):
+        self.entered += 1
+        yield
+
+
+def test_ddp_gradient_sync_only_on_the_last_micro_batch():
+    model = CountsNoSync()
+    step = _sgd(model)
+    step.accumulate = 3
+    train_one_epoch(model, _loader(n=14, batch=2), step, 0)  # 7 batches: groups of 3, 3, 1
+    assert model.entered == 2 + 2
+
+
+def test_clipping_bounds_the_update_and_logs_the_norm_before_clipping(caplog):
+    torch.manual_seed(0)
+    model = Clf()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0, fused=True)  # update = -lr * clipped gradient
+    step = TrainStep(opt, make_scaler(CPU, "fp32"), MultiStep(1.0, [10], 0.1), CPU, clip_grad_norm=1e-3)
+    before = [p.detach().clone() for p in model.parameters()]
+    loader = DataLoader(TensorDataset(100 * torch.randn(4, 3, 2, 2, 2), torch.arange(4) % 3), batch_size=4)
+    with caplog.at_level("INFO", logger="train.monitor.callback"):
+        result = train_one_epoch(model, loader, step, 0, monitor=Monitor(log_interval=1))
+    moved = torch.cat([(p.detach() - b).flatten() for p, b in zip(model.parameters(), before)]).norm()
+    assert 0 < moved <= 1e-3 * (1 + 1e-4)
+    assert result.grad_norm > 1e-3  # the norm before clipping
+    line = caplog.records[-1].getMessage()
+    assert line.endswith(f"lr = 1.00e+0, grad_norm = {result.grad_norm:.5f}  ")
+
+
+def test_without_clipping_the_speed_line_keeps_the_original_fields(caplog):
+    model, step = _setup()
+    with caplog.at_level("INFO", logger="train.monitor.callback"):
+        train_one_epoch(model, _loader(), step, 0, monitor=Monitor(log_interval=1))
+    assert caplog.records and all(r.getMessage().endswith("lr = 1.00e-1  ") for r in caplog.records)

@@ -187,7 +187,10 @@ class TrainStep:
         is False when the scaler skipped the step (its scale went down), under fp32/bf16 when a loss of the
         group (or the norm) was not finite. The fused optimisers take the scaler's skip decision on the device."""
         params = [p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
-        scale = self.scaler._scale.clone() if self.scaler.is_enabled() else None  # no public tensor accessor
+        scale = None
+        if self.scaler.is_enabled():
+            scale = self.scaler._scale.clone()  # GradScaler has no public accessor of the scale tensor
+            prime_momentum(self.optimizer)
         norm = None
         if self.clip_grad_norm > 0 and params:
             self.scaler.unscale_(self.optimizer)
@@ -232,6 +235,24 @@ def _average_gradients(params: list[torch.Tensor]) -> None:
     if world > 1:
         for p in params:
             p.grad.copy_(all_reduce_sum(p.grad) / world)
+
+
+def prime_momentum(optimizer: torch.optim.Optimizer) -> None:
+    """Give SGD's parameters zero momentum buffers where they have none yet.
+
+    torch's fused SGD allocates them uninitialised on its first step and fills them in its kernel; when the
+    GradScaler skips that step (non-finite gradients, common on the first fp16 steps at scale 65536) the kernel
+    does nothing and the garbage buffers are kept and used from the next step on. A zero buffer gives the first
+    step's update exactly (``0 * momentum + gradient``, without dampening).
+    """
+    if not isinstance(optimizer, torch.optim.SGD):
+        return
+    for group in optimizer.param_groups:
+        if group.get("momentum", 0) and not group.get("dampening", 0):
+            for p in group["params"]:
+                state = optimizer.state[p]
+                if state.get("momentum_buffer") is None:
+                    state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
 
 def _batches(loader: Any, to_device: DeviceBatches, all_ranks: bool = False) -> Iterator[tuple[float, Any]]:

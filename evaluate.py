@@ -4,8 +4,9 @@
     python evaluate.py --checkpoint ORIGINAL.pth --network srtg_r3d_34 --spec hacs --dataset <root>/data/
     torchrun --nproc_per_node 2 evaluate.py ...        # videos sharded over processes, rank 0 writes
 
-The network, gates, classes, data set and validation clip settings come from the checkpoint (any argument
-overrides them); original checkpoints, which store none of it, need ``--network`` and ``--spec``. Each video gives ``--clips`` uniformly spaced clips × ``--crops`` crops (PySlowFast/MMAction2 testing); the
+The network, gates, classes, data set, frame source and validation clip settings come from the checkpoint (any
+argument overrides them); original checkpoints, which store none of it, need ``--network`` and ``--spec``. Each
+video gives ``--clips`` uniformly spaced clips × ``--crops`` crops (PySlowFast/MMAction2 testing); the
 softmax of its views is averaged. Writes ``results.json``, ``per_class.csv``, ``predictions.csv`` and
 ``confusion.png`` to ``--out`` (default: ``<checkpoint folder>/eval_<checkpoint>_<split>_<clips>x<crops>/``).
 """
@@ -20,8 +21,18 @@ import time
 from pathlib import Path
 
 from data.catalog.labels import dictionary_path, load_records
+from data.catalog.spec import SOURCES
+from data.pipeline.loaders import video_sources
 from evaluation.inference import WEIGHTS, check_classes, dump_json, load_model, view_config
-from evaluation.multiview import infer_spec, plot_confusion, score_videos, summarise, write_predictions
+from evaluation.multiview import (
+    VideoFileReader,
+    infer_spec,
+    plot_confusion,
+    read_stored,
+    score_videos,
+    summarise,
+    write_predictions,
+)
 from network.srtg import gate_pass_rates, reset_gate_stats
 from train import distributed as dist
 from train.config import DEVICES
@@ -57,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gates", type=str2bool, default=None, metavar="BOOL", help="SRTG gates (default: checkpoint's)")
     p.add_argument("--batch-size", type=int, default=16, help="views per forward pass")
     p.add_argument("--workers", type=int, default=2, help="DataLoader processes reading frames")
+    p.add_argument("--source", type=str, default=None, choices=SOURCES,
+                   help="read the frame store (store) or decode the video files listed in videos.json (video) "
+                   "(default: the checkpoint's --source, else store)")
     p.add_argument("--device", type=str, default="auto", choices=DEVICES, help="auto: CUDA when available")
     p.add_argument("--out", type=Path, default=None, help="output folder")
     p.add_argument("--debug-mode", type=str2bool, default=False, metavar="BOOL", help="DEBUG logging")
@@ -98,18 +112,21 @@ def _evaluate(args: argparse.Namespace, info: dist.DistInfo, device) -> dict:
     out = args.out or args.checkpoint.parent / f"eval_{args.checkpoint.stem}{ema}_{split}_{cfg.clips}x{cfg.crops}"
     setup_logging(out / "evaluate.log", args.debug_mode, info.rank)
     trained_on = loaded.config.data.dataset if loaded.config else None
-    paths = spec.resolve(args.dataset or trained_on or spec.defaults.get("dataset", spec.name))
+    source = args.source or (loaded.config.data.source if loaded.config else "store")
+    paths = spec.resolve(args.dataset or trained_on or spec.defaults.get("dataset", spec.name), source)
+    sources = video_sources(paths) if source == "video" else None
+    where, find = (sources.videos, sources.find) if sources else (paths.jpg_dir, None)
     csv_path = args.csv or (paths.val_csv if args.split == "val" else paths.train_csv)
     # Class indices come from the checkpoint's class list when it has one (a label it does not know is an
     # error naming the CSV row), else from the data set's dictionary JSON / first appearance in the CSV.
     known = {str(name): i for i, name in enumerate(saved.get("classes") or [])} or None
-    records, classes = load_records(csv_path, paths.jpg_dir, spec.timeslices, dictionary=known,
+    records, classes = load_records(csv_path, where, spec.timeslices, dictionary=known, find=find,
                                     save_dictionary=False, strict_labels=known is not None)
     if known is None and not dictionary_path(csv_path).is_file():
         log.warning("%s: no class list in the checkpoint and no %s: class indices follow this CSV's order of "
                     "first appearance, which may differ from training", csv_path, dictionary_path(csv_path).name)
     if not records:
-        raise ValueError(f"{csv_path}: no videos found under {paths.jpg_dir}; check --dataset / --spec")
+        raise ValueError(f"{csv_path}: no videos found under {where}; check --dataset / --spec / --source")
     check_classes(loaded, classes, str(csv_path))
     names = [str(i) for i in range(loaded.num_classes)]
     for label, index in classes.items():
@@ -119,14 +136,15 @@ def _evaluate(args: argparse.Namespace, info: dist.DistInfo, device) -> dict:
              cfg.clips, cfg.crops, cfg.clip_length, cfg.size, cfg.frame_interval, info.world_size, device)
     reset_gate_stats(loaded.model)
     scores = score_videos(loaded.model, records, cfg, loaded.mean, loaded.std, loaded.num_classes, device,
-                          args.batch_size, args.workers, channel_order=loaded.channel_order)
+                          args.batch_size, args.workers, channel_order=loaded.channel_order,
+                          reader=VideoFileReader(sources.options) if sources else read_stored)
     result = summarise(scores, names)
     rates = gate_pass_rates(loaded.model, reduce=dist.all_reduce_sum)  # {} without gated SR blocks
     if rates:
         result["gate_pass_rates"] = {k: (None if math.isnan(v) else v) for k, v in rates.items()}
     confusion = result.pop("confusion")
     result.update({"network": network, "checkpoint": str(args.checkpoint), "epoch": loaded.epoch,
-                   "dataset": spec.name, "csv": str(csv_path), "clips": cfg.clips, "crops": cfg.crops,
+                   "dataset": spec.name, "source": source, "csv": str(csv_path), "clips": cfg.clips, "crops": cfg.crops,
                    "clip_length": cfg.clip_length, "clip_size": cfg.size, "frame_interval": cfg.frame_interval,
                    "short_side": cfg.short_side or cfg.size, "world_size": info.world_size,
                    "seconds": round(time.perf_counter() - started, 2), "errors": scores.errors, "out": str(out)})

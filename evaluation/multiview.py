@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,8 @@ from data.catalog.datasets import get_dataset, list_datasets
 from data.catalog.labels import VideoRecord
 from data.catalog.spec import DatasetSpec
 from data.store.frames_db import FrameReadError, read_frames
+from data.store.video_clips import FrameOptions, read_clip
+from data.store.video_io import VideoDecodeError
 from evaluation.inference import ViewConfig, make_views, view_probabilities
 from train import distributed as dist
 from train.plots.confusion import plot_confusion  # noqa: F401 (evaluate.py imports it from here)
@@ -42,13 +44,33 @@ def infer_spec(spec_arg: str | None, saved: DatasetSpec | None, checkpoint: Path
                      f"checkpoint); pass --spec, one of {', '.join(list_datasets())}")
 
 
+def read_stored(record: VideoRecord, indices: Sequence[int]) -> np.ndarray:
+    """Frames ``(T, H, W, 3)`` BGR of ``record`` from its frame store (``--source store``)."""
+    return read_frames(record.path, indices)
+
+
+@dataclass(frozen=True)
+class VideoFileReader:
+    """Frames of ``record`` decoded from its video file with the data set's frame ``options`` (``--source video``,
+    `data.store.video_clips`); an unreadable file raises FrameReadError like a bad store."""
+
+    options: FrameOptions
+
+    def __call__(self, record: VideoRecord, indices: Sequence[int]) -> np.ndarray:
+        try:
+            return read_clip(record.path, indices, record.start, record.end, self.options)
+        except VideoDecodeError as exc:
+            raise FrameReadError(str(exc)) from None
+
+
 class ViewDataset(torch.utils.data.Dataset):
-    """Record ``i`` → ``(i, views (V, 3, T, S, S) float32 or None, error message or None)``."""
+    """Record ``i`` → ``(i, views (V, 3, T, S, S) float32 or None, error message or None)``; ``reader(record,
+    indices)`` gives the frames (`read_stored` or a `VideoFileReader`)."""
 
     def __init__(self, records: Sequence[VideoRecord], cfg: ViewConfig, mean: Sequence[float], std: Sequence[float],
-                 channel_order: str = "BGR"):
+                 channel_order: str = "BGR", reader: Callable[[VideoRecord, Sequence[int]], np.ndarray] = read_stored):
         self.records, self.cfg, self.mean, self.std = list(records), cfg, list(mean), list(std)
-        self.channel_order = channel_order
+        self.channel_order, self.reader = channel_order, reader
 
     def __len__(self) -> int:
         return len(self.records)
@@ -57,7 +79,7 @@ class ViewDataset(torch.utils.data.Dataset):
         record = self.records[i]
         indices = [j for clip in self.cfg.frame_indices(record.n_frames) for j in clip]
         try:
-            frames = read_frames(record.path, indices)
+            frames = self.reader(record, indices)
         except FrameReadError as exc:
             return i, None, str(exc)
         return i, make_views(frames, self.cfg, self.mean, self.std, self.channel_order), None
@@ -77,12 +99,13 @@ class ViewScores:
 
 def score_videos(model: nn.Module, records: Sequence[VideoRecord], cfg: ViewConfig, mean: Sequence[float],
                  std: Sequence[float], num_classes: int, device: torch.device, batch_size: int = 16,
-                 workers: int = 0, progress_every: int = 50, channel_order: str = "BGR") -> ViewScores:
+                 workers: int = 0, progress_every: int = 50, channel_order: str = "BGR",
+                 reader: Callable[[VideoRecord, Sequence[int]], np.ndarray] = read_stored) -> ViewScores:
     """Score this rank's shard of ``records`` and sum the results over ranks (see the module doc); ``mean``,
-    ``std`` and ``channel_order``: the model's input convention."""
+    ``std`` and ``channel_order``: the model's input convention; ``reader``: where the frames come from."""
     rank, world = dist.get_rank(), dist.get_world_size()
     shard = list(range(rank, len(records), world))
-    dataset = torch.utils.data.Subset(ViewDataset(records, cfg, mean, std, channel_order), shard)
+    dataset = torch.utils.data.Subset(ViewDataset(records, cfg, mean, std, channel_order, reader), shard)
     loader = torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
                                          persistent_workers=False)
     n = len(records)

@@ -1,8 +1,9 @@
 """Training with ``--source video`` on a data set that has only its mp4 files and ``videos.json`` (no frame store):
-one tiny epoch, a one-line error without the list, and a real SIGTERM mid-epoch then ``--resume-epoch auto``
-giving the uninterrupted run's weights bit for bit (the resume harness of test_resume.py)."""
+one tiny epoch and its evaluation, a one-line error without the list, and a real SIGTERM mid-epoch then
+``--resume-epoch auto`` giving the uninterrupted run's weights bit for bit (the resume harness of test_resume.py)."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import torch
 from engine_helpers import ROOT, TINY, load_script, tiny_args, tiny_network
 from test_resume import CHILD, FOLDER, RANDOM, _rows, _wait_for, _weights
 
+import evaluate
 from data.catalog.spec import manifest_path
 from data.prep.convert import Job
 from data.prep.synthetic import SYNTHETIC_SPEC, generate
@@ -57,6 +59,12 @@ def test_one_tiny_epoch_from_video_files(tiny, video_set, tmp_path):
     assert int(_rows(out / "train_results_s0000.csv")[0]["Samples"]) == 8
     assert int(_rows(out / "val_results_s0000.csv")[0]["Samples"]) == 4
     assert "skipping unreadable clip" not in (out / "train.log").read_text()
+    # evaluate.py reads the files too: the checkpoint's --source is the default
+    args = ["--checkpoint", str(out / f"{tiny}_ep-0001.pth"), "--clips", "2", "--crops", "1", "--workers", "0"]
+    assert evaluate.main([*args, "--out", str(tmp_path / "eval")]) == 0
+    result = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert result["source"] == "video" and result["videos"] == 4 and result["failed"] == 0 and result["views"] == 8
+    assert evaluate.main([*args, "--source", "store", "--out", str(tmp_path / "eval-store")]) == 1
 
 
 def test_store_source_without_frames_is_one_line_error(tiny, video_set, tmp_path, caplog):

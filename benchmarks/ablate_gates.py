@@ -1,18 +1,20 @@
 """Ablation of the SRTG temporal gate on the built-in synthetic set: every arm on one fixed step budget.
 
-    python benchmarks/ablate_gates.py [--budget-steps 225] [--seeds 2] [--out ablation_gates] [--estimate]
-    python benchmarks/ablate_gates.py --quick          # every arm for 2 steps on a tiny set (the test suite)
-    python benchmarks/ablate_gates.py --init-table     # pass rate per block at initialisation, per similarity
-    python benchmarks/ablate_gates.py --distances CKPT [CKPT ...]   # what the gate compares in trained networks
+    python -m benchmarks.ablate_gates [--budget-steps 225] [--seeds 2] [--work ablation_gates] [--estimate]
+    python -m benchmarks.ablate_gates --quick          # every arm for 2 steps on a tiny set, 1 seed
+    python -m benchmarks.ablate_gates --smoke          # one gated arm and its warm-up arm on that set (the suite)
+    python -m benchmarks.ablate_gates --init-table     # pass rate per block at initialisation, per similarity
+    python -m benchmarks.ablate_gates --distances CKPT [CKPT ...]   # what the gate compares in trained networks
 
 Arms (the earlier demo's clip: 8 frames of 32², interval 4, batch 32, lr 0.02): r3d_18; srtg_r3d_18 with gates off;
 srtg_r3d_18 with gates on for each similarity of ``network.gate.SIMILARITIES``; mtnet_xs (at 34², MTNet needs
 at least 33 px); then, with the similarity of the best gates-on arm (mean final val top-1), that similarity
 with a warm-up (``--gates-from-epoch``: gate off for the first half of the epochs), and both at 16 frames.
 Each arm is trained through ``train.engine.run.run`` with ``--random-seed`` 1..N; the data set is generated once into
-``OUT/data``. The table (``OUT/ablation.md``, also printed; raw numbers in ``OUT/ablation.json``) gives val
-top-1 at the end and at its best (mean ± half the range over seeds) and each block's final val pass rate from
-the run's ``gates_s0000.csv``. Arms that need a training flag the CLI does not have are listed as skipped.
+``WORK/data``. The table (printed, and ``ablate_gates.md``/``.json`` in ``--out``; every run's numbers in
+``WORK/ablation.json``) gives val top-1 at the end and at its best (mean ± half the range over seeds) and each
+block's final val pass rate from the run's ``gates_s0000.csv``. Arms that need a training flag the CLI does not
+have are listed as skipped.
 
 Budget: 225 steps = 5 epochs of 45 steps (1440 training clips / batch 32), validated once after the last epoch.
 The 22 runs took 1 h 47 min (data generation included) on a 2-core AMD EPYC about 1.9x slower than the fastest
@@ -35,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.common import Table, add_report_arguments, write_report
 from data.pipeline.video_transforms import normalise
 from data.prep.synthetic import CLASSES, SYNTHETIC_SPEC, generate, render_clip
 from data.store.atomic import atomic_write_text
@@ -185,26 +188,26 @@ def pick_best(records: list[dict[str, Any]]) -> str:
     return max(scored, key=lambda t: t[0])[1] if scored else "raw"
 
 
-def table(records: list[dict[str, Any]]) -> str:
-    """Markdown: val top-1 (mean ± half range over seeds) and final val pass rate per block."""
+def table(records: list[dict[str, Any]], title: str = "") -> Table:
+    """Val top-1 (mean ± half range over seeds) and final val pass rate per block, one row per arm."""
     blocks = sorted({b for rec in records for r in rec["runs"] for b in r["pass_rates"]},
                     key=lambda b: [int(p) if p.isdigit() else p for p in b.replace(".", " ").split()])
-    head = ["arm", "T", "seeds", "val top-1 final", "val top-1 best", "s/run", *[b.removesuffix(".sar") for b in blocks]]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    head = ["arm", "T", "seeds", "val top-1 final", "val top-1 best", "s/run",
+            *[b.removesuffix(".sar") for b in blocks]]
+    out = Table(title, head, formats=[None] * 5 + ["{:.0f}"] + ["{:.2f}"] * len(blocks))
     for rec in records:
         arm = rec["arm"]
         if rec["skipped"]:
-            lines.append(f"| {arm['name']} | {arm['frames']} | – | skipped: no {' '.join(rec['skipped'])} |"
-                         + " |" * (len(head) - 4))
+            out.add(arm["name"], arm["frames"], "–", f"skipped: no {' '.join(rec['skipped'])}",
+                    *[None] * (len(head) - 4))
             continue
         runs = rec["runs"]
         last, best = (_mean_spread([r[k] for r in runs]) for k in ("last_val_top1", "best_val_top1"))
-        seconds = statistics.fmean(r["seconds"] for r in runs)
         rates = [_mean_spread([r["pass_rates"].get(b) for r in runs])[0] for b in blocks]
-        cells = [arm["name"], str(arm["frames"]), str(len(runs)), f"{last[0]:.3f} ± {last[1]:.3f}",
-                 f"{best[0]:.3f} ± {best[1]:.3f}", f"{seconds:.0f}", *("–" if math.isnan(v) else f"{v:.2f}" for v in rates)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        out.add(arm["name"], arm["frames"], len(runs), f"{last[0]:.3f} ± {last[1]:.3f}",
+                f"{best[0]:.3f} ± {best[1]:.3f}", statistics.fmean(r["seconds"] for r in runs),
+                *("–" if math.isnan(v) else v for v in rates))
+    return out
 
 
 def ensure_data(out: Path, cfg: dict) -> Path:
@@ -227,11 +230,11 @@ def synthetic_clips(n: int, frames: int, size: int, interval: int = 4) -> torch.
 
 
 @torch.no_grad()
-def init_table(frames: int = 8, size: int = 32, clips: int = 8) -> str:
-    """Markdown: pass rate per block of a freshly initialised gated srtg_r3d_18, per similarity and input."""
+def init_table(frames: int = 8, size: int = 32, clips: int = 8) -> Table:
+    """Pass rate per block of a freshly initialised gated srtg_r3d_18, per similarity and input."""
     inputs = {"random": torch.randn(clips, 3, frames, size, size, generator=torch.Generator().manual_seed(0)),
               "synthetic": synthetic_clips(clips, frames, size)}
-    lines: list[str] = []
+    out: Table | None = None
     for name in SIMILARITIES:
         torch.manual_seed(0)
         model = create_model(SRTG, num_classes=len(CLASSES), gates=True, gate_similarity=name).eval()
@@ -239,11 +242,12 @@ def init_table(frames: int = 8, size: int = 32, clips: int = 8) -> str:
             reset_gate_stats(model)
             model(x)
             rates = gate_pass_rates(model)
-            if not lines:
-                head = ["similarity", "clips", *[b.removesuffix(".sar") for b in rates]]
-                lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-            lines.append(f"| {name} | {clips} {what} | " + " | ".join(f"{v:.2f}" for v in rates.values()) + " |")
-    return "\n".join(lines)
+            if out is None:
+                out = Table(f"srtg_r3d_18 at initialisation, {frames}x{size}² clips",
+                            ["similarity", "clips", *[b.removesuffix(".sar") for b in rates]],
+                            formats=[None, None, *["{:.2f}"] * len(rates)])
+            out.add(name, f"{clips} {what}", *rates.values())
+    return out
 
 
 def _median_sq_distances(u: torch.Tensor, v: torch.Tensor, off_diagonal: bool) -> float:
@@ -258,15 +262,16 @@ def _median_sq_distances(u: torch.Tensor, v: torch.Tensor, off_diagonal: bool) -
 
 
 @torch.no_grad()
-def distance_table(checkpoints: list[Path], clips: int = 32) -> str:
-    """Markdown: why a trained gate passes or not. Per gated SR block of each checkpoint, on ``clips`` synthetic
+def distance_table(checkpoints: list[Path], clips: int = 32) -> Table:
+    """Why a trained gate passes or not. Per gated SR block of each checkpoint, on ``clips`` synthetic
     clips at the checkpoint's clip size: T, the median squared distance between frames of the pooled features
     ``s``, between frames of the recurrent features ``r``, and across (``s_i`` to ``r_j``), and the pass rate
     with the checkpoint's similarity."""
     from tools.visualise_gates import load_gated_model  # noqa: PLC0415
 
-    lines = ["| checkpoint | similarity | block | T | ‖s_i−s_j‖² | ‖r_i−r_j‖² | ‖s_i−r_j‖² | pass rate |",
-             "|---|---|---|---|---|---|---|---|"]
+    out = Table("what the gate compares", ["checkpoint", "similarity", "block", "T", "‖s_i−s_j‖²", "‖r_i−r_j‖²",
+                                            "‖s_i−r_j‖²", "pass rate"],
+                formats=[None, None, None, None, "{:.3g}", "{:.3g}", "{:.3g}", "{:.2f}"])
     for path in checkpoints:
         model, _, config = load_gated_model(path, None, None, None)
         frames, size = (config.data.clip_length, config.data.clip_size) if config else (8, 32)
@@ -288,9 +293,9 @@ def distance_table(checkpoints: list[Path], clips: int = 32) -> str:
             rate = float(gate_keep(s, r, block.gate_similarity, block.gate_temperature).float().mean())
             cells = [_median_sq_distances(s, s, True), _median_sq_distances(r, r, True),
                      _median_sq_distances(s, r, False)]
-            lines.append(f"| {path.stem} | {block.gate_similarity} | {name.removesuffix('.sar')} | {s.shape[-1]} | "
-                         + " | ".join("–" if math.isnan(c) else f"{c:.3g}" for c in cells) + f" | {rate:.2f} |")
-    return "\n".join(lines)
+            out.add(path.stem, block.gate_similarity, name.removesuffix(".sar"), s.shape[-1],
+                    *("–" if math.isnan(c) else c for c in cells), rate)
+    return out
 
 
 def estimate(arms: list[Arm], seeds: int, budget: int, cfg: dict, steps: int = 2) -> float:
@@ -319,10 +324,12 @@ def estimate(arms: list[Arm], seeds: int, budget: int, cfg: dict, steps: int = 2
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="every arm for 2 steps on a tiny set, 1 seed")
+    add_report_arguments(p, "--quick for one gated arm and the warm-up arm of its similarity (the test suite)")
     p.add_argument("--budget-steps", type=int, default=225, help="training steps per run (rounded up to epochs)")
     p.add_argument("--seeds", type=int, default=2, help="runs per arm (seeds 1..N)")
     p.add_argument("--temperature", type=float, default=None, help="--gate-temperature of the gated arms")
-    p.add_argument("--out", type=Path, default=Path("ablation_gates"), help="data set, runs and tables")
+    p.add_argument("--work", type=Path, default=Path("ablation_gates"),
+                   help="folder of the data set, the runs and every run's numbers (ablation.json)")
     p.add_argument("--keep-checkpoints", action="store_true", help="keep each run's .pth (default: delete)")
     p.add_argument("--estimate", action="store_true", help="time a few steps per arm kind and print the total")
     p.add_argument("--init-table", action="store_true", help="print pass rates at initialisation and exit")
@@ -330,36 +337,38 @@ def main(argv: list[str] | None = None) -> int:
                    help="print, per SR block of these gated checkpoints, the distances the gate compares, and exit")
     args = p.parse_args(argv)
     if args.distances:
-        print(distance_table(args.distances), flush=True)
+        write_report("ablate_gates_distances", [distance_table(args.distances)], args.out, argv)
         return 0
     if args.init_table:
-        for frames in (8, 16):
-            print(f"\nsrtg_r3d_18 at initialisation, {frames}x32² clips:\n{init_table(frames)}", flush=True)
+        write_report("ablate_gates_init", [init_table(frames) for frames in (8, 16)], args.out, argv)
         return 0
-    cfg = QUICK if args.quick else FULL
-    seeds = 1 if args.quick else args.seeds
+    quick = args.quick or args.smoke
+    cfg = QUICK if quick else FULL
+    seeds = 1 if quick else args.seeds
     n_train = len(CLASSES) * (cfg["videos_per_class"] - round(0.25 * cfg["videos_per_class"]))
     steps_per_epoch = math.ceil(n_train / cfg["batch"])
-    epochs = 2 if args.quick else max(2, math.ceil(args.budget_steps / steps_per_epoch))
+    epochs = 2 if quick else max(2, math.ceil(args.budget_steps / steps_per_epoch))
     if args.estimate:
         arms = first_arms(cfg["clip"]) + best_arms("raw", cfg["clip"])
         total = estimate(arms, seeds, epochs * steps_per_epoch, cfg)
         print(f"[ablate] {len(arms)} arms x {seeds} seeds x {epochs * steps_per_epoch} steps: about "
               f"{total / 3600:.1f} h here")
         return 0
-    args.out.mkdir(parents=True, exist_ok=True)
-    data = ensure_data(args.out, cfg)
+    args.work.mkdir(parents=True, exist_ok=True)
+    data = ensure_data(args.work, cfg)
     print(f"[ablate] {epochs} epochs x {steps_per_epoch} steps per run, {seeds} seed(s)", flush=True)
-    run = dict(seeds=seeds, data=data, runs=args.out / "runs", epochs=epochs, cfg=cfg,
-               temperature=args.temperature, quick=args.quick, keep_checkpoints=args.keep_checkpoints)
-    records = [run_arm(arm, **run) for arm in first_arms(cfg["clip"])]
+    run = dict(seeds=seeds, data=data, runs=args.work / "runs", epochs=epochs, cfg=cfg,
+               temperature=args.temperature, quick=quick, keep_checkpoints=args.keep_checkpoints)
+    first = first_arms(cfg["clip"])
+    if args.smoke:  # every code path (gates CSV, pass rates, best pick, warm-up flag) in two short runs
+        first = [arm for arm in first if arm.gates][:1]
+    records = [run_arm(arm, **run) for arm in first]
     best = pick_best(records)
-    records += [run_arm(arm, **run) for arm in best_arms(best, cfg["clip"])]
-    text = (f"Synthetic set, {epochs} epochs x {steps_per_epoch} steps (batch {cfg['batch']}), seeds 1..{seeds}; "
-            f"best similarity: {best}\n\n{table(records)}\n")
-    print(text)
-    atomic_write_text(args.out / "ablation.md", text)
-    atomic_write_text(args.out / "ablation.json", json.dumps(records, indent=1, default=str) + "\n")
+    records += [run_arm(arm, **run) for arm in best_arms(best, cfg["clip"])[:1 if args.smoke else None]]
+    atomic_write_text(args.work / "ablation.json", json.dumps(records, indent=1, default=str) + "\n")
+    write_report("ablate_gates", [table(records, f"synthetic set, {epochs} epochs x {steps_per_epoch} steps (batch "
+                                                 f"{cfg['batch']}), seeds 1..{seeds}; best similarity: {best}")],
+                 args.out, argv, args.smoke)
     return 0
 
 

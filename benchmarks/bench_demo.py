@@ -1,15 +1,15 @@
 """The demo's speed levers, each as a ratio against the demo's own setting measured in the same run.
 
-    python benchmarks/bench_demo.py [--compile] [--out demo_levers.md]
-    python benchmarks/bench_demo.py --smoke          # tiny network, clips and data set (the test suite)
+    python -m benchmarks.bench_demo [--compile] [--out DIR]
+    python -m benchmarks.bench_demo --smoke          # tiny network, clips and data set (the test suite)
 
-Levers (issue 12): a training step of srtg_r3d_18 (the engine's TrainStep, batch 32 of 8x32², 2 threads, eager,
-fp32, fused SGD) against 1 thread, ``--channels-last``, torch's per-tensor SGD loop (the engine before it fused
-the update), batch 16 (per clip), a clip-length warm-up clip (16x24², per clip)
+Levers: a training step of srtg_r3d_18 (the engine's TrainStep, batch 32 of 8x32², 2 threads, eager,
+fp32, fused SGD) against 1 thread, ``--channels-last``, torch's per-tensor SGD loop (instead of the
+engine's fused update), batch 16 (per clip), a clip-length warm-up clip (16x24², per clip)
 and, with ``--compile``, ``--compile`` (steady state; the compile time is reported apart); generating the
 synthetic set at 32² instead of 64² (per clip); writing a checkpoint (model + SGD state) and one validation pass
-(the val split is 1/3 of the train split), each against one epoch of training steps. Prints one markdown table;
-``--out`` also writes it.
+(the val split is 1/3 of the train split), each against one epoch of training steps. Prints one markdown table
+and writes it as ``bench_demo.md`` and ``.json`` into ``--out``.
 """
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from bench_gpu import Plan, step_rate, table
 
+from benchmarks.bench_gpu import Plan, step_rate
+from benchmarks.common import Table, add_report_arguments, rounds, torch_threads, write_report
 from data.prep.synthetic import generate
 from network import create_model
 from train.engine.optim import build_optimizer
@@ -37,18 +38,14 @@ WARMUP_SIDE = 24  # the clip-length warm-up probed for the demo: 2x the frames a
 
 def with_threads(threads: int, fn, *args, **kwargs):
     """``fn(*args, **kwargs)`` with ``torch.set_num_threads(threads)``, restoring the previous count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         return fn(*args, **kwargs)
-    finally:
-        torch.set_num_threads(before)
 
 
-def step_levers(plan: Plan, threads: int, compiled: bool, rounds: int = 3) -> tuple[list[list[str]], float]:
+def step_levers(plan: Plan, threads: int, compiled: bool, repeats: int = 3) -> tuple[list[list], float]:
     """Rows of per-clip step time against the baseline, and the baseline's seconds per step.
 
-    Every case is measured ``rounds`` times, interleaved with the others, and its fastest round counts, so a
+    Every case is measured ``repeats`` times, interleaved with the others, and its fastest round counts, so a
     burst of other load on the machine does not decide a ratio."""
     name, size, cpu = plan.models[0], plan.sizes[0], torch.device("cpu")
 
@@ -57,31 +54,32 @@ def step_levers(plan: Plan, threads: int, compiled: bool, rounds: int = 3) -> tu
 
     cases = {"baseline": lambda: rate(threads), "1 thread": lambda: rate(1),
              "--channels-last": lambda: rate(threads, channels_last=True),
-             "SGD as a per-tensor loop (before: not fused)": lambda: rate(threads, fused=False),
+             "SGD as torch's per-tensor loop": lambda: rate(threads, fused=False),
              f"batch {plan.batch // 2}": lambda: rate(threads, replace(plan, batch=plan.batch // 2)),
              f"{2 * plan.frames}x{WARMUP_SIDE}² (a warm-up clip)":
                  lambda: rate(threads, replace(plan, frames=2 * plan.frames), WARMUP_SIDE)}
     if compiled:
         cases["--compile"] = lambda: rate(threads, compiled=True)
-    best: dict[str, float] = {}
-    first_call: dict[str, float] = {}
-    for _ in range(rounds):
-        for label, fn in cases.items():
+    def clocked(fn):
+        def case() -> tuple[float, float]:
             t0 = time.perf_counter()
-            best[label] = max(best.get(label, 0.0), fn())
-            first_call.setdefault(label, time.perf_counter() - t0)
+            return fn(), time.perf_counter() - t0
+        return case
+
+    values = rounds({label: clocked(fn) for label, fn in cases.items()}, repeats)
+    best = {label: max(rate for rate, _ in v) for label, v in values.items()}
     base = best.pop("baseline")
-    rows = [[f"step, threads={threads}, eager (baseline)", f"{plan.batch / base:.3f} s/step", "1.00",
-             f"best of {rounds} interleaved rounds of {plan.steps} steps"]]
+    rows = [[f"step, threads={threads}, eager (baseline)", f"{plan.batch / base:.3f} s/step", 1.0,
+             f"best of {repeats} interleaved rounds of {plan.steps} steps"]]
     for label, value in best.items():
         note = ""
         if label == "--compile":  # the first call compiles; later calls reuse the compiled code of that model only
-            note = f"first call (compiling + {plan.warmup + plan.steps} steps): {first_call[label]:.0f} s"
-        rows.append([f"step, {label}", f"{1 / value * 1000:.1f} ms/clip", f"{base / value:.2f}", note])
+            note = f"first call (compiling + {plan.warmup + plan.steps} steps): {values[label][0][1]:.0f} s"
+        rows.append([f"step, {label}", f"{1 / value * 1000:.1f} ms/clip", base / value, note])
     return rows, plan.batch / base
 
 
-def generation_lever(plan: Plan, per_class: int) -> list[str]:
+def generation_lever(plan: Plan, per_class: int) -> list:
     """Seconds per clip of generating the set at half the demo's stored size, against the stored size."""
     seconds = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,11 +88,11 @@ def generation_lever(plan: Plan, per_class: int) -> list[str]:
             generate(Path(tmp) / str(size), videos_per_class=per_class, size=size, workers=1)
             seconds[size] = (time.perf_counter() - t0) / (8 * per_class)
     return [f"synthetic set stored at {plan.stored // 2}² instead of {plan.stored}²",
-            f"{seconds[plan.stored // 2] * 1000:.1f} ms/clip", f"{seconds[plan.stored // 2] / seconds[plan.stored]:.2f}",
+            f"{seconds[plan.stored // 2] * 1000:.1f} ms/clip", seconds[plan.stored // 2] / seconds[plan.stored],
             f"{plan.stored}²: {seconds[plan.stored] * 1000:.1f} ms/clip"]
 
 
-def epoch_costs(plan: Plan, threads: int, step_s: float) -> list[list[str]]:
+def epoch_costs(plan: Plan, threads: int, step_s: float) -> list[list]:
     """A checkpoint write and a validation pass, each against one epoch of training steps."""
     torch.manual_seed(0)
     model = create_model(plan.models[0], num_classes=8)
@@ -114,25 +112,26 @@ def epoch_costs(plan: Plan, threads: int, step_s: float) -> list[list[str]]:
         for _ in range(plan.warmup + 1):
             with_threads(threads, model, x)
         val_s = (time.perf_counter() - t0) / (plan.warmup + 1) * STEPS_PER_EPOCH * VAL_FRACTION
-    return [["one checkpoint write", f"{save_s:.2f} s, {mb:.0f} MB", f"{save_s / epoch_s:.3f}", "against one epoch"],
-            ["one validation pass", f"{val_s:.1f} s", f"{val_s / epoch_s:.3f}", "against one epoch"]]
+    return [["one checkpoint write", f"{save_s:.2f} s, {mb:.0f} MB", save_s / epoch_s, "against one epoch"],
+            ["one validation pass", f"{val_s:.1f} s", val_s / epoch_s, "against one epoch"]]
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--smoke", action="store_true", help="tiny network, clips and data set (the test suite)")
     p.add_argument("--compile", action="store_true", help="also measure --compile (about 2 minutes of compiling)")
     p.add_argument("--threads", type=int, default=2, help="torch threads of the baseline (the demo: all cores)")
-    p.add_argument("--out", type=Path, default=None, help="also write the table to this markdown file")
+    add_report_arguments(p, "tiny network, clips and data set (the test suite)")
     args = p.parse_args(argv)
     plan = SMOKE if args.smoke else DEMO
+    table = Table("the demo's levers, each against the demo's setting measured in the same run",
+                  ["lever", "measured", "ratio", "note"], formats=[None, None, "{:.3f}"])
     rows, step_s = step_levers(plan, args.threads, args.compile)
     rows.append(generation_lever(plan, 1 if args.smoke else 24))
     rows += epoch_costs(plan, args.threads, step_s)
-    text = table(["lever", "measured", "ratio", "note"], rows)
-    print(text)
-    if args.out is not None:
-        args.out.write_text(text + "\n")
+    for row in rows:
+        table.add(*row)
+    with torch_threads(args.threads):
+        write_report("bench_demo", [table], args.out, argv, args.smoke)
     return 0
 
 

@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_loader [--videos 16] [--frames 64] [--sizes 256] [--clips 48]
                                       [--shapes 8x112,16x112,16x224] [--workers 2] [--interval 2]
-                                      [--policy small] [--crop N] [--only a,e,d]
+                                      [--policy small] [--crop N] [--only a,e,d] [--smoke] [--out DIR]
 
 Generates one synthetic set (``data.prep.synthetic``: frames.db + the same clips as H.264 .mp4) and dumps the very same
 JPEG bytes as ``frame_%05d.jpg`` folders, then loads the same random clips (same sampler seed) with:
@@ -15,7 +15,9 @@ ratios isolate the storage and the decoding. Each stored frame side in ``--sizes
 own generated set and columns. Reports, in the main process and with ``--workers`` DataLoader workers, wall-clock
 clips/s and clips per CPU-second (main process + workers; robust to other jobs on a shared machine), best of
 ``--rounds`` interleaved rounds, and the ratio to (d). Files are in the page cache (warm reads) unless
-``--cold``, which evicts our files from it (``posix_fadvise DONTNEED``) before each measurement.
+``--cold``, which evicts our files from it (``posix_fadvise DONTNEED``) before each measurement. A last table
+gives the frames/s of the converter's two decoders (PyAV, OpenCV) over one whole generated video
+(``--decode-size``, ``--decode-frames``, ``--decode-ext``), best of ``--rounds``.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import os
 import resource
 import shutil
 import sqlite3
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +37,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from benchmarks.common import Table, add_report_arguments, parse_with_smoke, torch_threads, write_report
 from data.catalog.labels import load_records
 from data.pipeline.video_iterator import VideoIter
 from data.pipeline.video_sampler import RandomSampling
@@ -41,7 +45,11 @@ from data.pipeline.video_transforms import build_transform
 from data.prep.synthetic import generate
 from data.store.frame_decoder import choose_reduce
 from data.store.frames_db import DB_NAME, decode_jpeg
+from data.store.video_io import DECODERS, iter_frames, write_video_file
 from network.config import get_config
+
+SMOKE = ["--videos", "2", "--frames", "16", "--sizes", "48", "--clips", "4", "--shapes", "4x32", "--workers", "0",
+         "--rounds", "1", "--decode-size", "64x48", "--decode-frames", "16"]
 
 
 class _ClipSet(Dataset):
@@ -192,7 +200,38 @@ def generate_set(tmp: Path, args: argparse.Namespace, side: int):
     return records, paths.jpg_dir
 
 
-def main() -> None:
+def moving_frames(n: int, width: int, height: int, seed: int = 0):
+    """Textured frames with a moving disc, so the encoder has real motion and detail to code."""
+    rng = np.random.default_rng(seed)
+    bg = cv2.resize(rng.integers(0, 256, (height // 8, width // 8, 3), dtype=np.uint8), (width, height))
+    for i in range(n):
+        img = bg.copy()
+        cv2.circle(img, ((i * 3) % width, height // 2), height // 6, (40, 200, 250), -1)
+        yield img
+
+
+def decoder_table(size: str, frames: int, ext: str, repeats: int) -> Table:
+    """Frames/s of each converter decoder over one generated video (best of ``repeats``), against PyAV."""
+    width, height = (int(v) for v in size.lower().split("x"))
+    rates = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"bench{ext}"
+        write_video_file(path, moving_frames(frames, width, height), fps=25)
+        for decoder in DECODERS:
+            best = float("inf")
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                n = sum(1 for _ in iter_frames(path, decoder=decoder))
+                best = min(best, time.perf_counter() - t0)
+            rates[decoder] = n / best
+    table = Table(f"converter decoders: {frames} frames {width}x{height} {ext}, best of {repeats}",
+                  ["decoder", "frames/s", "vs pyav"], formats=[None, "{:.0f}", "{:.2f}x"])
+    for decoder, rate in rates.items():
+        table.add(decoder, rate, rate / rates["pyav"])
+    return table
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=16, help="videos in the generated set")
     ap.add_argument("--frames", type=int, default=64, help="frames per video")
@@ -206,27 +245,46 @@ def main() -> None:
     ap.add_argument("--policy", default="small", help="geometry policy of the eval transform (small, large, none)")
     ap.add_argument("--crop", type=int, default=None, help="nominal crop size (multigrid; default: the clip size)")
     ap.add_argument("--only", default="abcde", help="letters of the methods to run (default all)")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
+    ap.add_argument("--decode-size", default="320x240", help="W x H of the video the decoders read")
+    ap.add_argument("--decode-frames", type=int, default=250, help="frames of the video the decoders read")
+    ap.add_argument("--decode-ext", default=".mp4", help="its container/codec by extension: .mp4 .avi .mkv .webm")
+    add_report_arguments(ap, "2 videos of 16 frames at 48², clips of 4x32², main process only (the test suite)")
+    return parse_with_smoke(ap, argv, SMOKE)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with torch_threads(1):
+        tables = loader_tables(args)
+        tables.append(decoder_table(args.decode_size, args.decode_frames, args.decode_ext, args.rounds))
+        write_report("bench_loader", tables, args.out, argv, args.smoke)
+    return 0
+
+
+def loader_tables(args: argparse.Namespace) -> list[Table]:
+    """The wall-clock and per-CPU-second tables of every method, stored size, clip shape and worker count."""
     shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.shapes.split(",")]
     cfg = get_config()
     transform = build_transform(args.policy, False, cfg["mean"], cfg["std"], crop_size=args.crop)
     wall_rows: dict[str, list[float]] = {}
     cpu_rows: dict[str, list[float]] = {}
     header = []
+    notes = []
     for side in (int(v) for v in args.sizes.split(",")):
         tmp = Path(tempfile.mkdtemp(prefix="bench_loader_"))
         try:
             t0 = time.perf_counter()
             records, jpg_dir = generate_set(tmp, args, side)
-            print(f"{len(records)} videos x {args.frames} frames of {side}x{side}, interval {args.interval}, "
-                  f"{args.clips} clips per measurement, {transform} (generated in {time.perf_counter() - t0:.1f} s)")
+            notes.append(f"{len(records)} videos x {args.frames} frames of {side}x{side}, interval {args.interval}, "
+                         f"{args.clips} clips per measurement, {transform} (generated in "
+                         f"{time.perf_counter() - t0:.1f} s)")
             for t, s in shapes:
                 size = (t, s, s)
                 sets = make_sets(records, size, args.interval, transform, tmp, jpg_dir, args.only)
                 first = {name: ds[0][0] for name, ds in sets.items()}
                 exact = [c for name, c in first.items() if name[1] in "abd"]
-                assert all(torch.equal(exact[0], c) for c in exact), "methods disagree on pixels"
+                if not all(torch.equal(exact[0], c) for c in exact):
+                    raise SystemExit(f"error: the methods disagree on the pixels of the first {t}x{s} clip")
                 k = 1
                 if "(e) VideoIter, reduced decode" in sets:
                     k = choose_reduce(side, transform.min_input_side(size))
@@ -245,16 +303,18 @@ def main() -> None:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     base = "(d) decode bound (RAM)"
+    tables = []
     for title, rows in (("wall-clock clips/s", wall_rows), ("clips per CPU-second", cpu_rows)):
         bound = rows.get(base)
-        print(f"\n{title}" + (" (ratio to the full-decode bound (d))" if bound else "")
-              + "; k = reduction of (e); w0 = main process, wN = N DataLoader workers")
-        print(f"| method | {' | '.join(header)} |")
-        print(f"| --- | {' | '.join('---' for _ in header)} |")
+        table = Table(title + ("; ratio to the full-decode bound (d)" if bound else "")
+                      + "; k = reduction of (e); w0 = main process, wN = N DataLoader workers",
+                      ["method", *header, *([f"{h} ratio" for h in header] if bound else [])],
+                      formats=[None, *["{:.1f}"] * len(header), *["{:.2f}"] * len(header)], note="; ".join(notes))
         for name, rates in rows.items():
-            cells = [f"{r:.1f} ({r / b:.2f})" if bound else f"{r:.1f}" for r, b in zip(rates, bound or rates)]
-            print(f"| {name} | {' | '.join(cells)} |")
+            table.add(name, *rates, *([r / b for r, b in zip(rates, bound)] if bound else []))
+        tables.append(table)
+    return tables
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

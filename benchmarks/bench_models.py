@@ -1,23 +1,31 @@
-"""Cost of the SR blocks: forward+backward time of SRTG networks against their plain backbones, in one run.
+"""Cost of the SR blocks and of MTNet: forward+backward time of each network against its plain baseline, in one run.
 
-Pairs: srtg_r3d_18 vs r3d_18 and srtg_r2plus1d_18 vs r2plus1d_18 (gates off and on), mtnet_xs vs r3d_18 (when
-MTNet is registered). Models are measured interleaved (one step of each in turn) so that load changes on a
-shared machine hit every model alike; the table shows medians of wall time and of process CPU time (the steadier
-figure on a busy machine, best with --threads 1) and each ratio to its baseline.
+Pairs: srtg_r3d_18 vs r3d_18 and srtg_r2plus1d_18 vs r2plus1d_18 (gates off and on), mtnet_xs and mtnet_xs_g8 vs
+r3d_18. Models are measured interleaved (one step of each in turn) so that load changes on a shared machine hit
+every model alike; the table gives medians of wall time and of process CPU time (the steadier figure on a busy
+machine, best with --threads 1) and each ratio to its baseline.
 
-    python benchmarks/bench_models.py [--batch 4 --frames 16 --size 112 --repeats 10 --warmup 2 --threads 1]
-                                      [--only mtnet_xs 'srtg_r3d_18 gates off']
+    python -m benchmarks.bench_models [--batch 4 --frames 16 --size 112 --repeats 10 --warmup 2 --threads 1]
+                                      [--only mtnet_xs 'srtg_r3d_18 gates off'] [--smoke] [--out DIR]
 """
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 
 import torch
 
 import network
+from benchmarks.common import (
+    Table,
+    add_report_arguments,
+    medians,
+    parse_with_smoke,
+    rounds,
+    timed,
+    torch_threads,
+    write_report,
+)
 
 # (label, network name, kwargs, baseline label)
 CASES = [
@@ -28,7 +36,10 @@ CASES = [
     ("srtg_r2plus1d_18 gates off", "srtg_r2plus1d_18", {}, "r2plus1d_18"),
     ("srtg_r2plus1d_18 gates on", "srtg_r2plus1d_18", {"gates": True}, "r2plus1d_18"),
     ("mtnet_xs", "mtnet_xs", {}, "r3d_18"),
+    ("mtnet_xs_g8", "mtnet_xs_g8", {}, "r3d_18"),
 ]
+SMOKE = ["--batch", "2", "--frames", "4", "--size", "40", "--num-classes", "8", "--repeats", "1", "--warmup", "0",
+         "--threads", "1", "--only", "srtg_r3d_18 gates on", "mtnet_xs"]
 
 
 def add_clip_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,28 +59,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave torch's default)")
     p.add_argument("--only", nargs="+", default=None, metavar="LABEL",
                    help="measure only these case labels (their baselines are added), e.g. 'mtnet_xs'")
-    return p.parse_args(argv)
+    add_report_arguments(p, "batch 2 of 4x40², one SR case and mtnet_xs, one step each (the test suite)")
+    return parse_with_smoke(p, argv, SMOKE)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def step_seconds(model: torch.nn.Module, clip: torch.Tensor, target: torch.Tensor) -> tuple[float, float]:
-    """One forward + backward (cross-entropy): (wall seconds synchronised on CUDA, process CPU seconds)."""
-    model.zero_grad(set_to_none=True)
-    _sync(clip.device)
-    wall, cpu = time.perf_counter(), time.process_time()
-    torch.nn.functional.cross_entropy(model(clip), target).backward()
-    _sync(clip.device)
-    return time.perf_counter() - wall, time.process_time() - cpu
+def step(model: torch.nn.Module, clip: torch.Tensor, target: torch.Tensor):
+    """A case for `benchmarks.common.rounds`: one forward + backward (cross-entropy) of ``model``, timed."""
+    def forward_backward() -> None:
+        model.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(clip), target).backward()
+    return timed(forward_backward, clip.device)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    with torch_threads(args.threads):
+        return measure(args, argv)
+
+
+def measure(args: argparse.Namespace, argv: list[str] | None) -> int:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     available = set(network.list_models())
@@ -88,23 +96,17 @@ def main(argv: list[str] | None = None) -> int:
               for label, name, kw, _ in cases}
     clip = torch.randn(args.batch, 3, args.frames, args.size, args.size, device=device)
     target = torch.randint(0, args.num_classes, (args.batch,), device=device)
-    wall: dict[str, list[float]] = {label: [] for label in models}
-    cpu: dict[str, list[float]] = {label: [] for label in models}
-    for i in range(args.warmup + args.repeats):
-        for label, model in models.items():  # interleaved
-            w, c = step_seconds(model, clip, target)
-            if i >= args.warmup:
-                wall[label].append(w)
-                cpu[label].append(c)
-    print(f"device {device}, threads {torch.get_num_threads()}, clip ({args.batch},3,{args.frames},{args.size},"
-          f"{args.size}), forward+backward, median of {args.repeats} after {args.warmup} warm-up steps")
-    print("| model | wall median s | wall ratio | CPU median s | CPU ratio | baseline |\n"
-          "| --- | ---: | ---: | ---: | ---: | --- |")
-    mw = {label: statistics.median(t) for label, t in wall.items()}
-    mc = {label: statistics.median(t) for label, t in cpu.items()}
+    times = rounds({label: step(model, clip, target) for label, model in models.items()}, args.repeats,
+                   args.warmup)
+    mw, mc = medians(times), medians(times, "cpu")
+    table = Table(f"forward+backward, clip ({args.batch},3,{args.frames},{args.size},{args.size}) on {device}, "
+                  f"median of {args.repeats} after {args.warmup} warm-up steps",
+                  ["model", "wall median s", "wall ratio", "CPU median s", "CPU ratio", "baseline"],
+                  formats=[None, "{:.3f}", "{:.3f}", "{:.3f}", "{:.3f}"])
     for label, _, _, base in cases:
-        rw, rc = (f"{mw[label] / mw[base]:.3f}", f"{mc[label] / mc[base]:.3f}") if base in mw else ("1", "1")
-        print(f"| {label} | {mw[label]:.3f} | {rw} | {mc[label]:.3f} | {rc} | {base or '-'} |")
+        ratios = (mw[label] / mw[base], mc[label] / mc[base]) if base in mw else (1.0, 1.0)
+        table.add(label, mw[label], ratios[0], mc[label], ratios[1], base or "-")
+    write_report("bench_models", [table], args.out, argv, args.smoke, device)
     return 0
 
 

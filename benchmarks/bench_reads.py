@@ -1,7 +1,7 @@
 """Clip read cost against video length: the original's ObjId query against the verified rowid read, in one run.
 
-    python -m benchmarks.bench_reads [--lengths 300,3000,30000] [--clip 16] [--size 64x48] [--cold-reps 5]
-                                     [--warm-reps 30]
+    python -m benchmarks.bench_reads [--lengths 300,3000,30000] [--clip 16] [--size 64x48] [--cold-reps 9]
+                                     [--warm-reps 30] [--smoke] [--out DIR]
 
 For each length it writes four ``frames.db`` files with the same JPEG blobs (``--size`` textured frames, a few
 KB each; a real 256-pixel frame is 10-40 KB, so the scans below are cheaper than on real data):
@@ -21,6 +21,7 @@ import argparse
 import shutil
 import sqlite3
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ import cv2
 import numpy as np
 
 from benchmarks.bench_loader import evict
+from benchmarks.common import Table, add_report_arguments, parse_with_smoke, write_report
 from data.prep.index_db import index_database
 from data.store.frames_db import (
     DB_NAME,
@@ -43,6 +45,7 @@ from data.store.frames_db import (
 )
 
 OLD = "old query, original"
+SMOKE = ["--lengths", "40", "--clip", "4", "--cold-reps", "1", "--warm-reps", "2"]
 
 
 def textured_blobs(count: int, width: int, height: int) -> list[bytes]:
@@ -111,14 +114,15 @@ def time_read(read: Callable, video: Path, indices: list[int], cold: bool,
     return time.perf_counter() - t0
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lengths", default="300,3000,30000", help="comma-separated video lengths (frames)")
     ap.add_argument("--clip", type=int, default=16, help="frames per clip (interval 2)")
     ap.add_argument("--size", default="64x48", help="W x H of the stored frames")
     ap.add_argument("--cold-reps", type=int, default=9, help="cold reads per method and length (median)")
     ap.add_argument("--warm-reps", type=int, default=30, help="warm reads per method and length (median)")
-    args = ap.parse_args()
+    add_report_arguments(ap, "one 40-frame video, clips of 4 frames, 1 cold and 2 warm reads (the test suite)")
+    args = parse_with_smoke(ap, argv, SMOKE)
     width, height = (int(v) for v in args.size.lower().split("x"))
     blobs = textured_blobs(64, width, height)
     tmp = Path(tempfile.mkdtemp(prefix="bench_reads_"))
@@ -127,9 +131,6 @@ def main() -> None:
                "new, ours": ("ours", new_read), "new, reordered+index": ("reordered+index", new_read)}
     results: dict[tuple[str, int, str], float] = {}
     try:
-        print(f"frames {width}x{height}, {np.mean([len(b) for b in blobs]) / 1024:.1f} KB per JPEG, "
-              f"clip of {args.clip} frames (interval 2); medians of {args.cold_reps} cold / {args.warm_reps} warm "
-              "reads")
         for n in (int(v) for v in args.lengths.split(",")):
             videos = make_videos(tmp, n, blobs)
             cons: dict[Path, sqlite3.Connection] = {}
@@ -151,16 +152,19 @@ def main() -> None:
                 shutil.rmtree(video)
         lengths = sorted({n for _, n, _ in results})
         cols = [(n, mode) for mode in ("cold", "warm") for n in lengths]
-        print("\nms per clip read (ratio old query / this method)")
-        print(f"| method | {' | '.join(f'{m} {n}' for n, m in cols)} |")
-        print(f"| --- | {' | '.join('---' for _ in cols)} |")
+        table = Table(f"ms per clip read, frames {width}x{height} ({np.mean([len(b) for b in blobs]) / 1024:.1f} KB "
+                      f"per JPEG), clip of {args.clip} frames (interval 2); medians of {args.cold_reps} cold / "
+                      f"{args.warm_reps} warm reads; ratio old query / this method",
+                      ["method", *(f"{m} {n} ms" for n, m in cols), *(f"{m} {n} ratio" for n, m in cols)],
+                      formats=[None, *["{:.2f}"] * len(cols), *["{:.1f}x"] * len(cols)])
         for name in methods:
-            cells = [f"{results[(name, n, m)] * 1e3:.2f} ({results[(OLD, n, m)] / results[(name, n, m)]:.1f}x)"
-                     for n, m in cols]
-            print(f"| {name} | {' | '.join(cells)} |")
+            table.add(name, *(results[(name, n, m)] * 1e3 for n, m in cols),
+                      *(results[(OLD, n, m)] / results[(name, n, m)] for n, m in cols))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    write_report("bench_reads", [table], args.out, argv, args.smoke)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -7,7 +7,7 @@ would take ``(stem + r3d_18's later layers × their MAC ratio) / r3d_18``. Steps
 network and of its stem alone are measured interleaved; multiply-adds (MACs) are counted on the convolutions and
 the classifier with full kernels, and printed as GFLOPs at 2 per MAC like docs/model_zoo.md's model table.
 
-    python benchmarks/bench_stem.py [--batch 4 --frames 16 --size 112 --threads 2 --repeats 5]
+    python -m benchmarks.bench_stem [--batch 4 --frames 16 --size 112 --threads 2 --repeats 5] [--smoke] [--out DIR]
 """
 from __future__ import annotations
 
@@ -21,9 +21,19 @@ import torch
 import torch.nn as nn
 
 import network
-from benchmarks.bench_models import add_clip_arguments, step_seconds
+from benchmarks.bench_models import add_clip_arguments, step
+from benchmarks.common import (
+    Table,
+    add_report_arguments,
+    medians,
+    parse_with_smoke,
+    rounds,
+    torch_threads,
+    write_report,
+)
 
 MODELS = ("r3d_18", "mtnet_xs")
+SMOKE = ["--batch", "2", "--frames", "4", "--size", "40", "--repeats", "1", "--warmup", "0", "--num-classes", "5"]
 
 
 class Stem(nn.Module):
@@ -86,50 +96,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=5, help="measured steps per model")
     p.add_argument("--warmup", type=int, default=1, help="unmeasured steps per model first")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    return p.parse_args(argv)
+    add_report_arguments(p, "2 clips of 4x40², one step each (the test suite)")
+    return parse_with_smoke(p, argv, SMOKE)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
+    with torch_threads(args.threads):
+        return measure(args, argv)
+
+
+def measure(args: argparse.Namespace, argv: list[str] | None) -> int:
     torch.manual_seed(0)
     clip = torch.randn(args.batch, 3, args.frames, args.size, args.size)
     nets = {name: network.create_model(name, num_classes=args.num_classes).train() for name in MODELS}
     cases = {**{name: m for name, m in nets.items()}, **{f"{name} stem": Stem(m) for name, m in nets.items()}}
     targets = {label: torch.randint(0, 64 if label.endswith("stem") else args.num_classes, (args.batch,))
                for label in cases}
-    times: dict[str, list[float]] = {label: [] for label in cases}
-    for i in range(args.warmup + args.repeats):
-        for label, model in cases.items():  # interleaved, so load changes hit every case alike
-            wall, _ = step_seconds(model, clip, targets[label])
-            if i >= args.warmup:
-                times[label].append(wall)
-    t = {label: statistics.median(v) for label, v in times.items()}
+    t = medians(rounds({label: step(model, clip, targets[label]) for label, model in cases.items()},
+                       args.repeats, args.warmup))
     macs = {name: count_macs(m, clip) for name, m in nets.items()}
     base, mt = MODELS
-    print(f"threads {args.threads}, clip ({args.batch},3,{args.frames},{args.size},{args.size}), forward+backward, "
-          f"median of {args.repeats}")
-    print("| model | step s | stem s | stem share of step | GFLOPs per clip | stem share of FLOPs |\n"
-          "| --- | ---: | ---: | ---: | ---: | ---: |")
-    for name in MODELS:
-        stem_macs, total_macs = macs[name]
-        print(f"| {name} | {t[name]:.3f} | {t[name + ' stem']:.3f} | {t[name + ' stem'] / t[name]:.2f} | "
-              f"{2 * total_macs / args.batch / 1e9:.2f} | {stem_macs / total_macs:.2f} |")
     later_ratio = (macs[mt][1] - macs[mt][0]) / (macs[base][1] - macs[base][0])
     floor = (t[f"{mt} stem"] + (t[base] - t[f"{base} stem"]) * later_ratio) / t[base]
-    print(f"\n{mt} / {base}: measured time ratio {t[mt] / t[base]:.2f}; MAC ratio {macs[mt][1] / macs[base][1]:.2f}; "
-          f"MAC ratio after the stem {later_ratio:.2f}; time ratio if the layers after the stem took time in "
-          f"proportion to their MACs: {floor:.2f}")
-    print(f"{mt}'s layers after the stem: {t[mt] - t[mt + ' stem']:.3f} s against {base}'s "
-          f"{t[base] - t[base + ' stem']:.3f} s ({(t[mt] - t[mt + ' stem']) / (t[base] - t[base + ' stem']):.2f}x)")
+    after = {name: t[name] - t[name + " stem"] for name in MODELS}
+    steps = Table(f"threads {args.threads}, clip ({args.batch},3,{args.frames},{args.size},{args.size}), "
+                  f"forward+backward, median of {args.repeats}",
+                  ["model", "step s", "stem s", "stem share of step", "GFLOPs per clip", "stem share of FLOPs"],
+                  formats=[None, "{:.3f}", "{:.3f}", "{:.2f}", "{:.2f}", "{:.2f}"],
+                  note=f"{mt} / {base}: measured time ratio {t[mt] / t[base]:.2f}; MAC ratio "
+                       f"{macs[mt][1] / macs[base][1]:.2f}; MAC ratio after the stem {later_ratio:.2f}; time ratio if "
+                       f"the layers after the stem took time in proportion to their MACs: {floor:.2f}. {mt}'s layers "
+                       f"after the stem: {after[mt]:.3f} s against {base}'s {after[base]:.3f} s "
+                       f"({after[mt] / after[base]:.2f}x)")
+    for name in MODELS:
+        stem_macs, total_macs = macs[name]
+        steps.add(name, t[name], t[name + " stem"], t[name + " stem"] / t[name], 2 * total_macs / args.batch / 1e9,
+                  stem_macs / total_macs)
     widths = conv_widths(args.batch, args.repeats)
-    print("\nOne C→C 3×3×3 convolution, forward + backward (the short stream has 56 of layer1's 64 channels, the "
-          "long stream 8):\n| C | (T, H, W) | ms | time vs the wider one | MACs vs the wider one |\n"
-          "| ---: | --- | ---: | ---: | ---: |")
+    convs = Table("One C→C 3×3×3 convolution, forward + backward (the short stream has 56 of layer1's 64 channels, "
+                  "the long stream 8)", ["C", "(T, H, W)", "ms", "time vs the wider one", "MACs vs the wider one"],
+                  formats=[None, None, "{:.1f}", "{:.2f}", "{:.2f}"])
     for (wide, size), (narrow, _) in zip(WIDTHS[::2], WIDTHS[1::2]):
-        print(f"| {wide} | {size} | {widths[wide] * 1e3:.1f} | 1 | 1 |")
-        print(f"| {narrow} | {size} | {widths[narrow] * 1e3:.1f} | {widths[narrow] / widths[wide]:.2f} | "
-              f"{(narrow / wide) ** 2:.2f} |")
+        convs.add(wide, str(size), widths[wide] * 1e3, 1.0, 1.0)
+        convs.add(narrow, str(size), widths[narrow] * 1e3, widths[narrow] / widths[wide], (narrow / wide) ** 2)
+    write_report("bench_stem", [steps, convs], args.out, argv, args.smoke)
     return 0
 
 

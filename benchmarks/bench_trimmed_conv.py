@@ -6,23 +6,33 @@ forward convolution), interleaved step by step. At the demo's 8x32² clips layer
 plain conv spends most of its backward pass on taps that only meet padding; at 16x112² only layer4's temporal
 taps are cut (T = 1).
 
-    python benchmarks/bench_trimmed_conv.py [--network srtg_r3d_18 [r3d_18 ...] --repeats 8 --threads 0]
+    python -m benchmarks.bench_trimmed_conv [--network srtg_r3d_18 [r3d_18 ...] --repeats 8 --threads 0]
+                                            [--smoke] [--out DIR]
 """
 from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import sys
 
 import torch
 
 import network
 import network.conv as conv
-from benchmarks.bench_models import step_seconds
+from benchmarks.bench_models import step
+from benchmarks.common import (
+    Table,
+    add_report_arguments,
+    medians,
+    parse_with_smoke,
+    rounds,
+    torch_threads,
+    write_report,
+)
 from network.conv import untrimmed
 
 SHAPES = [(32, 8, 32), (16, 8, 64), (4, 16, 112)]  # (batch, frames, size)
+SMOKE = ["--network", "r3d_18", "--repeats", "1", "--warmup", "0", "--shapes", "2,4,16"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,13 +43,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--shapes", nargs="+", default=[",".join(map(str, s)) for s in SHAPES],
                    help="clips as B,T,S")
-    args = p.parse_args(argv)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    add_report_arguments(p, "r3d_18 on 2 clips of 4x16², one step per variant (the test suite)")
+    args = parse_with_smoke(p, argv, SMOKE)
     limit = conv.WGRAD_MAX_POSITIONS
-    print(f"CPU threads {torch.get_num_threads()}, forward+backward, median of {args.repeats}")
-    print("| network | clip (B, T, S) | nn.Conv3d s | TrimmedConv3d, ATen weight grad s | TrimmedConv3d s | "
-          "speed-up over nn.Conv3d | over ATen weight grad |\n| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    try:
+        with torch_threads(args.threads):
+            table = measure(args, limit)
+    finally:
+        conv.WGRAD_MAX_POSITIONS = limit
+    write_report("bench_trimmed_conv", [table], args.out, argv, args.smoke)
+    return 0
+
+
+def measure(args: argparse.Namespace, limit: int) -> Table:
+    table = Table(f"CPU threads {torch.get_num_threads()}, forward+backward, median of {args.repeats}",
+                  ["network", "clip (B, T, S)", "nn.Conv3d s", "TrimmedConv3d, ATen weight grad s", "TrimmedConv3d s",
+                   "speed-up over nn.Conv3d", "over ATen weight grad"],
+                  formats=[None, None, "{:.3f}", "{:.3f}", "{:.3f}", "{:.2f}x", "{:.2f}x"])
     for name in args.network:
         torch.manual_seed(0)
         trimmed = network.create_model(name, num_classes=8).train()
@@ -49,20 +69,19 @@ def main(argv: list[str] | None = None) -> int:
         for batch, frames, size in (tuple(int(v) for v in shape.split(",")) for shape in args.shapes):
             clip = torch.randn(batch, 3, frames, size, size)
             target = torch.randint(0, 8, (batch,))
-            times: dict[str, list[float]] = {label: [] for label in variants}
-            try:
-                for i in range(args.warmup + args.repeats):
-                    for label, (model, positions) in variants.items():  # interleaved: load changes hit all alike
-                        conv.WGRAD_MAX_POSITIONS = positions
-                        wall, _ = step_seconds(model, clip, target)
-                        if i >= args.warmup:
-                            times[label].append(wall)
-            finally:
-                conv.WGRAD_MAX_POSITIONS = limit
-            plain, aten, trim = (statistics.median(times[label]) for label in variants)
-            print(f"| {name} | ({batch}, {frames}, {size}) | {plain:.3f} | {aten:.3f} | {trim:.3f} | "
-                  f"{plain / trim:.2f}x | {aten / trim:.2f}x |")
-    return 0
+
+            def case(model: torch.nn.Module, positions: int):
+                timed_step = step(model, clip, target)  # noqa: B023  (used within this iteration only)
+
+                def run():
+                    conv.WGRAD_MAX_POSITIONS = positions
+                    return timed_step()
+                return run
+
+            times = medians(rounds({label: case(*v) for label, v in variants.items()}, args.repeats, args.warmup))
+            plain, aten, trim = (times[label] for label in variants)
+            table.add(name, f"({batch}, {frames}, {size})", plain, aten, trim, plain / trim, aten / trim)
+    return table
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ run writes ``<name>-smoke.*`` so that it never replaces the figures of a real ru
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -18,7 +19,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,28 @@ def sync(device: torch.device | str | None) -> None:
     """Wait for the device's queued work (CUDA only; CPU work is done when the call returns)."""
     if device is not None and torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[int]:
+    """``torch.set_num_threads(threads)`` for the block (0: leave the count), restored after it; yields the count.
+    A benchmark run in-process (the test suite) leaves the caller's thread count as it found it."""
+    before = torch.get_num_threads()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+def parse_with_smoke(p: argparse.ArgumentParser, argv: Sequence[str] | None,
+                     smoke: Sequence[str]) -> argparse.Namespace:
+    """Parse ``argv``; under ``--smoke`` the ``smoke`` options come first, so options given on the command line
+    still win over them."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = p.parse_args(argv)
+    return p.parse_args([*smoke, *argv]) if getattr(args, "smoke", False) else args
 
 
 @dataclass(frozen=True)

@@ -2,16 +2,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
+from benchmarks import ablate_gates
 from data.prep.synthetic import SYNTHETIC_SPEC
 from train.engine.cli import build_parser
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import ablate_gates  # noqa: E402
 
 
 def test_the_cli_has_every_gate_flag() -> None:
@@ -33,7 +30,7 @@ def test_best_similarity_and_table_cells() -> None:
                {"arm": ablate_gates.asdict(ablate_gates.Arm("gates recal", "srtg_r3d_18", True, "recal")),
                 "skipped": ["--gate-similarity"], "runs": []}]
     assert ablate_gates.pick_best(records) == "tstd"  # 0.70 mean beats 0.60; 'gates off' is not a candidate
-    lines = ablate_gates.table(records).splitlines()
+    lines = ablate_gates.table(records).markdown().splitlines()
     assert lines[0].endswith("| layer1.0 | layer10.1 |")  # numeric block order
     assert lines[3] == "| gates raw | 8 | 2 | 0.600 ± 0.100 | 0.700 ± 0.100 | 10 | 0.00 | 1.00 |"
     assert lines[4].endswith("| 0.50 | – |") and "skipped: no --gate-similarity" in lines[5]
@@ -55,29 +52,31 @@ def test_command_lines_carry_only_the_flags_an_arm_needs(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-def test_quick_runs_every_arm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert ablate_gates.main(["--quick", "--out", str(tmp_path)]) == 0
-    records = json.loads((tmp_path / "ablation.json").read_text())
-    names = [r["arm"]["name"] for r in records]
-    assert len(names) == 11 and names[0] == "r3d_18" and names[-1].endswith("warm-up, 16 frames")
-    ran = [r for r in records if not r["skipped"]]
-    assert {r["arm"]["name"] for r in ran} >= {"r3d_18", "gates off", "gates raw", "mtnet_xs"}
-    assert all(0.0 <= r["runs"][0]["last_val_top1"] <= 1.0 for r in ran)
-    assert not list(tmp_path.glob("runs/*/*/*.pth"))  # checkpoints deleted
-    assert "| gates raw | 8 | 1 |" in (tmp_path / "ablation.md").read_text()
-    assert all(not r["skipped"] for r in records)
-    gated = [r for r in records if r["arm"]["gates"]]
-    csvs = list(tmp_path.glob("runs/*/*/gates_s*.csv"))
-    assert csvs and all(r["runs"][0]["pass_rates"] for r in gated)
-    assert list(tmp_path.glob("runs/*/*/gates.png"))
+def test_smoke_runs_a_gated_arm_and_its_warmup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work, out = tmp_path / "work", tmp_path / "results"
+    assert ablate_gates.main(["--smoke", "--work", str(work), "--out", str(out)]) == 0
+    records = json.loads((work / "ablation.json").read_text())
+    assert [r["arm"]["name"] for r in records] == ["gates raw", "gates raw + warm-up"]
+    assert all(not r["skipped"] and 0.0 <= r["runs"][0]["last_val_top1"] <= 1.0 for r in records)
+    assert all(r["runs"][0]["pass_rates"] for r in records)  # from each run's gates CSV
+    assert list(work.glob("runs/*/*/gates.png")) and not list(work.glob("runs/*/*/*.pth"))  # checkpoints deleted
+    report = json.loads((out / "ablate_gates-smoke.json").read_text())
+    assert [row["arm"] for row in report["tables"][0]["rows"]] == ["gates raw", "gates raw + warm-up"]
+    assert "| gates raw | 8 | 1 |" in (out / "ablate_gates-smoke.md").read_text()
     # a second invocation (an interrupted session run again) reuses every finished run instead of training
     import train.engine.run
 
     monkeypatch.setattr(train.engine.run, "run", lambda *a, **k: pytest.fail("a finished run was trained again"))
-    again = ablate_gates.run_arm(ablate_gates.first_arms(ablate_gates.QUICK["clip"])[0], seeds=1,
-                                 data=tmp_path / "data", runs=tmp_path / "runs", epochs=2, cfg=ablate_gates.QUICK,
-                                 temperature=None, quick=True, keep_checkpoints=False)
+    arm = next(a for a in ablate_gates.first_arms(ablate_gates.QUICK["clip"]) if a.gates)
+    again = ablate_gates.run_arm(arm, seeds=1, data=work / "data", runs=work / "runs", epochs=2,
+                                 cfg=ablate_gates.QUICK, temperature=None, quick=True, keep_checkpoints=False)
     assert again["runs"] == records[0]["runs"]
+
+
+def test_quick_plans_every_arm() -> None:
+    names = [a.name for a in ablate_gates.first_arms(16) + ablate_gates.best_arms("raw", 16)]
+    assert len(names) == 11 and names[0] == "r3d_18" and names[-1] == "gates raw + warm-up, 16 frames"
+    assert {"gates off", "mtnet_xs", *(f"gates {s}" for s in ablate_gates.SIMILARITIES)} <= set(names)
 
 
 def test_distance_table_of_a_gated_checkpoint(tmp_path: Path) -> None:
@@ -89,7 +88,7 @@ def test_distance_table_of_a_gated_checkpoint(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = create_model(ablate_gates.SRTG, num_classes=8, gates=True)
     path = save_checkpoint(tmp_path / "srtg_r3d_18_ep-0001.pth", model, 1, network=ablate_gates.SRTG)
-    rows = [line.split(" | ") for line in ablate_gates.distance_table([path], clips=2).splitlines()[2:]]
+    rows = [line.split(" | ") for line in ablate_gates.distance_table([path], clips=2).markdown().splitlines()[4:]]
     assert [r[2] for r in rows] == [f"layer{i}.{j}" for i in range(1, 5) for j in range(2)]
     assert [r[3] for r in rows] == ["4", "4", "2", "2", "1", "1", "1", "1"]  # 8x32² clips
     assert rows[0][4] != "–" and rows[-1][4] == "–" and float(rows[-1][6]) > 0  # T = 1: no frame pairs

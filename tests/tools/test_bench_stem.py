@@ -1,15 +1,10 @@
 """benchmarks/bench_stem.py: its multiply-add counter against the model table, and a tiny end-to-end run."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import bench_stem  # noqa: E402
-
-from network import create_model  # noqa: E402
+from benchmarks import bench_stem
+from network import create_model
 
 
 def test_macs_match_the_model_table():
@@ -19,9 +14,10 @@ def test_macs_match_the_model_table():
     assert round(2 * total / 1e9, 2) == 12.84  # docs/model_zoo.md's GFLOPs for r3d_18 (ptflops)
 
 
-def test_tiny_run_prints_both_tables(capsys):
+def test_tiny_run_prints_both_tables(capsys, tmp_path):
     assert bench_stem.main(["--batch", "2", "--frames", "4", "--size", "40", "--repeats", "1", "--warmup", "0",
-                            "--num-classes", "5"]) == 0
+                            "--num-classes", "5", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "bench_stem.json").is_file()
     out = capsys.readouterr().out
     rows = {line.split("|")[1].strip(): line.split("|") for line in out.splitlines() if line.startswith("| ")}
     for name in ("r3d_18", "mtnet_xs"):

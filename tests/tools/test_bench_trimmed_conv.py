@@ -1,19 +1,13 @@
 """benchmarks/bench_trimmed_conv.py: a tiny run prints one row per network and clip, and restores the limit."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import bench_trimmed_conv  # noqa: E402
-
-import network.conv as conv  # noqa: E402
+import network.conv as conv
+from benchmarks import bench_trimmed_conv
 
 
-def test_tiny_run_prints_a_row_per_network_and_clip(capsys):
+def test_tiny_run_prints_a_row_per_network_and_clip(capsys, tmp_path):
     limit = conv.WGRAD_MAX_POSITIONS
-    assert bench_trimmed_conv.main(["--network", "r3d_18", "--repeats", "1", "--warmup", "0",
-                                    "--shapes", "2,4,16"]) == 0
+    assert bench_trimmed_conv.main(["--smoke", "--out", str(tmp_path)]) == 0  # r3d_18 on 2 clips of 4x16²
     assert conv.WGRAD_MAX_POSITIONS == limit
     rows = [line.split("|") for line in capsys.readouterr().out.splitlines() if line.startswith("| r3d_18")]
     assert len(rows) == 1

@@ -61,6 +61,7 @@ def test_multiview_evaluation_beats_chance(multiview):
         assert [r["class"] for r in csv.DictReader(fh)] == list(COLOURS)
 
 
+@pytest.mark.slow
 def test_ddp_torchrun_matches_single_process(ckpt, multiview, tmp_path):
     single, ddp = multiview, tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",

@@ -294,6 +294,7 @@ def test_auto_skips_a_damaged_newest_file(tmp_path, caplog):
     assert "not a PyTorch checkpoint" in caplog.text
 
 
+@pytest.mark.slow
 def test_disk_full_during_training_stops_with_one_line(tmp_path):
     from engine_helpers import ROOT, TINY, dataset_for, tiny_args
 

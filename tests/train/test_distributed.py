@@ -123,6 +123,7 @@ def _rows(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.slow
 def test_two_process_gloo_training(tmp_path: Path) -> None:
     from engine_helpers import ROOT, TINY, dataset_for, tiny_args
 
@@ -165,6 +166,7 @@ def test_srun_environment_without_torchrun(monkeypatch):
     assert not dist.launched_by_srun()
 
 
+@pytest.mark.slow
 def test_stopped_rank_makes_the_other_exit_within_the_timeout(tmp_path):
     import os  # noqa: PLC0415
     import signal  # noqa: PLC0415

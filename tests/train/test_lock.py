@@ -52,6 +52,7 @@ def test_lock_of_another_host_is_never_taken_over(tmp_path):
         RunLock(tmp_path).acquire()
 
 
+@pytest.mark.slow
 def test_second_run_into_a_locked_folder_fails_at_once(tmp_path):
     folder = tmp_path / f"{TINY}_gates_False"
     lock = RunLock(folder).acquire()  # the "running" first run: this live process

@@ -63,6 +63,7 @@ def straight(tmp_path_factory) -> Path:
     return out / FOLDER
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", ["0", "2"])
 def test_sigterm_mid_epoch_then_auto_resume_is_bit_identical(straight, tmp_path, workers):
     marks = tmp_path / "marks"
@@ -96,6 +97,7 @@ def test_sigterm_mid_epoch_then_auto_resume_is_bit_identical(straight, tmp_path,
     assert "iteration" in (out / "train.log").read_text().split("Resumed")[-1].splitlines()[0]
 
 
+@pytest.mark.slow
 def test_rerun_refused_and_first_run_untouched(straight, tmp_path):
     first = tmp_path / "first"
     assert _run(first, "--end-epoch", "1").returncode == 0
@@ -114,12 +116,14 @@ def test_rerun_refused_and_first_run_untouched(straight, tmp_path):
     assert "--overwrite: moved" in (folder / "train.log").read_text()
 
 
+@pytest.mark.slow
 def test_run_name_gives_a_sweep_its_own_folder(tmp_path):
     result = _run(tmp_path, "--end-epoch", "1", "--run-name", "lr0.01")
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / f"{FOLDER}_lr0.01" / f"{TINY}_ep-0001.pth").is_file()
 
 
+@pytest.mark.slow
 def test_resume_with_other_batch_size_keeps_lr_of_every_epoch(tmp_path):
     steps = ["--lr-steps", "2", "--lr-factor", "0.1", "--lr-base", "0.02"]
     assert _run(tmp_path, "--end-epoch", "1", *steps).returncode == 0

@@ -16,7 +16,10 @@ run stops at the next read, at most ``--log-interval`` steps later and always be
 
 Loader batches become ``(clips (B, C, T, H, W), labels (B,))`` on the device through one converter
 (`data.pipeline.device_batches.DeviceBatches`, ``--decode``), whose time counts as reading; a training batch it
-returns empty (every clip undecodable) is skipped on every rank.
+returns empty (every clip undecodable) is skipped on every rank. With ``--label-smoothing``/``--mixup-alpha``/
+``--cutmix-alpha`` the step's ``targets`` (`train.engine.targets`) turn a training batch into mixed clips and
+soft targets ``(B, K)`` before the forward; training top-1 then counts the heavier label of each target. With
+``--ema-decay`` the step's ``ema`` (`train.engine.ema`) follows every optimiser step.
 """
 from __future__ import annotations
 
@@ -34,8 +37,10 @@ import torch.nn as nn
 from data.pipeline.device_batches import DeviceBatches
 from network.weights import unwrap_model
 from train.distributed import agree, all_reduce_sum, get_world_size
+from train.engine.ema import ModelEma
 from train.engine.lr_scheduler import Schedule, multigrid_scale
 from train.engine.optim import set_lr
+from train.engine.targets import TargetTransform, hard_labels
 from train.monitor.metric import RunningMetrics, rates
 from train.monitor.progress import Monitor, StepClock
 
@@ -54,7 +59,8 @@ class EpochResult:
     """Per-epoch numbers written to the results CSVs (accuracies are fractions, loss sample-weighted).
 
     ``nonfinite_rows``: clips whose outputs were not finite (not scored; any makes top-1/top-5 NaN);
-    ``nonfinite_steps``: optimiser steps skipped under fp16; ``grad_norm``: mean norm before clipping, or None.
+    ``nonfinite_steps``: optimiser steps skipped under fp16; ``grad_norm``: mean norm before clipping, or None;
+    ``ema_top1``: validation top-1 of the ``--ema-decay`` weights (None without EMA).
     """
 
     top1: float
@@ -67,12 +73,16 @@ class EpochResult:
     nonfinite_steps: int = 0
     nonfinite_rows: int = 0
     grad_norm: float | None = None
+    ema_top1: float | None = None
 
     def as_row(self, epoch: int) -> dict[str, Any]:
-        """The CSV row ``Epoch,Top1,Top5,Loss,LR,Samples,Skipped,Seconds,NonFinite``."""
-        return {"Epoch": epoch, "Top1": f"{self.top1:.5f}", "Top5": f"{self.top5:.5f}", "Loss": f"{self.loss:.5f}",
-                "LR": "" if self.lr is None else f"{self.lr:.6g}", "Samples": self.samples,
-                "Skipped": self.skipped, "Seconds": f"{self.seconds:.2f}", "NonFinite": self.nonfinite_rows}
+        """The CSV row ``Epoch,Top1,Top5,Loss,LR,Samples,Skipped,Seconds,NonFinite`` (``,EmaTop1`` with EMA)."""
+        row = {"Epoch": epoch, "Top1": f"{self.top1:.5f}", "Top5": f"{self.top5:.5f}", "Loss": f"{self.loss:.5f}",
+               "LR": "" if self.lr is None else f"{self.lr:.6g}", "Samples": self.samples,
+               "Skipped": self.skipped, "Seconds": f"{self.seconds:.2f}", "NonFinite": self.nonfinite_rows}
+        if self.ema_top1 is not None:
+            row["EmaTop1"] = f"{self.ema_top1:.5f}"
+        return row
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,6 +158,8 @@ class TrainStep:
     channels_last: bool = False  # feed clips as channels_last_3d (--channels-last)
     accumulate: int = 1
     clip_grad_norm: float = 0.0  # 0: off
+    targets: TargetTransform | None = None  # --label-smoothing, --mixup-alpha, --cutmix-alpha (None: class indices)
+    ema: ModelEma | None = None  # --ema-decay: the average that follows every optimiser step
     sync_timings: bool = False
     timings: tuple[float, float] = (0.0, 0.0)  # forward, backward seconds of the last call (see sync_timings)
 
@@ -205,6 +217,8 @@ class TrainStep:
             ok = self._finite if self._finite is not None else torch.ones((), dtype=torch.bool, device=self.device)
             ok = ok & torch.isfinite(norm) if norm is not None else ok
         self._finite = None
+        if self.ema is not None:
+            self.ema.update(ok=ok)  # a skipped step leaves the average
         return ok, norm
 
     def check(self, sums: dict[str, float], epoch: int, new: float = 0.0) -> None:
@@ -311,8 +325,10 @@ def train_one_epoch(model: nn.Module, loader: Any, step: TrainStep, epoch: int,
                     meter.commit(*step.update(), i)
             else:
                 data, target = batch
+                if step.targets is not None and step.targets.enabled:  # soft targets (B, K), mixed clips
+                    data, target = step.targets(data, target, epoch, i)
                 out = step(model, data, target, f"epoch {epoch + 1}, iteration {i}", share, update)
-                meter.score(out.logits, target, out.loss, pending=True)
+                meter.score(out.logits, hard_labels(target), out.loss, pending=True)
                 if update:
                     meter.commit(out.ok, out.norm, i)
                 clips, shape = data.shape[0], (data.shape[0] * get_world_size(), *data.shape[1:])

@@ -27,9 +27,11 @@ from network.registry import build_model, input_spec_for
 from train import distributed as dist
 from train.config import RunConfig
 from train.engine.cli import parse_config, parse_gpus
+from train.engine.ema import ModelEma, restore_ema
 from train.engine.loop import NonFiniteLossError, TrainStep, make_scaler, resolve_precision
 from train.engine.lr_scheduler import build_schedule
 from train.engine.optim import build_optimizer
+from train.engine.targets import TargetTransform
 from train.engine.trainer import Trainer
 from train.monitor.logs import close_logging, setup_logging
 from train.results.checkpoint import StartPoint, resolve_start, restore
@@ -201,6 +203,10 @@ def _train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch
             log.warning("%s", ignored)
         else:
             log.info("--sync-bn: BatchNorm layers share their statistics over the %d processes", info.world_size)
+    step.targets = TargetTransform.from_config(cfg, num_classes, info.rank)
+    if o.ema_decay > 0:  # of the bare model, before compiling and DDP (same parameters, plain keys)
+        step.ema = ModelEma(model, o.ema_decay)
+        log.info("%s", restore_ema(step.ema, ckpt, start.mode, start.path))
     if hw.compile:
         compile_backbone(model, hw.compile_backend)  # in place: checkpoint keys do not change
     if info.distributed:

@@ -29,7 +29,7 @@ from train.monitor.gate_monitor import GateMonitor
 from train.monitor.health import LossWatch, check_data
 from train.monitor.metric import SLOTS, RunningMetrics
 from train.monitor.progress import Monitor, format_duration
-from train.results.checkpoint import ResultsCsv
+from train.results.checkpoint import RESULT_FIELDS, ResultsCsv
 from train.results.preempt import Preemption
 from train.results.retention import Checkpoints, remove_temp_files, unique_path
 
@@ -56,7 +56,9 @@ class Trainer:
         self.watch = LossWatch(len(loaders.classes))
         self.meter = RunningMetrics(step.device)
         # a second resume from the same epoch gets ..._s<start>_r2.csv: result files are never overwritten
-        self.csv = {phase: ResultsCsv(unique_path(out_dir / f"{phase}_results_s{start_epoch:04d}.csv"))
+        # with --ema-decay the validation CSV has one more column, EmaTop1; without it the original columns
+        columns = {"train": RESULT_FIELDS, "val": RESULT_FIELDS + (("EmaTop1",) if step.ema is not None else ())}
+        self.csv = {phase: ResultsCsv(unique_path(out_dir / f"{phase}_results_s{start_epoch:04d}.csv"), columns[phase])
                     for phase in ("train", "val")} if self.rank0 else {}
         self.board = None
         if self.rank0 and cfg.output.tensorboard:
@@ -156,6 +158,13 @@ class Trainer:
         if self.gates:
             record["gates_val"] = self.gates.after("val", done)
         va.lr = lr
+        if self.step.ema is not None:  # the average, on the same clips; _best still follows the model's top-1
+            ema = evaluate(self.step.ema.module, self.loaders.val, self.step.device, self.step.precision, epoch,
+                           to_device=self.to_val)
+            va.ema_top1 = ema.top1
+            log.info("Epoch [%d]  (val, EMA weights)  top-1 %s   top-5 %s   loss %.5f", done, _pct(ema.top1),
+                     _pct(ema.top5), ema.loss)
+            self.summary["last_val_ema_top1"] = ema.top1
         self.report("val", done, va, record)
         self.summary["last_val_top1"] = va.top1
         if not math.isnan(va.top1):

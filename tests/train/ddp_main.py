@@ -5,6 +5,8 @@ synthetic training script.
 the tiny network is registered in every rank. Test hooks (environment): ``TEST_MARK_DIR`` + ``TEST_MARK_AT=E:S``
 make each rank write ``<dir>/rank<r>`` (its pid) once step S of 0-based epoch E is done, and every later
 step sleep ``TEST_STEP_SLEEP`` seconds, so that a test can send a real signal in the middle of an epoch.
+``TEST_START_MARK=<file>`` writes that file when the run starts reading its label CSVs and holds the label scan
+there for ``TEST_START_SLEEP`` seconds, so that a test can send a real signal while the run starts.
 """
 import os
 import sys
@@ -46,7 +48,24 @@ def _install_mark() -> None:
     loop.TrainStep.__call__ = marked
 
 
+def _install_start_mark() -> None:
+    mark = os.environ.get("TEST_START_MARK")
+    if not mark:
+        return
+    from train.engine import run  # noqa: PLC0415
+
+    build = run.build_loaders
+
+    def slow_build(*args, **kwargs):
+        Path(mark).write_text(str(os.getpid()))
+        time.sleep(float(os.environ.get("TEST_START_SLEEP", "5")))
+        return build(*args, **kwargs)
+
+    run.build_loaders = slow_build
+
+
 _install_mark()
+_install_start_mark()
 
 if __name__ == "__main__":
     sys.exit(main(SYNTHETIC_SPEC, sys.argv[1:]))

@@ -24,6 +24,48 @@ log = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 REQUEUE_EXIT = 75  # EX_TEMPFAIL of sysexits.h: "temporary failure, retry later"
+_handed_over: list[tuple[int, float]] = []  # a signal received after start-up, before Preemption took over
+
+
+class StartupPreempted(Exception):
+    """SIGTERM/SIGUSR1 while the run was starting (label scan, model build, checkpoint load): nothing trained."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+class StartupSignals:
+    """SIGTERM/SIGUSR1 from the start of a training process: until :meth:`handover` the signal raises
+    :class:`StartupPreempted` at once (nothing to save, the run exits :data:`REQUEUE_EXIT`); after it, the
+    signal is kept for the :class:`Preemption` that the epochs install, which then stops before the first step.
+    SIGINT keeps Python's KeyboardInterrupt. The previous handlers are restored on exit."""
+
+    def __init__(self) -> None:
+        self.starting = True
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StartupSignals:
+        _handed_over.clear()
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def handover(self) -> None:
+        """Start-up is over: from now a signal is recorded for the epochs' :class:`Preemption`."""
+        self.starting = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.starting:
+            raise StartupPreempted(signum)
+        if not _handed_over:
+            _handed_over.append((signum, time.monotonic()))
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+        _handed_over.clear()
 
 
 class Preemption:
@@ -39,6 +81,8 @@ class Preemption:
     def __enter__(self) -> Preemption:
         for sig in SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handle)
+        if _handed_over:  # received between the end of start-up and now
+            self.signum, self.received_at = _handed_over.pop()
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Mapping
@@ -25,6 +26,8 @@ from train.results.checkpoint import (
     checkpoint_path,
     last_path,
     list_checkpoints,
+    load_checkpoint_file,
+    position_of,
     save_checkpoint,
 )
 from train.results.lock import LOCK_NAME, TAKEOVER_NAME, pid_alive
@@ -141,9 +144,9 @@ def holds_run(folder: str | Path) -> list[str]:
                   (p.suffix == ".pth" or p.name == LATEST_NAME or "_results_s" in p.name) and not is_temp_name(p.name))
 
 
-def move_aside(folder: str | Path) -> Path:
-    """``--overwrite``: move every entry of ``folder`` (but the lock and earlier ``previous-*`` folders) into
-    ``folder/previous-<time>/``; returns that folder. Nothing is deleted."""
+def move_aside(folder: str | Path, names: list[str] | None = None) -> Path:
+    """``--overwrite``: move every entry of ``folder`` (but the lock and earlier ``previous-*`` folders), or only
+    ``names``, into ``folder/previous-<time>/``; returns that folder. Nothing is deleted."""
     folder = Path(folder)
     aside = folder / f"{PREVIOUS_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}"
     n = 1
@@ -152,9 +155,38 @@ def move_aside(folder: str | Path) -> Path:
         aside = folder / f"{PREVIOUS_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-{n}"
     aside.mkdir()
     for entry in folder.iterdir():
+        if names is not None and entry.name not in names:
+            continue
         if entry.name not in (LOCK_NAME, TAKEOVER_NAME) and not entry.name.startswith(PREVIOUS_PREFIX):
             entry.rename(aside / entry.name)
     return aside
+
+
+def _csv_start(name: str) -> int | None:
+    """The start epoch of a ``<split>_results_s<start>[_r<n>].csv`` name (None for other names)."""
+    match = re.fullmatch(r"(?:train|val)_results_s(\d+)(?:_r\d+)?\.csv", name)
+    return int(match.group(1)) if match else None
+
+
+def files_beyond(folder: str | Path, network: str, epoch: int, iteration: int) -> list[str]:
+    """The files of ``folder`` written after the training state ``(epoch, iteration)``: numbered checkpoints of
+    later epochs, ``_last``/``_best`` holding a later position, and the result CSVs of runs that started after
+    it (or at it, for a resume from an epoch end). Resuming there must not mix them with its own files."""
+    folder = Path(folder)
+    later = [checkpoint_path(folder, network, e).name for e in list_checkpoints(folder, network) if e > epoch]
+    for path in (last_path(folder, network), best_path(folder, network)):
+        if path.is_file():
+            try:
+                saved = position_of(load_checkpoint_file(path))
+            except ValueError:
+                continue  # a damaged file is reported by the resume that tries it
+            if saved > (epoch, iteration):
+                later.append(path.name)
+    for entry in folder.iterdir() if folder.is_dir() else []:
+        start = _csv_start(entry.name)
+        if start is not None and (start > epoch or (start == epoch and not iteration)):
+            later.append(entry.name)
+    return sorted(later)
 
 
 def remove_temp_files(folder: str | Path) -> list[str]:

@@ -97,3 +97,10 @@ def test_no_mix_draw_leaves_the_batch():
     data, labels = _batch()
     t = soft_targets(labels, K)
     assert apply_mix(data, t, MixDraw("none", np.ones(4))) == (data, t)
+
+
+def test_a_batch_of_one_clip_per_process_is_refused_when_mixing():
+    TargetTransform(K, label_smoothing=0.1).check_pairs(1)  # smoothing alone needs no pairs
+    TargetTransform(K, mixup_alpha=0.2).check_pairs(2)
+    with pytest.raises(ValueError, match="batch per process is 1: raise --batch-size or use fewer --gpus"):
+        TargetTransform(K, cutmix_alpha=1.0).check_pairs(1)

@@ -204,6 +204,7 @@ def _train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch
         else:
             log.info("--sync-bn: BatchNorm layers share their statistics over the %d processes", info.world_size)
     step.targets = TargetTransform.from_config(cfg, num_classes, info.rank)
+    step.targets.check_pairs(loaders.batch_per_rank)
     if o.ema_decay > 0:  # of the bare model, before compiling and DDP (same parameters, plain keys)
         step.ema = ModelEma(model, o.ema_decay)
         log.info("%s", restore_ema(step.ema, ckpt, start.mode, start.path))

@@ -143,6 +143,13 @@ class TargetTransform:
     def enabled(self) -> bool:
         return self.mixing or self.label_smoothing > 0
 
+    def check_pairs(self, batch_per_process: int) -> None:
+        """Mixing pairs clips inside one process's batch: refuse a run whose batch per process is 1, which would
+        never mix (an odd batch leaves its middle clip unmixed, and the last, smaller batch of an epoch may too)."""
+        if self.mixing and batch_per_process < 2:
+            raise ValueError(f"--mixup-alpha/--cutmix-alpha mix pairs of clips within each process's batch, but this "
+                             f"run's batch per process is {batch_per_process}: raise --batch-size or use fewer --gpus")
+
     def rng(self, epoch: int, step: int) -> np.random.Generator:
         """The ``mixing`` stream of step ``step`` of 0-based ``epoch`` on this rank."""
         return np.random.default_rng(mix(self.seed, STREAMS["mixing"], self.rank, epoch, step))

@@ -27,7 +27,7 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 DECODERS = ("opencv", "pyav")
-# Measured by benchmarks/bench_decoders.py: OpenCV decodes the same H.264 file faster here.
+# Measured by benchmarks/bench_loader.py's decoder table: OpenCV decodes the same H.264 file faster here.
 DEFAULT_DECODER = "opencv"
 # Matched case-insensitively (``.MP4`` too) by every caller.
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts")

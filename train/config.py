@@ -80,6 +80,9 @@ class DataConfig:
                       "databases under jpg/ (the fast path); video: the video files listed in videos.json by "
                       "`python -m data.prepare ... [--no-convert]`, decoded with PyAV in the workers (no conversion, "
                       "about the videos' disk, more CPU per clip)")
+    max_missing: float = opt(5.0, "--max-missing", help="stop when more than this percentage of a label CSV's "
+                             "videos is missing (a half-mounted or half-converted data set); below it each CSV's "
+                             "missing videos are one WARNING; 100 accepts any loss")
 
 
 @dataclass
@@ -354,6 +357,8 @@ class RunConfig:
             d.workers = min(MAX_DEFAULT_WORKERS, available_cores())
         if d.workers < 0:
             raise ValueError(f"--workers must be >= 0, got {d.workers}")
+        if not 0 <= d.max_missing <= 100:
+            raise ValueError(f"--max-missing must be a percentage in [0, 100], got {d.max_missing}")
         if not (o.lr_base > 0 and math.isfinite(o.lr_base)):
             raise ValueError(f"--lr-base must be > 0, got {o.lr_base}")
         self._validate_optimiser()

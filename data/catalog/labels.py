@@ -200,8 +200,8 @@ def find_stored(jpg_dir: Path) -> Callable[[CsvRow], Found | None]:
 
 def load_records(csv_path: Path, jpg_dir: Path, timeslices: bool, *, split: str | None = None,
                  dictionary: dict[str, int] | None = None, save_dictionary: bool = True,
-                 strict_labels: bool = False, find: Callable[[CsvRow], Found | None] | None = None
-                 ) -> tuple[list[VideoRecord], dict[str, int]]:
+                 strict_labels: bool = False, find: Callable[[CsvRow], Found | None] | None = None,
+                 max_missing: float | None = None) -> tuple[list[VideoRecord], dict[str, int]]:
     """Records of the videos of ``csv_path`` found under ``jpg_dir``, and the ``{label: class index}`` dictionary.
 
     ``find`` locates a row's video (default `find_stored`: its frame folder; ``--source video`` passes
@@ -210,7 +210,9 @@ def load_records(csv_path: Path, jpg_dir: Path, timeslices: bool, *, split: str 
     Rows of another split than ``split`` (default: :func:`split_of` the file name) are dropped and counted
     (class indices still count every row); duplicate rows are kept once and reported. ``dictionary`` (else the
     JSON next to the CSV if present) fixes known indices; ``strict_labels`` (val) makes a label unknown to it an
-    error instead of a new class. Missing and unreadable videos are skipped and counted.
+    error instead of a new class. Missing and unreadable videos are skipped and counted: one WARNING with the
+    count and examples, and a ``ValueError`` when more than ``max_missing`` percent of the rows are missing (a
+    half-mounted or half-converted data set must not train on what is left).
     """
     csv_path, jpg_dir = Path(csv_path), Path(jpg_dir)
     kind = split_of(csv_path) if split is None else split
@@ -224,6 +226,7 @@ def load_records(csv_path: Path, jpg_dir: Path, timeslices: bool, *, split: str 
     locate = find or find_stored(jpg_dir)
     records: list[VideoRecord] = []
     rows = missing = 0
+    missing_rows: list[CsvRow] = []
     broken: list[str] = []
     other_split: dict[str, int] = {}
     seen: dict[Path, str] = {}
@@ -250,6 +253,8 @@ def load_records(csv_path: Path, jpg_dir: Path, timeslices: bool, *, split: str 
             continue
         if found is None:
             missing += 1
+            if len(missing_rows) < 3:
+                missing_rows.append(row)
             continue
         path, n_frames, start, end = found
         if n_frames < 1:
@@ -263,8 +268,8 @@ def load_records(csv_path: Path, jpg_dir: Path, timeslices: bool, *, split: str 
     if duplicates:
         log.warning("%s: %d duplicate rows kept once, e.g. %s", csv_path, len(duplicates), "; ".join(duplicates[:3]))
     if missing:
-        log.info("%s: %d of %d videos not found under %s (skipped; not downloaded/converted?)",
-                 csv_path, missing, rows, jpg_dir)
+        report_missing(csv_path, jpg_dir, missing, missing + len(records) + len(broken), missing_rows, max_missing,
+                       store=find is None)
     if broken:
         log.warning("%s: %d unreadable videos skipped, e.g. %s (run `python -m data.check %s`)",
                     csv_path, len(broken), broken[0], jpg_dir.parent)
@@ -272,8 +277,31 @@ def load_records(csv_path: Path, jpg_dir: Path, timeslices: bool, *, split: str 
     # Original saved the JSON only when it did not exist yet (later labels stayed in memory); we also save it
     # when this CSV added labels, so every later run sees the same indices.
     if save_dictionary and classes != known:
-        write_dictionary(dict_file, classes)
+        try:
+            write_dictionary(dict_file, classes)
+        except OSError as exc:  # a read-only data set (shared cluster storage): the classes are kept in memory
+            log.warning("%s: cannot write the class dictionary (%s); using it from memory (class order of %s); "
+                        "write it once from a writable copy to fix the order", dict_file,
+                        exc.strerror or exc.__class__.__name__, csv_path.name)
     return records, classes
+
+
+def report_missing(csv_path: Path, jpg_dir: Path, missing: int, total: int, examples: list[CsvRow],
+                   max_missing: float | None, store: bool = True) -> None:
+    """One WARNING naming the count, the share and examples of the rows without a video (a row whose video is
+    stored under another label says so); a ``ValueError`` above ``max_missing`` percent."""
+    shown = []
+    for row in examples:
+        other = next(jpg_dir.glob(f"*/{row.rel_path.name}"), None) if store else None
+        moved = f", stored under label '{other.parent.name}': the CSV's label differs" if other is not None else ""
+        shown.append(f"{row.source} ({row.rel_path}{moved})")
+    share = 100.0 * missing / max(1, total)
+    line = (f"{csv_path}: {missing} of {total} videos ({share:.1f}%) not found under {jpg_dir}, e.g. "
+            f"{'; '.join(shown)}")
+    if max_missing is not None and share > max_missing:
+        raise ValueError(f"{line}; more than --max-missing {max_missing:g}%: convert or mount the missing videos, "
+                         "fix the CSV, or accept the loss with --max-missing 100")
+    log.warning("%s (skipped)", line)
 
 
 def _row_in_split(kind: str | None, split: str | None) -> bool:

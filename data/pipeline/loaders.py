@@ -74,6 +74,7 @@ class LoaderConfig:
     decode: str = "cpu"
     clip_warmup: tuple[int, int, int] = (0, 0, 0)
     source: str = "store"
+    max_missing: float | None = None  # percent of a CSV's rows whose video may be missing (None: no limit)
 
 
 @dataclass
@@ -227,12 +228,13 @@ def build_loaders(spec: DatasetSpec, paths: DatasetPaths, cfg: LoaderConfig, mea
     sources = video_sources(paths) if cfg.source == "video" else None
     where, find = (sources.videos, sources.find) if sources else (paths.jpg_dir, None)
     dataset = partial(VideoFiles, options=sources.options) if sources else VideoIter
-    train_records, dictionary = load_records(paths.train_csv, where, spec.timeslices, find=find)
+    train_records, dictionary = load_records(paths.train_csv, where, spec.timeslices, find=find,
+                                             max_missing=cfg.max_missing)
     if not train_records:
         raise ValueError(f"{paths.train_csv}: none of its videos were found under {where}; "
                          "convert the videos first or point --dataset at the data root")
     val_records, dictionary = load_records(paths.val_csv, where, spec.timeslices, dictionary=dictionary,
-                                           strict_labels=True, find=find)
+                                           strict_labels=True, find=find, max_missing=cfg.max_missing)
     warn_split_overlap(train_records, val_records, str(paths.val_csv))
     if not val_records:
         raise ValueError(f"{paths.val_csv}: none of its videos were found under {where}; "

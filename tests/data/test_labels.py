@@ -1,12 +1,14 @@
 """Label CSV parsing: records, time-slice folder names, file:line errors, class dictionary order and reuse."""
 from __future__ import annotations
 
+import errno
 import json
 import logging
 
 import pytest
 from datagen import gradient_frames
 
+from data.catalog import labels as labels_module
 from data.catalog.labels import dictionary_path, iter_rows, load_records, split_of, warn_split_overlap
 from data.store.frames_db import write_video
 
@@ -34,7 +36,7 @@ def test_records_order_dictionary_and_missing(tmp_path, caplog):
     assert [(r.index, r.video_id, r.class_index, r.n_frames) for r in records] == [
         (0, "a1", 1, 4), (1, "b1", 2, 5), (2, "a2", 1, 3)]
     assert records[1].path == jpg / "jump" / "b1" and records[1].source == f"{csv}:4"
-    assert "2 of 5 videos not found" in caplog.text
+    assert "2 of 5 videos (40.0%) not found" in caplog.text
     saved = tmp_path / "labels" / "mini_dictionary.json"
     assert json.loads(saved.read_text()) == classes
 
@@ -162,3 +164,40 @@ def test_colliding_sub_second_slices_get_exact_times(tmp_path):
     names = [r.rel_path.name for r in iter_rows(csv, True)]
     assert names == ["g1_000000_000000_ms000200_000700", "g1_000000_000000_ms000500_000900",
                      "g1_000000_000000_ms000500_000900", "g2_000003_000013", "g3_000001_000002"]
+
+
+def test_missing_videos_are_a_warning_and_above_the_limit_an_error(tmp_path, caplog):
+    jpg = tmp_path / "jpg"
+    for i in range(2):
+        _video(jpg, f"walk/v{i}")
+    _video(jpg, "jump/moved")  # a row whose label was edited in the CSV: its video is under the old label
+    rows = "".join(f"walk,gone{i}\n" for i in range(97))
+    csv = _csv(tmp_path / "labels" / "set_train.csv", "label,id\nwalk,v0\nwalk,v1\nwalk,moved\n" + rows)
+    with pytest.raises(ValueError, match=r"98 of 100 videos \(98.0%\) not found under .*more than --max-missing 5%"):
+        load_records(csv, jpg, False, max_missing=5.0)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="data.catalog.labels"):
+        records, _ = load_records(csv, jpg, False, max_missing=100.0)
+    assert [r.video_id for r in records] == ["v0", "v1"]
+    warning = next(r.getMessage() for r in caplog.records if "not found" in r.getMessage())
+    assert warning.startswith(f"{csv}: 98 of 100 videos (98.0%) not found under {jpg}, e.g. {csv}:4 (walk/moved, "
+                              "stored under label 'jump': the CSV's label differs)")
+
+
+def test_read_only_labels_folder_keeps_the_dictionary_in_memory(tmp_path, caplog, monkeypatch):
+    def read_only(path, dictionary):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(labels_module, "write_dictionary", read_only)
+    jpg = tmp_path / "jpg"
+    _video(jpg, "walk/v0")
+    _video(jpg, "jump/v1")
+    train = _csv(tmp_path / "labels" / "set_train.csv", "label,id\nwalk,v0\njump,v1\n")
+    val = _csv(tmp_path / "labels" / "set_val.csv", "label,id\njump,v1\n")
+    with caplog.at_level(logging.WARNING, logger="data.catalog.labels"):
+        _, classes = load_records(train, jpg, False)
+        records, _ = load_records(val, jpg, False, dictionary=classes, strict_labels=True)
+    assert classes == {"walk": 0, "jump": 1} and [r.class_index for r in records] == [1]
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and lines[0].startswith(f"{tmp_path / 'labels' / 'set_dictionary.json'}: cannot write "
+                                                   "the class dictionary (Read-only file system); using it from memory")

@@ -118,7 +118,7 @@ def loader_config(cfg: RunConfig) -> LoaderConfig:
                         train_frame_interval=d.train_frame_interval, val_frame_interval=d.val_frame_interval,
                         long_cycles=s.long_cycles, short_cycles=s.short_cycles, workers=d.workers,
                         seed=cfg.optim.random_seed, val_clip_length=d.val_clip_length, val_clip_size=d.val_clip_size,
-                        decode=cfg.hardware.decode, source=d.source,
+                        decode=cfg.hardware.decode, source=d.source, max_missing=d.max_missing,
                         clip_warmup=(s.clip_warmup_epochs, s.clip_warmup_length or 0, s.clip_warmup_size or 0))
 
 

@@ -21,6 +21,17 @@ from train.results.preempt import SIGNALS, Preemption
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``cuda`` are skipped, with the reason, where no CUDA device is visible."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device: torch.cuda.is_available() is False here "
+                                   "(bash benchmarks/gpu_check.sh runs these on a GPU machine)")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def reference() -> dict:
     return original_models()

@@ -1,11 +1,21 @@
-"""train/monitor/metric.py: top-k accuracy, sample-weighted loss, last-value meters, reduction at world size 1."""
+"""train/monitor/metric.py: top-k accuracy, sample-weighted loss, last-value meters, reduction at world size 1, and
+the device sums of a pass (non-finite rows, pending scores of a skipped step, interval reads, carried sums)."""
 from __future__ import annotations
 
 import math
 
 import torch
 
-from train.monitor.metric import Accuracy, BatchSize, LearningRate, Loss, MetricList, default_metrics
+from train.monitor.metric import (
+    Accuracy,
+    BatchSize,
+    LearningRate,
+    Loss,
+    MetricList,
+    RunningMetrics,
+    default_metrics,
+    rates,
+)
 
 
 def test_topk_accuracy_fraction():
@@ -59,3 +69,61 @@ def test_reduce_is_identity_without_process_group():
     before = metrics.as_dict()
     metrics.reduce()
     assert metrics.as_dict() == before
+
+
+# --- RunningMetrics: one pass's sums on the device ------------------------------------------------------------------
+
+def _logits(rows: list[list[float]]) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+def test_running_sums_score_like_the_per_batch_meters():
+    meter, acc, loss = RunningMetrics("cpu", topk=2), Accuracy("top1", 1), Loss()
+    preds = _logits([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1], [0.2, 0.3, 0.5], [0.5, 0.4, 0.1]])
+    labels = torch.tensor([1, 1, 0, 1])
+    meter.score(preds, labels, torch.tensor(2.0))
+    acc.update(preds, labels)
+    loss.update(preds, labels, torch.tensor(2.0))
+    values = rates(meter.read(reduce=False, full=True))
+    assert values["top1"] == acc.get()[1] == 0.25 and values["top5"] == 0.75  # top-2 here
+    assert values["loss-ce"] == loss.get()[1] == 2.0 and math.isnan(values["grad_norm"])
+
+
+def test_nan_rows_are_not_predictions_and_make_the_accuracy_nan():
+    """torch.topk ranks NaN first: a NaN row would otherwise count as a hit for class 0."""
+    meter = RunningMetrics("cpu")
+    logits = _logits([[float("nan")] * 3, [0.0, 1.0, 0.0], [float("inf"), 0.0, 0.0]])
+    per_row = torch.tensor([float("nan"), 0.5, float("nan")])
+    meter.score(logits, torch.tensor([0, 1, 0]), per_row)
+    sums = meter.read(reduce=False, full=True)
+    assert sums["nonfinite_rows"] == 2 and sums["samples"] == 1 and sums["top1"] == 1 and sums["loss"] == 0.5
+    values = rates(sums)
+    assert math.isnan(values["top1"]) and math.isnan(values["top5"]) and values["loss-ce"] == 0.5
+
+
+def test_pending_scores_are_kept_or_dropped_with_their_optimiser_step():
+    meter = RunningMetrics("cpu")
+    good, label = _logits([[0.0, 1.0]]), torch.tensor([1])
+    meter.score(good, label, torch.tensor(1.0), pending=True)
+    meter.commit(torch.tensor(True), torch.tensor(3.0), step=0)
+    meter.score(good, label, torch.tensor(float("inf")), pending=True)
+    meter.commit(torch.tensor(False), torch.tensor(float("nan")), step=1)  # skipped: its scores are dropped
+    meter.score(good, label, torch.tensor(2.0), pending=True)
+    meter.commit(torch.tensor(False), None, step=2)
+    sums = meter.read(reduce=False, full=True)
+    assert (sums["samples"], sums["loss"], sums["steps"], sums["skipped_steps"]) == (1, 1.0, 3, 2)
+    assert (sums["max_run"], sums["first_bad"], sums["first_loss"]) == (2, 1, float("inf"))
+    assert rates(sums)["grad_norm"] == 3.0  # non-finite norms are not averaged
+
+
+def test_interval_reads_are_differences_and_carried_sums_count_in_full_reads():
+    meter = RunningMetrics("cpu", carried={"samples": 6, "loss": 12.0, "top1": 3, "top5": 6, "seconds": 5.0})
+    one = _logits([[0.0, 1.0]])
+    meter.score(one, torch.tensor([1]), torch.tensor(1.0))
+    assert meter.read(reduce=False)["samples"] == 1
+    meter.score(one, torch.tensor([0]), torch.tensor(3.0))
+    interval = meter.read(reduce=False)
+    assert (interval["samples"], interval["loss"], interval["top1"]) == (1, 3.0, 0)
+    full = meter.read(reduce=False, full=True, skipped_clips=2)
+    assert (full["samples"], full["loss"], full["top1"], full["skipped_clips"]) == (8, 16.0, 4, 2)
+    assert meter.seconds() >= 5.0

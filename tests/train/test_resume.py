@@ -1,5 +1,6 @@
 """Runs that survive a cluster, end to end on the tiny network: a real SIGTERM in the middle of epoch 2, then
-``--resume-epoch auto``, gives the weights of an uninterrupted run (``--workers 0`` and ``2``); a re-run into
+``--resume-epoch auto``, gives the weights and the epoch's row of an uninterrupted run (``--workers 0`` and ``2``,
+and between the micro-batches of ``--accumulate-grad 2``); a re-run into
 a used folder is refused; ``--overwrite`` moves the earlier run aside; another ``--batch-size`` keeps the lr."""
 from __future__ import annotations
 
@@ -90,11 +91,42 @@ def test_sigterm_mid_epoch_then_auto_resume_is_bit_identical(straight, tmp_path,
     a, b = _weights(straight / f"{TINY}_ep-0003.pth"), _weights(out / f"{TINY}_ep-0003.pth")
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
-    # the remaining clips of epoch 2 were trained once each: 8 clips = the steps before the stop + the rest
+    # the resumed epoch's row covers the whole epoch (the mid-epoch checkpoint carries the sums of its first
+    # steps): the same samples, loss and accuracy as the uninterrupted run's row for epoch 2
     rows = _rows(out / "train_results_s0001.csv")
     assert [r["Epoch"] for r in rows] == ["2", "3"]
-    assert int(rows[0]["Samples"]) == 8 - 2 * last["position"]["iteration"] and int(rows[1]["Samples"]) == 8
+    assert _same_row(rows[0], _rows(straight / "train_results_s0000.csv")[1]) and int(rows[0]["Samples"]) == 8
     assert "iteration" in (out / "train.log").read_text().split("Resumed")[-1].splitlines()[0]
+    assert "Epoch [2]  (train)" in resumed.stderr.split("Resumed")[-1] and "(8 clips, 0 skipped)" in resumed.stderr
+
+
+def _same_row(a: dict, b: dict) -> bool:
+    """Two CSV rows of one epoch agree in everything but the time."""
+    return {k: v for k, v in a.items() if k != "Seconds"} == {k: v for k, v in b.items() if k != "Seconds"}
+
+
+@pytest.mark.slow
+def test_sigterm_between_micro_batches_finishes_the_optimiser_step_then_resumes_bit_identical(tmp_path):
+    """--accumulate-grad 2: a signal after the first micro-batch of a step stops after the second (the summed
+    gradients are not saved), and the resumed run ends with the uninterrupted run's weights and rows."""
+    straight = tmp_path / "straight"
+    assert _run(straight, "--accumulate-grad", "2").returncode == 0
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    proc = _start(tmp_path, "--accumulate-grad", "2", env={"TEST_MARK_DIR": str(marks), "TEST_MARK_AT": "1:0"})
+    _wait_for(marks / "rank0", proc)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == REQUEUE_EXIT, err[-3000:]
+    out = tmp_path / FOLDER
+    stopped = load_checkpoint_file(out / f"{TINY}_last.pth")["position"]["iteration"]
+    assert stopped in (2, 4) and "SIGTERM: stopped at epoch 2, after step 2 of 4" in (out / "train.log").read_text()
+    resumed = _run(tmp_path, "--accumulate-grad", "2", "--resume-epoch", "auto")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = _weights(straight / FOLDER / f"{TINY}_ep-0003.pth"), _weights(out / f"{TINY}_ep-0003.pth")
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
+    full = _rows(straight / FOLDER / "train_results_s0000.csv")
+    assert all(_same_row(x, y) for x, y in zip(_rows(out / "train_results_s0001.csv"), full[1:]))
 
 
 @pytest.mark.slow

@@ -158,14 +158,16 @@ class Trainer:
         if self.gates:
             record["gates_val"] = self.gates.after("val", done)
         va.lr = lr
+        ema = None
         if self.step.ema is not None:  # the average, on the same clips; _best still follows the model's top-1
             ema = evaluate(self.step.ema.module, self.loaders.val, self.step.device, self.step.precision, epoch,
                            to_device=self.to_val)
             va.ema_top1 = ema.top1
+        self.report("val", done, va, record)
+        if ema is not None:
             log.info("Epoch [%d]  (val, EMA weights)  top-1 %s   top-5 %s   loss %.5f", done, _pct(ema.top1),
                      _pct(ema.top5), ema.loss)
             self.summary["last_val_ema_top1"] = ema.top1
-        self.report("val", done, va, record)
         self.summary["last_val_top1"] = va.top1
         if not math.isnan(va.top1):
             self.summary["best_val_top1"] = max(va.top1, self.summary["best_val_top1"] or 0.0)

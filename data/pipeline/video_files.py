@@ -45,7 +45,7 @@ class VideoFiles(VideoIter):
             raise FrameReadError(f"{record.path}: n_frames is {record.n_frames}; re-run `python -m data.prepare`")
         indices = self.sampler.sampling(range_max=record.n_frames, v_id=record.index, num=size[0])
         try:
-            frames = read_clip(record.path, indices, record.start, record.end, self.options)
+            frames = read_clip(record.path, indices, record.start, record.end, self.options, record.n_frames)
         except VideoDecodeError as exc:
             raise FrameReadError(str(exc)) from None
         return self.video_transform(frames, size)

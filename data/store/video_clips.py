@@ -115,10 +115,11 @@ def _to_bgr(frame: av.VideoFrame, options: FrameOptions) -> np.ndarray:
 
 
 def read_clip(path: str | Path, indices: Sequence[int], start: float | None = None, end: float | None = None,
-              options: FrameOptions = FrameOptions()) -> np.ndarray:
+              options: FrameOptions = FrameOptions(), frames: int | None = None) -> np.ndarray:
     """Frames ``(T, H, W, 3)`` BGR uint8 at the 0-based kept-frame ``indices`` (any order, repeats allowed) of
-    ``path`` cut to ``[start, end)`` s; raises VideoDecodeError naming the file for an unreadable video or an
-    index past its last frame."""
+    ``path`` cut to ``[start, end)`` s; raises VideoDecodeError naming the file for an unreadable video, an
+    index past its last frame, or (with ``frames``, the count listed when it was prepared) a file that now holds
+    another number of frames, whose indices would no longer mean the listed frames."""
     path, wanted = Path(path), sorted(set(int(i) for i in indices))
     if not wanted or wanted[0] < 0:
         raise VideoDecodeError(f"{path}: frame indices must be >= 0, got {list(indices)[:5]}")
@@ -127,19 +128,22 @@ def read_clip(path: str | Path, indices: Sequence[int], start: float | None = No
         stream = _video_stream(path, container)
         timeline = FrameTimeline.read(stream, container, start, end, options.fps)
         if timeline.pts is None:
-            frames = _read_in_order(container, stream, wanted, start, end, options)
+            decoded = _read_in_order(container, stream, wanted, start, end, options)
         else:
-            frames = _read_by_pts(path, container, stream, timeline, wanted, options)
+            if frames is not None and timeline.count != frames:
+                raise VideoDecodeError(f"{path}: holds {timeline.count} frames, {frames} when it was listed; the "
+                                       "file changed since: re-run `python -m data.prepare` to list it again")
+            decoded = _read_by_pts(path, container, stream, timeline, wanted, options)
     except av.FFmpegError as exc:
         raise VideoDecodeError(f"{path}: PyAV cannot decode ({exc})") from None
     finally:
         container.close()
-    missing = [i for i in wanted if i not in frames]
+    missing = [i for i in wanted if i not in decoded]
     if missing:
         raise VideoDecodeError(f"{path}: frame {missing[0]} could not be decoded (truncated or corrupt file? "
                                "check it with `python -m data.prepare` again)")
     try:
-        return np.stack([frames[int(i)] for i in indices])
+        return np.stack([decoded[int(i)] for i in indices])
     except ValueError as exc:
         raise VideoDecodeError(f"{path}: frames differ in size ({exc})") from None
 

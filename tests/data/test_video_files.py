@@ -206,3 +206,25 @@ def test_a_truncated_video_is_skipped_and_counted(tmp_path, caplog):
     assert len(warned) == 1 and str(paths[1]) in warned[0]  # one warning per file
     # the replacement is another video's clip, chosen deterministically
     assert torch.equal(items[2][0], items[3][0])
+
+
+def test_a_file_changed_since_it_was_listed_is_refused(tmp_path):
+    path = write_gop_video(tmp_path / "v.mp4", moving_frames(30))
+    listed = count_frames(path)
+    write_gop_video(path, moving_frames(40, seed=1))  # replaced by another video: index i is another frame now
+    with pytest.raises(VideoDecodeError, match="holds 40 frames, 30 when it was listed"):
+        read_clip(path, [0, 5], frames=listed)
+    assert read_clip(path, [0, 5], frames=40).shape == (2, 64, 96, 3)
+
+
+def test_a_stream_without_timestamps_is_decoded_in_order(tmp_path, monkeypatch):
+    path = write_gop_video(tmp_path / "v.mp4", moving_frames(40))
+    want = list(iter_frames(path, decoder="pyav", start=0.3, end=1.5, fps=10, short_side=32))
+    no_pts = classmethod(lambda cls, *args: cls(None, (), 0))
+    monkeypatch.setattr("data.store.video_clips.FrameTimeline.read", no_pts)
+    assert count_frames(path, 0.3, 1.5, 10) == len(want)
+    indices = [len(want) - 1, 0, 2, 2]
+    clip = read_clip(path, indices, 0.3, 1.5, FrameOptions(10, 32))
+    assert all(np.array_equal(clip[k], want[i]) for k, i in enumerate(indices))
+    with pytest.raises(VideoDecodeError, match=f"frame {len(want)} could not be decoded"):
+        read_clip(path, [len(want)], 0.3, 1.5, FrameOptions(10, 32))

@@ -49,8 +49,13 @@ def read_weights(path: str | Path) -> WeightFile:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, LookupError, TypeError) as exc:
-        hint = ("Caffe2 .pkl blobs are not read: use the publisher's PyTorch .pth conversion"
-                if path.suffix == ".pkl" else "the file is truncated or not a PyTorch file; download it again")
+        if path.suffix == ".pkl":
+            hint = "Caffe2 .pkl blobs are not read: use the publisher's PyTorch .pth conversion"
+        elif "Unsupported global" in str(exc):  # e.g. a training file holding argparse arguments
+            hint = ("it holds Python objects besides tensors, which are not unpickled (weights_only); load it "
+                    "yourself and torch.save its state_dict")
+        else:
+            hint = "the file is truncated or not a PyTorch file; download it again"
         raise ValueError(f"{path}: torch.load failed ({exc.__class__.__name__}): {hint}") from None
     if not isinstance(obj, Mapping):
         raise ValueError(f"{path}: holds a {type(obj).__name__}, not a state_dict")

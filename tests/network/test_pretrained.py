@@ -151,3 +151,14 @@ def test_random_layers_are_grouped() -> None:
     convs = [k for k in model.state_dict() if k.endswith(".0.0.weight") and k.startswith("layer")]
     text = describe_random(model, convs + ["stem.1.weight", "stem.1.bias"])
     assert text == "layer1-4 conv weights (16 tensors), stem BN parameters (2 tensors)"
+
+
+def test_a_training_file_with_python_objects_is_refused_in_one_line(tmp_path: Path) -> None:
+    """VMZ's training script saves its argparse arguments beside the weights; they are never unpickled."""
+    import argparse
+
+    torch.save({"model": {"fc.weight": torch.ones(2, 2)}, "args": argparse.Namespace(lr=0.1)}, tmp_path / "t.pth")
+    with pytest.raises(ValueError, match=r"t.pth: torch.load failed \(UnpicklingError\): it holds Python objects "
+                                         r"besides tensors, which are not unpickled \(weights_only\); load it "
+                                         r"yourself and torch.save its state_dict$"):
+        network.from_pretrained(tmp_path / "t.pth", "vmz", "ir_csn_152")

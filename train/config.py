@@ -451,6 +451,19 @@ class RunConfig:
         return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
 
+# The optimiser and regularisation fields that change what a resumed run trains; a resume that changes one is
+# told so (train.engine.run), since the checkpoint's state was built under the old values.
+TRAINING_KNOBS = ("optimizer", "momentum", "weight_decay", "no_decay_norm_bias", "label_smoothing", "mixup_alpha",
+                  "cutmix_alpha", "mix_prob", "accumulate_grad", "clip_grad_norm", "sync_bn", "ema_decay")
+
+
+def changed_fields(saved: RunConfig, now: RunConfig, names: tuple[str, ...] = TRAINING_KNOBS) -> list[str]:
+    """``'--flag NOW (was SAVED)'`` for each field of ``names`` whose value differs between two configurations."""
+    flags = {f.name: f.metadata["flags"][0] for _, f in _group_fields()}
+    old, new = saved.flat(), now.flat()
+    return [f"{flags[n]} {new[n]} (was {old[n]})" for n in names if old[n] != new[n]]
+
+
 def _resume_at(value: Any) -> int | str:
     """``--resume-epoch`` as an int N or "auto"."""
     if isinstance(value, str) and value.strip().lower() == AUTO:

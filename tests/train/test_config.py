@@ -177,3 +177,12 @@ def test_an_older_checkpoint_config_without_the_knobs_reads_as_the_defaults():
     for key in ("optimizer", "momentum", "weight_decay", "ema_decay"):
         saved["optimisation"].pop(key)
     assert RunConfig.from_saved({"config": saved}) == parse_config(HACS, [])
+
+
+def test_changed_training_knobs_are_named_with_both_values():
+    from train.config import changed_fields
+
+    saved = parse_config(HACS, KNOBS)
+    now = parse_config(HACS, [*KNOBS, "--ema-decay", "0", "--mixup-alpha", "0.2", "--lr-base", "0.5"])
+    assert changed_fields(saved, now) == ["--mixup-alpha 0.2 (was 0.8)", "--ema-decay 0.0 (was 0.999)"]
+    assert changed_fields(saved, saved) == []

@@ -97,3 +97,9 @@ def test_all_knobs_train_and_resume_exactly(tmp_path):
     errors = [ln for ln in other.stderr.splitlines() if " ERROR " in ln or ln.startswith("error:")]
     assert other.returncode == 1 and len(errors) == 1, other.stderr[-3000:]
     assert "written by --optimizer adamw, but this run uses --optimizer sgd; resume with --optimizer adamw" in errors[0]
+
+    changed = _run(tmp_path / "cut", "--resume-epoch", "auto", "--mixup-alpha", "0.2", "--end-epoch", "4")
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    warning = [ln for ln in (cut / "train.log").read_text().splitlines() if "resumed with" in ln]
+    assert len(warning) == 1 and f"{TINY}_ep-0003.pth: resumed with --mixup-alpha 0.2 (was 0.8); the run " \
+        "continues with this command line's values" in warning[0]

@@ -25,7 +25,7 @@ from data.pipeline.rng import STREAMS, seed_everything
 from network.compile import compile_backbone
 from network.registry import build_model, input_spec_for
 from train import distributed as dist
-from train.config import RunConfig
+from train.config import RunConfig, changed_fields
 from train.engine.cli import parse_config, parse_gpus
 from train.engine.ema import ModelEma, restore_ema
 from train.engine.loop import NonFiniteLossError, TrainStep, make_scaler, resolve_precision
@@ -203,6 +203,10 @@ def _train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch
             log.warning("%s", ignored)
         else:
             log.info("--sync-bn: BatchNorm layers share their statistics over the %d processes", info.world_size)
+    changed = _changed_knobs(ckpt, cfg) if start.mode == "resume" else []
+    if changed:
+        log.warning("%s: resumed with %s; the run continues with this command line's values", start.path,
+                    ", ".join(changed))
     step.targets = TargetTransform.from_config(cfg, num_classes, info.rank)
     step.targets.check_pairs(loaders.batch_per_rank)
     if o.ema_decay > 0:  # of the bare model, before compiling and DDP (same parameters, plain keys)
@@ -232,6 +236,17 @@ def _preempted_at_start(exc: StartupPreempted, cfg: RunConfig) -> dict[str, Any]
     log.warning("%s while the run was starting (before its first step): nothing to save; exit %d to requeue, "
                 "--resume-epoch auto continues from the newest checkpoint in %s", exc, REQUEUE_EXIT, cfg.results_dir())
     return {"results_dir": str(cfg.results_dir()), "preempted": str(exc), "checkpoint": None}
+
+
+def _changed_knobs(ckpt: dict[str, Any] | None, cfg: RunConfig) -> list[str]:
+    """The optimiser and regularisation settings this resume changes from the checkpoint's run (none when the
+    checkpoint stores no configuration, or one this version no longer reads)."""
+    try:
+        saved = RunConfig.from_saved(ckpt or {})
+    except ValueError as exc:
+        log.debug("not comparing the checkpoint's configuration: %s", exc)
+        return []
+    return changed_fields(saved, cfg) if saved is not None else []
 
 
 def main(spec: DatasetSpec, argv: Sequence[str] | None = None) -> int:

@@ -7,8 +7,11 @@
 The network, gates, classes, data set, frame source and validation clip settings come from the checkpoint (any
 argument overrides them); original checkpoints, which store none of it, need ``--network`` and ``--spec``. Each
 video gives ``--clips`` uniformly spaced clips × ``--crops`` crops (PySlowFast/MMAction2 testing); the
-softmax of its views is averaged. Writes ``results.json``, ``per_class.csv``, ``predictions.csv`` and
+softmax of its views is averaged; identical views (the crops of a square frame, repeated clips of a short video)
+are computed once and the log says how many. Writes ``results.json``, ``per_class.csv``, ``predictions.csv`` and
 ``confusion.png`` to ``--out`` (default: ``<checkpoint folder>/eval_<checkpoint>_<split>_<clips>x<crops>/``).
+A video with NaN/inf outputs is counted apart and never scored; any such video makes the metrics invalid: a
+WARNING, ``"valid": false`` in ``results.json`` and exit code 3.
 """
 from __future__ import annotations
 
@@ -139,6 +142,7 @@ def _evaluate(args: argparse.Namespace, info: dist.DistInfo, device) -> dict:
                           args.batch_size, args.workers, channel_order=loaded.channel_order,
                           reader=VideoFileReader(sources.options) if sources else read_stored)
     result = summarise(scores, names)
+    _report_views(result)
     rates = gate_pass_rates(loaded.model, reduce=dist.all_reduce_sum)  # {} without gated SR blocks
     if rates:
         result["gate_pass_rates"] = {k: (None if math.isnan(v) else v) for k, v in rates.items()}
@@ -152,6 +156,23 @@ def _evaluate(args: argparse.Namespace, info: dist.DistInfo, device) -> dict:
         _write(out, result, confusion, names, scores, records)
         _print(result)
     return result
+
+
+EXIT_INVALID = 3  # the metrics are invalid: some outputs were NaN/inf
+
+
+def _report_views(result: dict) -> None:
+    """One line on the views computed once for several, one WARNING when outputs were not finite."""
+    asked = result["views"] + result["nonfinite_views"]
+    if result["views_computed"] < asked:
+        log.info("computed %d distinct views of %d: %d were identical to another view of their video (the crops "
+                 "of a square frame coincide, a short video repeats its clips) and were computed once",
+                 result["views_computed"], asked, asked - result["views_computed"])
+    if not result["valid"]:
+        log.warning("%d of %d videos gave NaN/inf outputs (%d views): they are not scored and the metrics are "
+                    "INVALID; check the checkpoint's weights (a diverged run) and the input frames",
+                    result["nonfinite_videos"], result["videos"] + result["nonfinite_videos"],
+                    result["nonfinite_views"])
 
 
 def _write(out: Path, result: dict, confusion, names: list[str], scores, records) -> None:
@@ -170,6 +191,8 @@ def _print(result: dict) -> None:
     fmt = lambda x: "nan" if math.isnan(x) else f"{x:.4f}"  # noqa: E731
     print(f"{result['network']} on {result['dataset']} ({Path(result['csv']).name}): {result['videos']} videos "
           f"({result['failed']} failed), {result['clips']} clips x {result['crops']} crops")
+    if not result["valid"]:
+        print(f"  INVALID: {result['nonfinite_videos']} more videos gave NaN/inf outputs (not scored)")
     print(f"  video-level  top-1 {fmt(result['video_top1'])}  top-5 {fmt(result['video_top5'])}")
     print(f"  clip-level   top-1 {fmt(result['clip_top1'])}  top-5 {fmt(result['clip_top5'])}  "
           f"({result['views']} views)")
@@ -189,10 +212,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _check(parser, args)
     try:
-        run(args)
+        result = run(args)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if not result.get("valid", True):
+        print(f"error: {result['nonfinite_videos']} videos gave NaN/inf outputs; the metrics in {result['out']} "
+              "are invalid", file=sys.stderr)
+        return EXIT_INVALID
     return 0
 
 

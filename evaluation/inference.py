@@ -3,9 +3,11 @@
 Test views follow PySlowFast/MMAction2 multi-view testing: ``clips`` uniformly spaced clips
 (`data.pipeline.video_sampler.uniform_views`) × ``crops`` spatial crops of ``size``² taken along the longer side of
 frames whose shorter side was resized to ``short_side`` (default ``size``): 1 crop = centre, 3 = left/centre/right
-(top/centre/bottom for portrait frames). Frames are normalised ``(x/255 - mean)/std`` in the channel order of
-the model's input convention (``model.input_spec``, stored in the checkpoint as ``input_spec``; checkpoints
-without one, the original's included, get the network's, i.e. BGR with `network.config`'s mean/std).
+(top/centre/bottom for portrait frames). The crops are the data transforms' (`data.pipeline.video_transforms`:
+`view_crop_boxes`, `resized_crop`, `normalise`); identical views (the crops of a square frame, the repeated clips
+of a short video) are computed once (:func:`unique_views`). Frames are normalised ``(x/255 - mean)/std`` in the
+channel order of the model's input convention (``model.input_spec``, stored in the checkpoint as ``input_spec``;
+checkpoints without one, the original's included, get the network's, i.e. BGR with `network.config`'s mean/std).
 """
 from __future__ import annotations
 
@@ -19,13 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-import torchvision.transforms.v2.functional as F
 
 from data.catalog.datasets import get_dataset, spec_from_dict
 from data.catalog.labels import iter_rows, load_dictionary
 from data.catalog.spec import DatasetSpec
 from data.pipeline.video_sampler import uniform_views
-from data.pipeline.video_transforms import normalise
+from data.pipeline.video_transforms import normalise, resized_crop, view_crop_boxes
 from data.store.atomic import atomic_write_text
 from data.store.video_io import VideoDecodeError, iter_frames, probe
 from network.config import InputSpec, input_spec_of
@@ -82,7 +83,8 @@ def load_model(checkpoint: str | Path | None, network: str | None = None, *, num
     eval mode. Every argument left None comes from the checkpoint: ``network`` (saved name), ``gates`` (its
     configuration), the class count (``fc.weight`` rows); original checkpoints need ``network``.
 
-    ``contents``: the checkpoint dict when the caller has read it already (`train.results.checkpoint.load_checkpoint_file`).
+    ``contents``: the checkpoint dict when the caller has read it already
+    (`train.results.checkpoint.load_checkpoint_file`).
     ``weights``: 'model' (the trained weights) or 'ema' (their average, :func:`select_weights`).
     """
     if contents is not None:
@@ -163,7 +165,8 @@ def check_classes(loaded: LoadedModel, dataset_classes: dict[str, int], where: s
 
 
 def load_class_names(path: str | Path) -> list[str]:
-    """Class names by index from a ``{label: index}`` JSON (data.catalog.labels) or a label CSV (first-appearance order)."""
+    """Class names by index from a ``{label: index}`` JSON (data.catalog.labels) or a label CSV (first-appearance
+    order)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: labels file not found; pass the *dictionary.json or the train CSV")
@@ -176,7 +179,8 @@ def load_class_names(path: str | Path) -> list[str]:
     names = [""] * len(mapping)
     for label, index in mapping.items():
         if not 0 <= index < len(mapping) or names[index]:
-            raise ValueError(f"{path}: class indices are not 0..{len(mapping) - 1} without repeats ('{label}': {index})")
+            raise ValueError(f"{path}: class indices are not 0..{len(mapping) - 1} without repeats "
+                             f"('{label}': {index})")
         names[index] = label
     return names
 
@@ -185,29 +189,9 @@ def resize_short(frames: np.ndarray, short_side: int) -> torch.Tensor:
     """``(T, H, W, 3)`` uint8 → ``(T, 3, H', W')`` uint8 with ``min(H', W') = short_side`` (antialiased bilinear)."""
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
     h, w = x.shape[-2:]
-    if min(h, w) == short_side:
-        return x
     scale = short_side / min(h, w)
     out = (short_side, max(short_side, round(w * scale))) if h <= w else (max(short_side, round(h * scale)), short_side)
-    return F.resize(x.contiguous(memory_format=torch.channels_last), list(out), antialias=True)
-
-
-def crop_offsets(length: int, size: int, crops: int) -> list[int]:
-    """Start of each of ``crops`` windows of ``size`` evenly spread over ``length`` (1 → centre)."""
-    room = max(0, length - size)
-    if crops == 1:
-        return [room // 2]
-    return [round(i * room / (crops - 1)) for i in range(crops)]
-
-
-def spatial_views(frames: torch.Tensor, size: int, crops: int) -> list[torch.Tensor]:
-    """``(T, 3, H, W)`` uint8 (shorter side >= size) → ``crops`` tensors ``(T, 3, size, size)`` along the longer side."""
-    h, w = frames.shape[-2:]
-    if h <= w:
-        top = (h - size) // 2
-        return [frames[:, :, top:top + size, o:o + size] for o in crop_offsets(w, size, crops)]
-    left = (w - size) // 2
-    return [frames[:, :, o:o + size, left:left + size] for o in crop_offsets(h, size, crops)]
+    return resized_crop(x, 0, 0, h, w, out)
 
 
 @dataclass(frozen=True)
@@ -251,13 +235,31 @@ def make_views(frames: np.ndarray, cfg: ViewConfig, mean: Sequence[float], std: 
 
     View ``v`` is clip ``v // crops``, crop ``v % crops``.
     """
-    short = resize_short(frames, cfg.short_side or cfg.size)
-    if min(short.shape[-2:]) < cfg.size:
-        raise ValueError(f"--short-side {cfg.short_side} is smaller than the crop {cfg.size}")
-    views = []
-    for clip in short.split(cfg.clip_length):
-        views.extend(normalise(view, mean, std, channel_order) for view in spatial_views(clip, cfg.size, cfg.crops))
-    return torch.stack(views)
+    views, inverse = unique_views(frames, cfg, mean, std, channel_order)
+    return views[inverse]
+
+
+def unique_views(frames: np.ndarray, cfg: ViewConfig, mean: Sequence[float], std: Sequence[float],
+                 channel_order: str = "BGR", clips: Sequence[Sequence[int]] | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`make_views` without computing a view twice: ``(views (U, 3, T, S, S), inverse (clips·crops,))``
+    with view ``v`` = ``views[inverse[v]]``. Two views are the same when they read the same frames (``clips``:
+    each clip's frame indices; by default every clip counts as different) through the same crop box."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # (clips·T, 3, H, W)
+    boxes = view_crop_boxes(x.shape[2], x.shape[3], cfg.size, cfg.crops, cfg.short_side)
+    parts = x.split(cfg.clip_length)
+    keys = [tuple(c) for c in clips] if clips is not None else [(i,) for i in range(len(parts))]
+    if len(keys) != len(parts):
+        raise ValueError(f"{len(parts)} clips of frames but {len(keys)} lists of frame indices")
+    index: dict[tuple, int] = {}
+    views, inverse = [], []
+    for key, clip in zip(keys, parts):
+        for box in boxes:
+            if (key, box) not in index:
+                index[(key, box)] = len(views)
+                views.append(normalise(resized_crop(clip, *box, (cfg.size, cfg.size)), mean, std, channel_order))
+            inverse.append(index[(key, box)])
+    return torch.stack(views), torch.tensor(inverse, dtype=torch.long)
 
 
 def decode_clip_frames(path: str | Path, cfg: ViewConfig) -> tuple[np.ndarray, int]:

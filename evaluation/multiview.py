@@ -5,7 +5,9 @@ Each video gives ``clips × crops`` views (`evaluation.inference.make_views`); e
 as PySlowFast/MMAction2 report). Under DDP the videos are sharded across ranks (``records[rank::world]``) and the
 per-video results are summed across ranks, so every rank ends with the full table and rank 0 writes it.
 A video whose frames cannot be read is logged with its path and the reason, counted as failed and left out of
-every accuracy.
+every accuracy. A video with a non-finite (NaN/inf) output in any view is never scored as a prediction (``topk``
+would rank NaN first): it is counted apart (``nonfinite_videos``) and makes the summary invalid. Identical views
+of a video are computed once and count as often as they occur (`evaluation.inference.unique_views`).
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from data.catalog.spec import DatasetSpec
 from data.store.frames_db import FrameReadError, read_frames
 from data.store.video_clips import FrameOptions, read_clip
 from data.store.video_io import VideoDecodeError
-from evaluation.inference import ViewConfig, make_views, view_probabilities
+from evaluation.inference import ViewConfig, make_views, unique_views, view_probabilities
 from train import distributed as dist
 from train.plots.confusion import plot_confusion  # noqa: F401 (evaluate.py imports it from here)
 
@@ -65,36 +67,44 @@ class VideoFileReader:
 
 class ViewDataset(torch.utils.data.Dataset):
     """Record ``i`` → ``(i, views (V, 3, T, S, S) float32 or None, error message or None)``; ``reader(record,
-    indices)`` gives the frames (`read_stored` or a `VideoFileReader`)."""
+    indices)`` gives the frames (`read_stored` or a `VideoFileReader`). With ``unique`` the views are
+    ``(distinct views (U, 3, T, S, S), inverse (V,))`` (`evaluation.inference.unique_views`)."""
 
     def __init__(self, records: Sequence[VideoRecord], cfg: ViewConfig, mean: Sequence[float], std: Sequence[float],
-                 channel_order: str = "BGR", reader: Callable[[VideoRecord, Sequence[int]], np.ndarray] = read_stored):
+                 channel_order: str = "BGR", reader: Callable[[VideoRecord, Sequence[int]], np.ndarray] = read_stored,
+                 unique: bool = False):
         self.records, self.cfg, self.mean, self.std = list(records), cfg, list(mean), list(std)
-        self.channel_order, self.reader = channel_order, reader
+        self.channel_order, self.reader, self.unique = channel_order, reader, unique
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str | None]:
         record = self.records[i]
-        indices = [j for clip in self.cfg.frame_indices(record.n_frames) for j in clip]
+        clips = self.cfg.frame_indices(record.n_frames)
         try:
-            frames = self.reader(record, indices)
+            frames = self.reader(record, [j for clip in clips for j in clip])
         except FrameReadError as exc:
             return i, None, str(exc)
+        if self.unique:
+            return i, unique_views(frames, self.cfg, self.mean, self.std, self.channel_order, clips), None
         return i, make_views(frames, self.cfg, self.mean, self.std, self.channel_order), None
 
 
 @dataclass
 class ViewScores:
     """Per-video results over the whole split: ``probs`` (N, K) mean view probabilities, ``clip_hits``
-    (N, 2) views with the label in the top-1 / top-5, ``views`` (N,) scored views (0 = failed)."""
+    (N, 2) views with the label in the top-1 / top-5, ``views`` (N,) scored views (0 = failed or non-finite),
+    ``nonfinite`` (N,) views with a NaN/inf output (the video is then not scored), ``computed`` distinct views
+    run through the model (of ``views.sum()`` + failed ones)."""
 
     probs: torch.Tensor
     clip_hits: torch.Tensor
     views: torch.Tensor
     labels: torch.Tensor
     errors: list[str]
+    nonfinite: torch.Tensor | None = None
+    computed: int = 0
 
 
 def score_videos(model: nn.Module, records: Sequence[VideoRecord], cfg: ViewConfig, mean: Sequence[float],
@@ -105,12 +115,12 @@ def score_videos(model: nn.Module, records: Sequence[VideoRecord], cfg: ViewConf
     ``std`` and ``channel_order``: the model's input convention; ``reader``: where the frames come from."""
     rank, world = dist.get_rank(), dist.get_world_size()
     shard = list(range(rank, len(records), world))
-    dataset = torch.utils.data.Subset(ViewDataset(records, cfg, mean, std, channel_order, reader), shard)
+    dataset = torch.utils.data.Subset(ViewDataset(records, cfg, mean, std, channel_order, reader, unique=True), shard)
     loader = torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
                                          persistent_workers=False)
     n = len(records)
     probs = torch.zeros(n, num_classes, dtype=torch.float64)
-    stats = torch.zeros(n, 3, dtype=torch.float64)  # top-1 hits, top-5 hits, scored views
+    stats = torch.zeros(n, 5, dtype=torch.float64)  # top-1 hits, top-5 hits, scored views, non-finite, computed
     labels = torch.tensor([r.class_index for r in records], dtype=torch.long)
     errors: list[str] = []
     model.eval()
@@ -119,22 +129,30 @@ def score_videos(model: nn.Module, records: Sequence[VideoRecord], cfg: ViewConf
             logger.warning("skipped %s", error)
             errors.append(str(error))
             continue
-        p = view_probabilities(model, views, batch_size, device).double()
+        distinct, inverse = views
+        p = view_probabilities(model, distinct, batch_size, device).double()[inverse]
+        bad = int((~torch.isfinite(p).all(dim=1)).sum())
+        if bad:  # never ranked: topk puts NaN first
+            stats[i, 3:] = torch.tensor([bad, distinct.shape[0]], dtype=torch.float64)
+            continue
         top = p.topk(min(5, num_classes), dim=1).indices
         hits = top == labels[i]
         probs[i] = p.mean(dim=0)
-        stats[i] = torch.tensor([hits[:, 0].sum(), hits.any(dim=1).sum(), p.shape[0]], dtype=torch.float64)
+        stats[i] = torch.tensor([hits[:, 0].sum(), hits.any(dim=1).sum(), p.shape[0], 0, distinct.shape[0]],
+                                dtype=torch.float64)
         if progress_every and done % progress_every == 0:
             logger.info("rank %d: %d/%d videos scored", rank, done, len(shard))
     probs, stats = dist.all_reduce_sum(probs), dist.all_reduce_sum(stats)
     failed = int(dist.all_reduce_sum(torch.tensor([float(len(errors))]))[0])
     if failed > len(errors):
         errors.append(f"{failed - len(errors)} more on other ranks (see their log lines)")
-    return ViewScores(probs, stats[:, :2], stats[:, 2], labels, errors)
+    return ViewScores(probs, stats[:, :2], stats[:, 2], labels, errors, stats[:, 3], int(stats[:, 4].sum()))
 
 
 def summarise(scores: ViewScores, class_names: Sequence[str]) -> dict[str, Any]:
-    """Clip- and video-level top-1/top-5, per-class accuracy and the confusion matrix (rows: true class)."""
+    """Clip- and video-level top-1/top-5, per-class accuracy and the confusion matrix (rows: true class);
+    ``valid`` is False when a video gave non-finite outputs (counted in ``nonfinite_videos``, scored nowhere)."""
+    nonfinite = scores.nonfinite if scores.nonfinite is not None else torch.zeros_like(scores.views)
     ok = scores.views > 0
     k = scores.probs.shape[1]
     probs, labels = scores.probs[ok], scores.labels[ok]
@@ -151,7 +169,9 @@ def summarise(scores: ViewScores, class_names: Sequence[str]) -> dict[str, Any]:
             per_class[class_names[c]] = {"index": c, "videos": n, "top1": float(confusion[c, c] / n)}
     mean = lambda x: float(x.mean()) if len(x) else float("nan")  # noqa: E731
     return {
-        "videos": int(ok.sum()), "failed": int((~ok).sum()), "views": int(total_views),
+        "videos": int(ok.sum()), "failed": int(((~ok) & (nonfinite == 0)).sum()), "views": int(total_views),
+        "nonfinite_videos": int((nonfinite > 0).sum()), "nonfinite_views": int(nonfinite.sum()),
+        "valid": not bool((nonfinite > 0).any()), "views_computed": int(scores.computed),
         "clip_top1": float(scores.clip_hits[:, 0].sum() / total_views) if total_views else float("nan"),
         "clip_top5": float(scores.clip_hits[:, 1].sum() / total_views) if total_views else float("nan"),
         "video_top1": mean(video_top1), "video_top5": mean(video_top5),

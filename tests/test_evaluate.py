@@ -128,3 +128,39 @@ def test_gated_checkpoint_reports_gate_pass_rates(ckpt, tmp_path):
     assert len(rates) == 8 and set(rates) >= {"layer1.0.sar", "layer4.1.sar"}
     assert all(r is None or 0.0 <= r <= 1.0 for r in rates.values())
     assert rates["layer4.1.sar"] == 1.0  # T = 1 there: a single frame always cycles back to itself
+
+
+def test_all_nan_checkpoint_is_never_scored_and_exits_non_zero(ckpt, tmp_path, capsys):
+    contents = torch.load(ckpt, map_location="cpu", weights_only=True)
+    contents["state_dict"] = {k: v.float().fill_(float("nan")).to(v.dtype) if v.is_floating_point() else v
+                              for k, v in contents["state_dict"].items()}
+    nan = tmp_path / "nan.pth"
+    torch.save(contents, nan)
+    out = tmp_path / "eval"
+    assert evaluate.main(["--checkpoint", str(nan), *SMALL, "--out", str(out)]) == evaluate.EXIT_INVALID
+    result = json.loads((out / "results.json").read_text())
+    assert result["valid"] is False and result["nonfinite_videos"] == 9 and result["videos"] == 0
+    assert result["video_top1"] != result["video_top1"]  # NaN, not 1 / 3 from NaN ranked first
+    captured = capsys.readouterr()
+    assert "INVALID" in captured.out and captured.err.strip().splitlines()[-1].startswith("error: 9 videos gave NaN")
+    assert all(row[1] == "" for row in _probabilities_raw(out))  # no prediction written for them
+
+
+def _probabilities_raw(out: Path) -> list[tuple[str, str]]:
+    with open(out / "predictions.csv", newline="") as fh:
+        return [(r["video_id"], r["prediction"]) for r in csv.DictReader(fh)]
+
+
+def test_identical_views_are_computed_once_and_score_the_same(ckpt, tmp_path, caplog):
+    """8-frame videos cut into 3 clips of 8 frames: the 3 clips are one clip, so 3 of 9 views are computed per
+    video, and the result equals the 1-clip evaluation."""
+    whole = ["--clip-length", "8", "--crops", "3", "--workers", "0"]
+    once, thrice = tmp_path / "once", tmp_path / "thrice"
+    assert evaluate.main(["--checkpoint", str(ckpt), *whole, "--clips", "1", "--out", str(once)]) == 0
+    with caplog.at_level("INFO", logger="evaluate"):
+        assert evaluate.main(["--checkpoint", str(ckpt), *whole, "--clips", "3", "--out", str(thrice)]) == 0
+    a, b = (json.loads((o / "results.json").read_text()) for o in (once, thrice))
+    assert (b["views"], b["views_computed"]) == (9 * 9, 9 * 3) and a["views_computed"] == 9 * 3
+    assert "computed 27 distinct views of 81: 54 were identical" in caplog.text
+    assert (a["video_top1"], a["clip_top1"]) == (b["video_top1"], b["clip_top1"])
+    assert [r[2] for r in _probabilities(once)] == pytest.approx([r[2] for r in _probabilities(thrice)], abs=1e-6)

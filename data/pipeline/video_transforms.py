@@ -59,7 +59,8 @@ def crop_box(height: int, width: int, crop: tuple[int, int], geometry: Geometry,
     frame (shorter side), centre cropping and random (train) or centre (eval) cropping ``crop``."""
     if geometry.whole:
         return 0, 0, height, width
-    short, centre = (geometry.train_short, geometry.train_centre) if train else (geometry.eval_short, geometry.eval_centre)
+    short, centre = ((geometry.train_short, geometry.train_centre) if train
+                     else (geometry.eval_short, geometry.eval_centre))
     scale = short / min(height, width)
     # region allowed for the crop (after the optional centre crop), in source pixels
     reg_h = min(height, round(centre / scale)) if centre else height
@@ -178,10 +179,36 @@ class VideoTransform:
 
     @staticmethod
     def _resized_crop(x: torch.Tensor, top: int, left: int, bh: int, bw: int, out_hw: tuple[int, int]) -> torch.Tensor:
-        x = x[:, :, top:top + bh, left:left + bw]
-        if (bh, bw) == out_hw:
-            return x
-        return F.resize(x.contiguous(memory_format=torch.channels_last), list(out_hw), antialias=True)
+        return resized_crop(x, top, left, bh, bw, out_hw)
+
+
+def resized_crop(x: torch.Tensor, top: int, left: int, bh: int, bw: int, out_hw: tuple[int, int]) -> torch.Tensor:
+    """The box ``(top, left, bh, bw)`` of ``(T, 3, H, W)`` uint8 frames, resized to ``out_hw`` (antialiased
+    bilinear; no resize when the box already has that size)."""
+    x = x[:, :, top:top + bh, left:left + bw]
+    if (bh, bw) == tuple(out_hw):
+        return x
+    return F.resize(x.contiguous(memory_format=torch.channels_last), list(out_hw), antialias=True)
+
+
+def view_crop_boxes(height: int, width: int, size: int, crops: int, short_side: int | None = None
+                    ) -> list[tuple[int, int, int, int]]:
+    """Multi-view testing (PySlowFast/MMAction2): the boxes ``(top, left, box_h, box_w)`` in source pixels of
+    ``crops`` crops of ``size``² of the frame resized so that its shorter side is ``short_side`` (default
+    ``size``), centred across the shorter side and evenly spread along the longer one (1: the centre, 3:
+    left/centre/right, top/centre/bottom for portrait frames). Read each with :func:`resized_crop`; on a square
+    frame resized to ``size`` every crop is the same box."""
+    short = short_side or size
+    if short < size:
+        raise ValueError(f"--short-side {short_side} is smaller than the crop {size}")
+    scale = short / min(height, width)
+    box_h, box_w = min(height, max(1, round(size / scale))), min(width, max(1, round(size / scale)))
+    landscape = height <= width
+    room = width - box_w if landscape else height - box_h
+    offsets = [room // 2] if crops == 1 else [round(i * room / (crops - 1)) for i in range(crops)]
+    if landscape:
+        return [((height - box_h) // 2, o, box_h, box_w) for o in offsets]
+    return [(o, (width - box_w) // 2, box_h, box_w) for o in offsets]
 
 
 def build_transform(policy: str, train: bool, mean: Sequence[float], std: Sequence[float], **kwargs) -> VideoTransform:

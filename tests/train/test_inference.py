@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+from data.pipeline.video_transforms import view_crop_boxes
 from evaluation.inference import (
     ViewConfig,
-    crop_offsets,
     head_classes,
     load_class_names,
     load_model,
     make_views,
-    spatial_views,
+    unique_views,
 )
 from network import create_model
 from network.config import get_config
@@ -56,8 +56,9 @@ def test_class_names_from_json_and_csv(tmp_path):
 
 
 def test_three_crops_cover_the_longer_side_and_frames_stay_bgr():
-    assert crop_offsets(43, 32, 3) == [0, 6, 11] and crop_offsets(43, 32, 1) == [5]
-    frames = np.zeros((2 * 4, 36, 64, 3), np.uint8)  # resized to 32 x 57: crops start at 0, 12, 25
+    assert [b[1] for b in view_crop_boxes(32, 43, 32, 3)] == [0, 6, 11] and view_crop_boxes(32, 43, 32, 1) == [
+        (0, 5, 32, 32)]
+    frames = np.zeros((2 * 4, 36, 64, 3), np.uint8)  # 36² boxes (32² after the resize) at columns 0, 14, 28
     frames[..., 2] = 255  # red in BGR order
     frames[:, :, :6] = 0  # a black band on the left: only the left crop sees it
     cfg = ViewConfig(clip_length=4, size=32, clips=2, crops=3)
@@ -68,5 +69,19 @@ def test_three_crops_cover_the_longer_side_and_frames_stay_bgr():
     assert views[1, 2].mean().item() == pytest.approx(red, rel=1e-5)  # centre crop: pure red in channel 2
     assert views[1, 0].mean().item() == pytest.approx(-mean[0] / std[0], rel=1e-5)  # channel 0 = blue = 0
     assert views[0, 2].mean() < views[1, 2].mean() == views[2, 2].mean()
-    portrait = spatial_views(torch.zeros(4, 3, 50, 32, dtype=torch.uint8), 32, 3)
-    assert [v.shape for v in portrait] == [(4, 3, 32, 32)] * 3
+    assert view_crop_boxes(50, 32, 32, 3) == [(0, 0, 32, 32), (9, 0, 32, 32), (18, 0, 32, 32)]  # portrait
+    with pytest.raises(ValueError, match="--short-side 16 is smaller than the crop 32"):
+        view_crop_boxes(50, 32, 32, 3, short_side=16)
+
+
+def test_identical_views_are_computed_once():
+    cfg = ViewConfig(clip_length=2, size=16, clips=3, crops=3)
+    rng = np.random.default_rng(0)
+    square = rng.integers(0, 255, (3 * 2, 16, 16, 3), dtype=np.uint8)
+    views, inverse = unique_views(square, cfg, **get_config())
+    assert views.shape[0] == 3 and inverse.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]  # 3 crops of a square: one
+    clips = [[0, 1], [0, 1], [2, 3]]  # a short video repeats its first clip
+    square[2:4] = square[0:2]
+    views, inverse = unique_views(square, cfg, **get_config(), clips=clips)
+    assert views.shape[0] == 2 and inverse.tolist() == [0, 0, 0, 0, 0, 0, 1, 1, 1]
+    assert torch.equal(make_views(square, cfg, **get_config()), views[inverse])  # the same views, computed once

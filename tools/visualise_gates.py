@@ -28,7 +28,7 @@ from data.store.atomic import atomic_path
 from data.store.frames_db import DB_NAME, FrameReadError, read_frames, read_n_frames
 from data.store.video_io import VideoDecodeError
 from evaluation.inference import ViewConfig, decode_clip_frames, head_classes, make_views, view_config
-from network.config import get_config
+from network.config import input_spec_of
 from network.gate import DEFAULT_SIMILARITY, DEFAULT_TEMPERATURE, gate_frames
 from network.registry import create_model
 from network.srtg import gated_blocks, set_gates_active
@@ -80,8 +80,10 @@ def load_gated_model(checkpoint: str | Path, network: str | None, similarity: st
     return model.eval(), network, config
 
 
-def load_clip(source: str | Path, cfg: ViewConfig, mean: list[float], std: list[float]) -> tuple[torch.Tensor, list[int]]:
-    """``(1, 3, T, S, S)`` normalised clip of a video file or a frames.db folder, and its 0-based frame numbers."""
+def load_clip(source: str | Path, cfg: ViewConfig, mean: list[float], std: list[float],
+              channel_order: str = "BGR") -> tuple[torch.Tensor, list[int]]:
+    """``(1, 3, T, S, S)`` clip of a video file or a frames.db folder normalised in ``channel_order``, and its
+    0-based frame numbers."""
     source = Path(source)
     if (source / DB_NAME).is_file():
         indices = cfg.frame_indices(read_n_frames(source))[0]
@@ -91,7 +93,7 @@ def load_clip(source: str | Path, cfg: ViewConfig, mean: list[float], std: list[
         indices = cfg.frame_indices(n_frames)[0]
     else:
         raise FileNotFoundError(f"{source}: neither a video file nor a folder holding {DB_NAME}")
-    return make_views(frames, cfg, mean, std), indices
+    return make_views(frames, cfg, mean, std, channel_order), indices
 
 
 @torch.no_grad()
@@ -188,10 +190,12 @@ def main(argv: list[str] | None = None) -> int:
         model, network, config = load_gated_model(args.checkpoint, args.network, args.similarity, args.temperature)
         cfg = view_config(config, clip_length=args.clip_length, clip_size=args.clip_size,
                           frame_interval=args.frame_interval, clips=1, crops=1)
-        norm = get_config(network)
-        clip, indices = load_clip(args.clip, cfg, norm["mean"], norm["std"])
+        spec = input_spec_of(model)  # the network's input convention (RGB for the networks of public weights)
+        clip, indices = load_clip(args.clip, cfg, list(spec.mean), list(spec.std), spec.channel_order)
         traces = trace_blocks(model, clip)
-        pixels = clip[0].permute(1, 2, 3, 0) * torch.tensor(norm["std"]) + torch.tensor(norm["mean"])
+        pixels = clip[0].permute(1, 2, 3, 0) * torch.tensor(spec.std) + torch.tensor(spec.mean)
+        if spec.channel_order == "RGB":
+            pixels = pixels.flip(-1)  # back to BGR for draw()
         frames = (pixels.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
         out = args.out or Path(f"gates_{args.clip.stem or args.clip.name}.png")
         title = f"{network} ({args.checkpoint.name}) on {args.clip.name}: {cfg.clip_length}x{cfg.size}², interval {cfg.frame_interval}"

@@ -48,3 +48,27 @@ def test_a_validation_epoch_of_nan_outputs_is_invalid_and_never_best(spec_and_da
     warned = [r.getMessage() for r in caplog.records if "non-finite outputs" in r.getMessage()]
     assert warned == ["Epoch [2] (val): 4 clip(s) gave non-finite outputs (NaN/inf): not scored, top-1 and top-5 "
                       "are invalid (NaN); this epoch cannot become _best"]
+
+
+@pytest.mark.slow
+def test_two_process_gloo_training_with_accumulation_and_clipping(tmp_path):
+    """DDP with --accumulate-grad 2 (no_sync on the first micro-batch) and --clip-grad-norm: the epoch trains every
+    clip once over both ranks; the speed lines (--log-interval 1) come at the optimiser steps, with the norm."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from engine_helpers import ROOT  # noqa: PLC0415
+
+    from data.prep.synthetic import SYNTHETIC_SPEC  # noqa: PLC0415
+
+    args = tiny_args(dataset_for(SYNTHETIC_SPEC), tmp_path, "--end-epoch", "1", "--gpus", "2", "--batch-size", "2",
+                     "--accumulate-grad", "2", "--clip-grad-norm", "1.0")
+    result = subprocess.run([sys.executable, str(Path(__file__).with_name("ddp_main.py")), *args], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / FOLDER
+    assert int(_rows(out / "train_results_s0000.csv")[0]["Samples"]) == 8
+    lines = [ln for ln in (out / "train.log").read_text().splitlines() if "Speed (" in ln and "(val)" not in ln]
+    assert ["Batch [2]" in lines[0], "Batch [4]" in lines[1]] == [True, True] and len(lines) == 2
+    assert all(", grad_norm = " in ln and "loss-ce = nan" not in ln for ln in lines)

@@ -332,7 +332,7 @@ def train_one_epoch(model: nn.Module, loader: Any, step: TrainStep, epoch: int,
                 if update:
                     meter.commit(out.ok, out.norm, i)
                 clips, shape = data.shape[0], (data.shape[0] * get_world_size(), *data.shape[1:])
-            sums = progress.advance(read_s, clips, lr, shape)
+            sums = progress.advance(read_s, clips, lr, shape, stepped=update)
             if sums is not None:
                 step.check(sums, epoch, sums["skipped_steps"])
                 warned += sums["skipped_steps"]

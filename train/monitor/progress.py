@@ -168,21 +168,26 @@ class Progress:
         self.tally = Tally()
         self.done, self.first, self.clips = start, start, 0
         self.loss: float | None = None  # of the last speed line
+        self.due = False  # a speed line waits for the end of the current optimiser step
         self.started = self.last_line = time.perf_counter()
         self.next_fraction = PROGRESS_FRACTION
 
-    def advance(self, read_s: float, clips: int, lr: float | None = None,
-                shape: tuple[int, ...] | None = None) -> dict[str, float] | None:
+    def advance(self, read_s: float, clips: int, lr: float | None = None, shape: tuple[int, ...] | None = None,
+                stepped: bool = True) -> dict[str, float] | None:
         """One iteration finished: its reading seconds, clips, lr and batch shape (B summed over ranks; its
-        scores are in the meter, its times in the clock). At every multiple of ``log_interval`` iterations
-        into the epoch: reads the meter and the clock (the pass's only host transfers before its end), logs
-        the speed line (rank 0) and returns the sums read."""
+        scores are in the meter, its times in the clock); ``stepped``: it ended an optimiser step (False for
+        the first micro-batches of ``--accumulate-grad``, whose scores wait for their step). At every multiple
+        of ``log_interval`` iterations into the epoch (at the next optimiser step if that falls inside one):
+        reads the meter and the clock (the pass's only host transfers before its end), logs the speed line
+        (rank 0) and returns the sums read."""
         self.tally.add(read_s, 0.0, 0.0, clips)
         self.done += 1
         self.clips += clips
         self.bar.update(1)
+        self.due = self.due or self.done % self.monitor.log_interval == 0
         sums = None
-        if self.done % self.monitor.log_interval == 0:
+        if self.due and stepped:
+            self.due = False
             sums = self.meter.read(self.reduce)
             self.tally.forward, self.tally.backward = self.clock.read()
             values = rates(sums)

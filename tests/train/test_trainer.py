@@ -1,5 +1,6 @@
 """train/engine/trainer.py end to end on the tiny network, in this process: a validation epoch whose outputs are NaN
-is reported as invalid (CSV ``nan`` with the count, a WARNING) and never becomes ``_best``."""
+is reported as invalid (CSV ``nan`` with the count, a WARNING) and never becomes ``_best``; DDP with gradient
+accumulation and clipping; the preemption question asked only between optimiser steps."""
 from __future__ import annotations
 
 import csv
@@ -10,6 +11,7 @@ from engine_helpers import TINY, TinyNet, dataset_for, load_script, tiny_args, t
 
 from train.engine.run import run
 from train.results.checkpoint import best_path, load_checkpoint_file
+from train.results.preempt import Preemption
 
 FOLDER = f"{TINY}_gates_False"
 
@@ -72,3 +74,31 @@ def test_two_process_gloo_training_with_accumulation_and_clipping(tmp_path):
     lines = [ln for ln in (out / "train.log").read_text().splitlines() if "Speed (" in ln and "(val)" not in ln]
     assert ["Batch [2]" in lines[0], "Batch [4]" in lines[1]] == [True, True] and len(lines) == 2
     assert all(", grad_norm = " in ln and "loss-ce = nan" not in ln for ln in lines)
+
+
+
+class _Batches:
+    """Seven batches, as a DataLoader of a data set that counts nothing."""
+
+    dataset = None
+
+    def __iter__(self):
+        return iter(range(7))
+
+    def __len__(self):
+        return 7
+
+
+def test_the_stop_question_is_asked_only_between_optimiser_steps():
+    """WatchedLoader(every=2), resumed at step 3: a signal (or a periodic save) is acted on before the first step
+    and before the steps at multiples of 2, never between the two batches of one optimiser step."""
+    guard, trained, asked = Preemption(), [], []
+
+    def poll():
+        asked.append(3 + len(trained))
+        return asked[-1] == 6, False  # the signal is seen before step 6
+
+    guard.poll = poll
+    watched = guard.watch(_Batches(), start=3, save=lambda steps: None, every=2)
+    trained.extend(b for b in watched)
+    assert asked == [3, 4, 6] and trained == [0, 1, 2] and watched.stopped_at == 6

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from data.catalog.datasets import get_dataset, list_datasets
 from data.catalog.spec import DatasetSpec
 from train.engine.cli import build_parser, int_list, parse_config, parse_gpus, str2bool
 
@@ -103,6 +106,36 @@ def test_val_clip_defaults_follow_train_clip():
                        val_csv="ucf101_split1_val.csv")
     args = parse_args(spec, ["--clip-length", "8", "--clip-size", "112"])
     assert (args.val_clip_length, args.val_clip_size) == (8, 112)
+
+
+@pytest.mark.parametrize("name", list_datasets())
+def test_a_given_training_clip_is_the_validation_clip_over_data_set_defaults(name, tmp_path):
+    """Every registered data set (several set val_clip_* defaults): command line > --config > data set > field,
+    for the derived validation and warm-up clips too."""
+    spec = get_dataset(name)
+    d = parse_config(spec, ["--clip-length", "8", "--clip-size", "64"]).data
+    assert (d.val_clip_length, d.val_clip_size) == (8, 64)
+    d = parse_config(spec, ["--clip-size", "64", "--val-clip-size", "96"]).data
+    assert (d.clip_size, d.val_clip_size) == (64, 96)
+    plain = parse_config(spec, []).data  # nothing given: the data set's own validation clip
+    assert plain.val_clip_size == spec.defaults.get("val_clip_size", plain.clip_size)
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"clip_size": 48}))
+    cfg = parse_config(spec, ["--config", str(config)])
+    assert (cfg.data.val_clip_size, cfg.schedule.clip_warmup_size) == (48, 48)
+    config.write_text(json.dumps({"clip_size": 48, "val_clip_size": 40}))
+    assert parse_config(spec, ["--config", str(config)]).data.val_clip_size == 40
+    assert parse_config(spec, ["--config", str(config), "--clip-size", "56"]).data.val_clip_size == 56
+
+
+@pytest.mark.parametrize("name", list_datasets())
+def test_help_shows_one_default_per_option_and_a_plain_class_count(name, capsys):
+    with pytest.raises(SystemExit):
+        build_parser(get_dataset(name)).parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    options = re.split(r" (?=--?[a-z])", text)
+    assert not [o for o in options if len(re.findall(r"\(default", o)) > 1]
+    assert "(1 classes)" not in text
 
 
 def test_results_dir_names():

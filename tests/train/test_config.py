@@ -34,7 +34,8 @@ def test_config_file_sets_defaults_and_the_command_line_wins(tmp_path):
     path.write_text(json.dumps({"data": {"clip_size": 112, "clip_length": 8}, "lr_base": 0.5}))
     cfg = parse_config(HACS, ["--config", str(path), "--clip-length", "4"])
     assert (cfg.data.clip_size, cfg.data.clip_length, cfg.optim.lr_base) == (112, 4, 0.5)
-    assert (cfg.data.val_clip_size, cfg.data.val_clip_length) == (256, 16)  # HACS's own validation clips
+    # the user's clip (file and command line) outranks HACS's own validation clip default
+    assert (cfg.data.val_clip_size, cfg.data.val_clip_length) == (112, 4)
 
 
 def test_yaml_config_file(tmp_path):

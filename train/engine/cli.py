@@ -131,10 +131,43 @@ def build_parser(spec: DatasetSpec, overrides: Mapping[str, Any] | None = None) 
     return p
 
 
+# Fields whose default is another field's value (filled by RunConfig.validate): derived -> source.
+DERIVED = {"val_clip_length": "clip_length", "val_clip_size": "clip_size", "clip_warmup_length": "clip_length",
+           "clip_warmup_size": "clip_size"}
+
+
+def given_flags(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> set[str]:
+    """The destinations that ``argv`` sets explicitly (parsed again with every default suppressed)."""
+    saved, defaults = {a.dest: a.default for a in parser._actions}, dict(parser._defaults)
+    try:
+        parser._defaults.clear()
+        for action in parser._actions:
+            action.default = argparse.SUPPRESS
+        return set(vars(parser.parse_args(argv)))
+    finally:
+        parser._defaults.update(defaults)
+        for action in parser._actions:
+            action.default = saved[action.dest]
+
+
+def follow_sources(args: dict[str, Any], spec: DatasetSpec, overrides: Mapping[str, Any], given: set[str]) -> None:
+    """Precedence for derived fields too: command line > ``--config`` file > data set defaults > field defaults.
+    A derived field (``--val-clip-size``) set at a lower level than its source (``--clip-size``) follows the
+    source: ``--clip-size 64`` validates at 64², not at the data set's ``val_clip_size``."""
+    def level(name: str) -> int:
+        return 3 if name in given else 2 if name in overrides else 1 if name in spec.defaults else 0
+
+    for derived, source in DERIVED.items():
+        if level(source) > level(derived):
+            args[derived] = None  # RunConfig.validate fills it from the source
+
+
 def parse_config(spec: DatasetSpec, argv: Sequence[str] | None = None) -> RunConfig:
     """The run configuration of ``train_<dataset>.py`` from ``argv`` (default ``sys.argv[1:]``).
 
     Bad values exit through argparse with a one-line ``error:`` naming the flag (as ``--help`` does).
+    Precedence: command line > ``--config`` file > data set defaults > field defaults, derived fields included
+    (:func:`follow_sources`).
     """
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", default=None)
@@ -147,6 +180,7 @@ def parse_config(spec: DatasetSpec, argv: Sequence[str] | None = None) -> RunCon
     parser = build_parser(spec, overrides)
     args = vars(parser.parse_args(argv))
     args.pop("config")
+    follow_sources(args, spec, overrides, given_flags(parser, argv))
     try:
         args["lr_steps"] = int_list(args["lr_steps"])
         args["train_frame_interval"] = int_list(args["train_frame_interval"])

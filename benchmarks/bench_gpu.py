@@ -158,7 +158,7 @@ def busy_fraction(plan: Plan, device: torch.device, records: list, workers: int)
     model = create_model(plan.models[0], num_classes=400).to(device)
     precision = "fp16" if device.type == "cuda" else "fp32"
     step = TrainStep(build_optimizer(model, 0.01), make_scaler(device, precision), MultiStep(0.01, [100], 0.1),
-                     device, precision)
+                     device, precision, sync_timings=True)  # step.timings: this step's own forward, backward
     busy, began = 0.0, time.perf_counter()
     for clips, labels in loader:
         clips, labels = clips.to(device, non_blocking=True), labels.to(device, non_blocking=True)

@@ -111,3 +111,15 @@ def test_a_skipped_step_leaves_the_average():
     ema.update(ok=torch.tensor(True))
     w = model.fc.weight.detach()
     torch.testing.assert_close(ema.state_dict()["fc.weight"], 0.5 * before["fc.weight"] + 0.5 * w)
+
+
+@pytest.mark.parametrize("tool", ["evaluate", "tools.export"])
+def test_evaluate_and_export_refuse_weights_ema_without_an_average(tmp_path, capsys, tool):
+    import importlib
+
+    with tiny_network() as name:
+        without = save_checkpoint(tmp_path / "b.pth", TinyNet(4), 1, network=name)
+        extra = ["--format", "torchscript"] if tool == "tools.export" else []
+        assert importlib.import_module(tool).main(["--checkpoint", str(without), "--weights", "ema", *extra]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        f"error: {without}: holds no EMA weights (trained without --ema-decay); use --weights model"

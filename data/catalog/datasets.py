@@ -145,9 +145,14 @@ def _sliced(csv_path: Path, jpg: Path) -> bool:
     return (jpg / row.get("label", "") / f"{vid}_{start:06d}_{end:06d}").is_dir()
 
 
+GENERIC_FORMATS = ("folders",)  # data.prep.prepare formats that are not one data set: named after ``root``
+
+
 def discover_dataset(root: str | Path) -> DatasetSpec:
     """The spec of a prepared data set at ``root`` (``data.prep.prepare`` layout): ``root/labels/<p>train.csv`` +
     ``<p>val.csv`` + ``<p>dictionary.json`` and ``root/data/<folder>/jpg``; classes come from the dictionary.
+    Its name is the CSV prefix (``ssv2``), or for a generic format (``folders``) the name of ``root`` itself, so
+    two such data sets (or a fine-tune on one) get their own ``results/<NAME>/``.
 
     Raises a one-line ``FileNotFoundError`` naming what is missing.
     """
@@ -167,7 +172,8 @@ def discover_dataset(root: str | Path) -> DatasetSpec:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: missing; re-run `python -m data.prepare` for {root}")
     classes = json.loads(dictionary.read_text(encoding="utf-8"))
-    name = prefix.rstrip("_-").upper() or folders[0].upper()
+    fmt = prefix.rstrip("_-")
+    name = (root.resolve().name if fmt.lower() in GENERIC_FORMATS or not fmt else fmt).upper()
     timeslices = _sliced(trains[0], data / folders[0] / "jpg")
     return DatasetSpec(name=name, num_classes=max(1, len(classes)), folder=folders[0], train_csv=trains[0].name,
                        val_csv=val.name, timeslices=timeslices, augmentation="small", script="train.py",

@@ -45,6 +45,8 @@ def test_official_download_to_evaluated_model(tmp_path, name, capsys):
         assert ckpt["state_dict"]["fc.weight"].shape[0] == len(classes)  # as many outputs as the dictionary
         log_text = (results / f"{tiny}_gates_False" / "train.log").read_text()
         assert ("the label files name" in log_text) == (SCRIPTS[name] != "train")  # fewer than published
+        if name == "folders":  # a generic format: the data set is named after its folder, and says so
+            assert spec.name == "PREPARED" and f"Data set PREPARED: named after {root}" in log_text
         capsys.readouterr()
         assert evaluate.main(["--checkpoint", str(ckpt_path), "--clips", "2", "--crops", "1", "--workers", "0"]) == 0
         out = capsys.readouterr().out

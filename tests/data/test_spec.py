@@ -1,9 +1,15 @@
 """DatasetSpec validation, variants and the three --dataset resolution rules."""
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+from datagen import write_clip
+
+from data.catalog.datasets import discover_dataset
 from data.catalog.spec import DatasetSpec
+from data.prep import prepare
+from train.engine.cli import parse_config
 
 HACS = DatasetSpec(name="HACS", num_classes=200, folder="HACS_videos", train_csv="HACS_clips_v1.1_train.csv",
                    val_csv="HACS_clips_v1.1_val.csv", timeslices=True, augmentation="large")
@@ -68,3 +74,16 @@ def test_rule3_when_the_path_itself_contains_data(tmp_path):
     _layout(base / "data" / "HACS_videos" / "jpg", base / "labels")
     paths = HACS.resolve(base)
     assert paths.root == base and paths.jpg_dir == base / "data" / "HACS_videos" / "jpg"
+
+
+def test_folders_data_sets_are_named_after_their_folder(tmp_path):
+    names = []
+    for name in ("birds", "cars"):
+        for label in ("a", "b"):
+            for i in range(2):
+                write_clip(tmp_path / f"{name}_videos" / label / f"{label}{i}.mp4", frames=4, seed=i)
+        assert prepare.main(["folders", "--videos", str(tmp_path / f"{name}_videos"), "--out",
+                             str(tmp_path / name)]) == 0
+        spec = discover_dataset(tmp_path / name)
+        names.append((spec.name, parse_config(spec, ["--dataset", str(tmp_path / name)]).results_dir().parent))
+    assert names == [("BIRDS", Path("results/BIRDS")), ("CARS", Path("results/CARS"))]

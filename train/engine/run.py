@@ -127,6 +127,8 @@ def _header(cfg: RunConfig, spec: DatasetSpec, info: dist.DistInfo, device: torc
     log.info("Start training with configuration:\n%s", json.dumps(cfg.to_dict(), indent=2, default=str))
     log.info("Task '%s' on %s; device %s, %d process(es), precision %s", cfg.task(), spec.name, device,
              info.world_size, precision)
+    if spec.script == "train.py":  # a prepared data set found at --dataset: its name comes from there
+        log.info("Data set %s: named after %s (results in %s)", spec.name, cfg.data.dataset, cfg.results_dir())
 
 
 def train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch.device,

@@ -4,6 +4,7 @@ finished and nothing is written, and a real signal while a run starts gives the 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,9 +14,11 @@ from pathlib import Path
 import pytest
 from engine_helpers import ROOT, TINY, dataset_for, tiny_args, tiny_network
 
+from data.catalog.labels import load_records
 from data.prep.synthetic import SYNTHETIC_SPEC
+from train.engine import loop
 from train.engine.run import main
-from train.results.checkpoint import load_checkpoint_file
+from train.results.checkpoint import atomic_save, load_checkpoint_file, train_list_fingerprint
 from train.results.preempt import REQUEUE_EXIT
 
 FOLDER = f"{TINY}_gates_False"
@@ -106,3 +109,39 @@ def test_signal_while_the_run_starts_gives_the_requeue_exit(tmp_path, sig):
     assert len(said) == 1 and sig.name in said[0] and "Traceback" not in err
     folder = tmp_path / FOLDER
     assert not (folder / "run.lock").exists() and not list(folder.glob("*.pth"))
+
+
+def test_mid_epoch_resume_on_another_training_list_is_refused(tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    shutil.copytree(dataset_for(SYNTHETIC_SPEC).parents[1], root)
+    dataset = root / "data" / dataset_for(SYNTHETIC_SPEC).name
+    call = loop.TrainStep.__call__
+
+    def signal_after_first_step(self, *args, **kwargs):
+        out = call(self, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # a real signal: training stops after this step
+        return out
+
+    monkeypatch.setattr(loop.TrainStep, "__call__", signal_after_first_step)
+    with tiny_network():
+        args = tiny_args(dataset, tmp_path / "runs", "--end-epoch", "1")
+        assert main(SYNTHETIC_SPEC, args) == REQUEUE_EXIT
+    monkeypatch.setattr(loop.TrainStep, "__call__", call)
+    last = tmp_path / "runs" / FOLDER / f"{TINY}_last.pth"
+    ckpt = load_checkpoint_file(last)
+    assert ckpt["position"]["iteration"] >= 1
+    csv_path = root / "labels" / SYNTHETIC_SPEC.train_csv
+    rows = csv_path.read_text().splitlines()
+    records, _ = load_records(csv_path, dataset / "jpg", SYNTHETIC_SPEC.timeslices, save_dictionary=False)
+    if "train_list" not in ckpt["position"]:  # as the epochs store it (train.engine.trainer save_position)
+        ckpt["position"]["train_list"] = train_list_fingerprint(records)
+        atomic_save(ckpt, last)
+    csv_path.write_text("\n".join([rows[0], rows[2], rows[1], *rows[3:]]) + "\n")  # two rows swapped
+    with tiny_network():
+        assert main(SYNTHETIC_SPEC, args + ["--resume-epoch", "auto"]) == 1
+    log_text = (tmp_path / "runs" / FOLDER / "train.log").read_text()
+    assert "saved inside an epoch over another training list" in log_text
+    csv_path.write_text("\n".join(rows) + "\n")  # the same list again: the epoch continues
+    with tiny_network():
+        assert main(SYNTHETIC_SPEC, args + ["--resume-epoch", "auto"]) == 0
+    assert load_checkpoint_file(tmp_path / "runs" / FOLDER / f"{TINY}_ep-0001.pth")["epoch"] == 1

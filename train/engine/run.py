@@ -34,7 +34,13 @@ from train.engine.optim import build_optimizer
 from train.engine.targets import TargetTransform
 from train.engine.trainer import Trainer
 from train.monitor.logs import close_logging, setup_logging
-from train.results.checkpoint import StartPoint, resolve_start, restore
+from train.results.checkpoint import (
+    StartPoint,
+    check_same_train_list,
+    resolve_start,
+    restore,
+    train_list_fingerprint,
+)
 from train.results.folder import claim
 from train.results.lock import FolderBusyError
 from train.results.preempt import REQUEUE_EXIT, StartupPreempted, StartupSignals
@@ -195,6 +201,7 @@ def _train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch
             raise ValueError(f"{start.path}: saved inside an epoch of {saved_steps} steps, but this run's epochs have "
                              f"{len(loaders.batch_sampler.current_plan)} (another --batch-size, --gpus or data "
                              "set); resume with the same ones, or from a <network>_ep-XXXX.pth with --resume-epoch N")
+        check_same_train_list(ckpt or {}, start.path, train_list_fingerprint(loaders.train_set.records))
     if start.mode != "resume":  # a resumed run continues the saved RNG streams instead
         seed_everything(cfg.optim.random_seed + STREAMS["process"] * info.rank)
     if info.is_main:

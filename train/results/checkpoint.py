@@ -4,19 +4,20 @@ File name and keys are the original's: ``<model_dir>/<network>_ep-XXXX.pth`` (XX
 ``{'epoch', 'state_dict', 'optimizer'}``, plus ``scaler``, ``scheduler``, ``rng``, ``network``,
 ``num_classes``, ``classes``, ``config``, ``dataset``. The state_dict is unwrapped (no ``module.``), the file
 is written atomically (`data.store.atomic`: a kill at any moment leaves the previous checkpoint intact), and resume
-restores model, optimiser, AMP scaler, lr schedule, position and RNG states (docs/differences.md#29, #30). Beside the original names a folder holds
-``<network>_last.pth`` (the newest state, mid-epoch after a preemption, with ``position``), ``<network>_best.pth``
-(best validation top-1) and ``latest`` (a text file naming the newest complete checkpoint); see
-`train.results.retention` (docs/differences.md#38).
+restores model, optimiser, AMP scaler, lr schedule, position and RNG states (docs/differences.md#29, #30). Beside
+the original names a folder holds ``<network>_last.pth`` (the newest state, mid-epoch after a preemption, with
+``position``), ``<network>_best.pth`` (best validation top-1) and ``latest`` (a text file naming the newest
+complete checkpoint); see `train.results.retention` (docs/differences.md#38).
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import pickle
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -251,6 +252,26 @@ def resolve_start(pretrained: str | None, resume_epoch: int | str, model_dir: st
                                     f"(found epochs {found or 'none'} in {model_dir}; check --model-dir/--network)")
         return StartPoint("resume", resume_epoch, path)
     return StartPoint("scratch", 0)
+
+
+def train_list_fingerprint(records: Sequence[Any]) -> str:
+    """SHA-1 of the training list in its order (label, id, cut of every record): a mid-epoch checkpoint stores it
+    as ``position['train_list']`` so that a resume can tell that the epoch continues on the same videos."""
+    digest = hashlib.sha1()
+    for r in records:
+        digest.update(f"{r.label}\t{r.video_id}\t{r.start}\t{r.end}\n".encode())
+    return f"{len(records)}:{digest.hexdigest()}"
+
+
+def check_same_train_list(ckpt: Mapping[str, Any], path: Path | None, fingerprint: str) -> None:
+    """A mid-epoch resume must continue the epoch on the same training list (same videos, same order): another
+    list makes the epoch's permutation differ, so clips would train twice or never. Checkpoints without the
+    fingerprint are not checked."""
+    saved = (ckpt.get("position") or {}).get("train_list")
+    if saved and saved != fingerprint:
+        raise ValueError(f"{path}: saved inside an epoch over another training list ({saved.split(':')[0]} videos, "
+                         f"now {fingerprint.split(':')[0]}; the CSV or the stored videos changed); restore them, or "
+                         "resume from the last <network>_ep-XXXX.pth with --resume-epoch N")
 
 
 PARTIAL_WARN, PARTIAL_ERROR = 0.5, 0.1  # --pretrained_3d filling less than this fraction of the model

@@ -177,7 +177,8 @@ class TrainStep:
                  share: float = 1.0, update: bool = True) -> StepOutput:
         """Forward and backward of one batch, its loss weighted by ``share`` of the optimiser step's; then, if
         ``update``, the optimiser step over the gradients summed since the last one. Under DDP the gradients
-        are all-reduced only in the backward of an ``update`` batch (``no_sync`` before)."""
+        are all-reduced only in the backward of an ``update`` batch (``no_sync`` before). ``where`` ('epoch E,
+        iteration I') names the step for code that wraps it (the tests' signal hooks)."""
         if self.channels_last:
             data = data.contiguous(memory_format=torch.channels_last_3d)
         start = self.clock.mark()
@@ -192,6 +193,11 @@ class TrainStep:
         ok, norm = self.update() if update else (None, None)
         self.timings = self.clock.add(start, middle, self.clock.mark())
         return StepOutput(output.detach().float(), loss.detach(), ok, norm)
+
+    @property
+    def pending(self) -> bool:
+        """True while gradients of an optimiser step still to be taken are summed (``--accumulate-grad``)."""
+        return self._finite is not None
 
     def update(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The optimiser step of the summed gradients: unscale and clip (``clip_grad_norm``), step, update the
@@ -320,7 +326,7 @@ def train_one_epoch(model: nn.Module, loader: Any, step: TrainStep, epoch: int,
             clips, shape = 0, None
             if batch is None:
                 _skip_empty(f"epoch {epoch + 1}, iteration {i}")
-                if update and step._finite is not None:  # the group's earlier batches still make their step
+                if update and step.pending:  # the group's earlier batches still make their step
                     _average_gradients([p for p in model.parameters() if p.grad is not None])
                     meter.commit(*step.update(), i)
             else:

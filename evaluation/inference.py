@@ -30,6 +30,7 @@ from data.pipeline.video_transforms import normalise, resized_crop, view_crop_bo
 from data.store.atomic import atomic_write_text
 from data.store.video_io import VideoDecodeError, iter_frames, probe
 from network.config import InputSpec, input_spec_of
+from network.pretrained import import_public
 from network.registry import build_model
 from network.weights import LoadReport, load_partial
 from train.config import RunConfig
@@ -81,7 +82,9 @@ def load_model(checkpoint: str | Path | None, network: str | None = None, *, num
                contents: dict[str, Any] | None = None, weights: str = "model") -> LoadedModel:
     """Build the checkpoint's network and load its weights (ours or an original ``module.``-prefixed one) in
     eval mode. Every argument left None comes from the checkpoint: ``network`` (saved name), ``gates`` (its
-    configuration), the class count (``fc.weight`` rows); original checkpoints need ``network``.
+    configuration), the class count (``fc.weight`` rows); original checkpoints need ``network``. A file of public
+    weights (`network.pretrained`: torchvision, IG65M, 3D-ResNets, VMZ) is converted exactly for the ``network``
+    it fits (``tv_r3d_18`` for torchvision's ``r3d_18``).
 
     ``contents``: the checkpoint dict when the caller has read it already
     (`train.results.checkpoint.load_checkpoint_file`).
@@ -112,10 +115,11 @@ def load_model(checkpoint: str | Path | None, network: str | None = None, *, num
     gate_options = ({"gate_similarity": config.model.gate_similarity, "gate_temperature": config.model.gate_temperature}
                     if gates and config else {})
     model = build_model(network, n, gates=gates, **gate_options)
-    if checkpoint is not None:
-        _check_complete(load_partial(model, state), model, checkpoint, network)
-    else:
+    if checkpoint is None:
         logger.warning("no checkpoint given: '%s' has random weights", network)
+    # a checkpoint that does not name its network may be a publisher's file: converted when it fits `network`
+    elif ckpt.get("network") or import_public(model, checkpoint, network, only_if_fits=True) is None:
+        _check_complete(load_partial(model, state), model, checkpoint, network)
     spec = InputSpec.from_dict(ckpt["input_spec"]) if ckpt.get("input_spec") else input_spec_of(model)
     model.input_spec = spec
     classes = [str(c) for c in ckpt.get("classes") or []]

@@ -97,13 +97,15 @@ def from_pretrained(path: str | Path, source: str, arch: str, num_classes: int |
 
 
 def import_public(model: nn.Module, path: str | Path, network: str, source: str | None = None,
-                  allow_other_network: bool = False) -> WeightFile | None:
+                  allow_other_network: bool = False, only_if_fits: bool = False) -> WeightFile | None:
     """Initialise a training ``model`` (``network``) from a public weight file, exactly; None when the file is
     ours or the original's (the caller loads it by name and shape).
 
     The file must be of ``network``'s publisher and depth (``tv_r3d_18`` or ``srtg_tv_r3d_18`` for torchvision's
     ``r3d_18``): another network would compute something else with the same tensors (a stem pool, BN eps), so
     that is refused unless ``allow_other_network`` (``--allow-partial True``), which loads what fits with a warning.
+    ``only_if_fits``: return None instead (inference, where a bare state_dict of our ``r2plus1d_18`` has
+    torchvision's names).
     """
     wf = read_weights(path)
     if source is not None and _source(source) is None:
@@ -116,6 +118,12 @@ def import_public(model: nn.Module, path: str | Path, network: str, source: str 
     base = network.lower().removeprefix("srtg_")
     arch = arch or next((a for a, n in module.ARCHS.items() if n == base), None)
     expected = module.ARCHS.get(arch or "")
+    if expected != base and only_if_fits:
+        if expected:
+            logger.warning("%s looks like %s %s weights, which fit '%s'; loading it by name into '%s' instead (if it "
+                           "is that publisher's file, pass --network %s)", wf.path, source, arch, expected, network,
+                           expected)
+        return None
     if expected != base:
         fits = f"--network {expected} or srtg_{expected}" if expected else f"no network here{_arch_line(source, arch)}"
         message = f"{wf.path}: {source} {arch or '?'} weights fit {fits}, not '{network}'"

@@ -88,3 +88,18 @@ def test_pretrained_source_flag_is_checked() -> None:
         RunConfig.from_flat({"pretrained_3d": "x.pth", "pretrained_source": "timm"}, "hacs")
     with pytest.raises(ValueError, match="--pretrained-source names the source of a --pretrained_3d file"):
         RunConfig.from_flat({"pretrained_source": "vmz"}, "hacs")
+
+
+def test_inference_loads_a_public_file_for_the_network_it_fits(mc3_file, caplog) -> None:
+    """predict.py/evaluate.py --checkpoint torchvision.pth --network tv_mc3_18: converted exactly."""
+    path, peer = mc3_file
+    loaded = load_model(path, "tv_mc3_18")
+    x = torch.randn(1, 3, 4, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(loaded.model(x), peer(x), rtol=1e-5, atol=1e-5)
+    assert loaded.channel_order == "RGB" and loaded.num_classes == 400
+    assert "random weights" not in caplog.text
+    with pytest.raises(ValueError, match="does not fit network 'r3d_18'"):  # not its network: loaded by name, refused
+        load_model(path, "r3d_18")
+    assert ("looks like torchvision mc3_18 weights, which fit 'tv_mc3_18'; loading it by name into 'r3d_18'"
+            in caplog.text)

@@ -31,6 +31,10 @@ class CollectiveTimeout(RuntimeError):
     """A collective did not complete within ``--dist-timeout``: another rank hung or died."""
 
 
+class RankExited(RuntimeError):
+    """A spawned rank was killed by a signal or exited without an exception (out of memory, a kill): one line."""
+
+
 @dataclass(frozen=True)
 class DistInfo:
     """Where this process sits: global ``rank``, ``world_size``, ``local_rank`` (device index on its node)."""
@@ -212,8 +216,9 @@ def spawn(fn: Callable[..., Any], nprocs: int, args: tuple = ()) -> None:
     """Run ``fn(*args)`` in ``nprocs`` fresh local processes with a torchrun-like environment.
 
     Each child sees ``RANK = LOCAL_RANK = i`` and ``WORLD_SIZE = nprocs``; an exception in any child is
-    re-raised here (``torch.multiprocessing.spawn`` semantics). SIGTERM and SIGUSR1 received here are passed
-    on to the children (SIGINT from a terminal reaches them directly).
+    re-raised here (``torch.multiprocessing.spawn`` semantics); a child killed by a signal (SIGKILL of the
+    out-of-memory killer) or exiting with a code is a one-line :class:`RankExited`. SIGTERM and SIGUSR1 received
+    here are passed on to the children (SIGINT from a terminal reaches them directly).
     """
     context = mp.spawn(_spawned, args=(nprocs, free_port(), fn, args), nprocs=nprocs, join=False)
 
@@ -227,6 +232,10 @@ def spawn(fn: Callable[..., Any], nprocs: int, args: tuple = ()) -> None:
         # a failed rank makes the others stop: SIGTERM, then SIGKILL after 5 s (a stopped rank ignores SIGTERM)
         while not context.join(grace_period=5.0):
             pass
+    except mp.ProcessExitedException as exc:
+        how = f"was killed by {exc.signal_name}" if exc.signal_name else f"exited with code {exc.exit_code}"
+        raise RankExited(f"rank {exc.error_index} (pid {exc.error_pid}) {how}; the other ranks were stopped; continue "
+                         "from the newest checkpoint with --resume-epoch auto") from None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -41,7 +41,8 @@ def test_every_helper_at_world_size_1(single_process: None) -> None:
 
 
 def test_multi_process_info_without_a_port_is_a_one_line_error(single_process: None) -> None:
-    with pytest.raises(RuntimeError, match="MASTER_PORT is not set: launch with torchrun or srun, or with --gpus N") as err:
+    with pytest.raises(RuntimeError,
+                       match="MASTER_PORT is not set: launch with torchrun or srun, or with --gpus N") as err:
         dist.init_process_group(dist.DistInfo(0, 2, 0), torch.device("cpu"))
     assert "\n" not in str(err.value) and not dist.is_initialized()
 
@@ -202,3 +203,34 @@ def test_stopped_rank_makes_the_other_exit_within_the_timeout(tmp_path):
     named = [ln for ln in err.splitlines() if "no answer from rank 1" in ln]
     assert named and f"--dist-timeout {timeout} s" in named[0], err[-3000:]
     print(f"stopped rank: the other exited {took:.1f} s after SIGSTOP (timeout {timeout} s)")
+
+
+@pytest.mark.slow
+def test_a_sigkilled_rank_stops_the_run_in_one_line_with_a_resumable_checkpoint(tmp_path):
+    import os  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    from engine_helpers import ROOT, TINY, dataset_for, tiny_args  # noqa: PLC0415
+
+    from data.prep.synthetic import SYNTHETIC_SPEC  # noqa: PLC0415
+    from train.results.checkpoint import load_checkpoint_file  # noqa: PLC0415
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    args = tiny_args(dataset_for(SYNTHETIC_SPEC), tmp_path, "--end-epoch", "3", "--gpus", "2", "--batch-size", "4",
+                     "--dist-timeout", "20", "--save-frequency", "1")
+    env = {**os.environ, "TEST_MARK_DIR": str(marks), "TEST_MARK_AT": "1:1", "TEST_STEP_SLEEP": "0.05"}
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("ddp_main.py")), *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 200
+    while not (marks / "rank1").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+        time.sleep(0.05)
+    os.kill(int((marks / "rank1").read_text()), signal.SIGKILL)  # what the out-of-memory killer sends
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in err, err[-3000:]
+    said = [ln for ln in err.splitlines() if "was killed by SIGKILL" in ln]
+    assert len(said) == 1 and said[0].startswith("error: rank 1 (pid ") and "--resume-epoch auto" in said[0]
+    ckpt = load_checkpoint_file(tmp_path / f"{TINY}_gates_False" / f"{TINY}_ep-0001.pth")
+    assert ckpt["epoch"] == 1  # the newest complete state, for --resume-epoch auto

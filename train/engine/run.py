@@ -49,7 +49,8 @@ from train.results.retention import CheckpointSaveError, check_writable, estimat
 log = logging.getLogger(__name__)
 
 # Bad input or a stopped run: one line, no traceback (unless --debug-mode), exit code 1.
-USER_ERRORS = (FileNotFoundError, ValueError, NonFiniteLossError, CheckpointSaveError, dist.CollectiveTimeout)
+USER_ERRORS = (FileNotFoundError, ValueError, NonFiniteLossError, CheckpointSaveError, dist.CollectiveTimeout,
+               dist.RankExited)
 
 
 def num_processes(cfg: RunConfig, device_type: str) -> int:

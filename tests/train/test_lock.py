@@ -103,3 +103,11 @@ def test_racing_runs_over_a_stale_lock_give_it_to_exactly_one(tmp_path):
         winners.append(wins.value)
     assert winners == [1] * trials, f"trials won by 0 or several racers: {winners}"
     assert time.monotonic() - began < 60
+
+
+def test_a_results_folder_that_cannot_be_created_is_one_line(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(FolderBusyError, match=f"^{blocker / 'run' / LOCK_NAME}: cannot create the run's lock file "
+                                              r"\(Not a directory\); give --model-dir a writable folder$"):
+        RunLock(blocker / "run").acquire()

@@ -65,10 +65,10 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         """Create the lock or raise :class:`FolderBusyError`; a stale lock of this host is taken over."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "argv": sys.argv}
         for _ in range(3):
             try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
                 other = self.read()
@@ -83,6 +83,9 @@ class RunLock:
                     f"{self.path.parent}: in use by the run of {_describe(other) if other else 'an unknown process'}; "
                     f"wait for it, or give this run its own folder with --run-name NAME or --model-dir DIR "
                     f"(delete {self.path} only if that run is gone)") from None
+            except OSError as exc:  # a read-only or full disk, a path through a file, no permission
+                raise FolderBusyError(f"{self.path}: cannot create the run's lock file ({exc.strerror or exc}); "
+                                      "give --model-dir a writable folder") from None
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(info, fh)
             self.held = True

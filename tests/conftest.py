@@ -45,15 +45,16 @@ def signals_to_self() -> None:
 @pytest.fixture(autouse=True)
 def _signal_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     before = {sig: signal.getsignal(sig) for sig in SIGNALS}
-    caught: list[int] = []
-    handle = Preemption._handle
+    guards: list[Preemption] = []
+    enter = Preemption.__enter__
 
-    def recording(self: Preemption, signum: int, frame: object) -> None:
-        caught.append(signum)
-        handle(self, signum, frame)
+    def entering(self: Preemption) -> Preemption:
+        guards.append(self)  # each run's guard: its ``signum`` says whether it caught a signal
+        return enter(self)
 
-    monkeypatch.setattr(Preemption, "_handle", recording)
+    monkeypatch.setattr(Preemption, "__enter__", entering)
     yield
+    caught = [guard.signum for guard in guards if guard.signum is not None]
     left = [signal.Signals(sig).name for sig in SIGNALS if signal.getsignal(sig) is not before[sig]]
     for sig, handler in before.items():
         signal.signal(sig, handler)  # the rest of the suite stays stoppable whatever this test did

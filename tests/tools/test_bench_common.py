@@ -44,3 +44,29 @@ def test_report_writes_json_and_markdown_and_a_smoke_run_its_own_files(tmp_path:
     write_report("bench_x", [Table("t", ["a"], [[9]])], tmp_path, argv=["--smoke"], smoke=True)
     assert json.loads((tmp_path / "bench_x.json").read_text())["tables"][0]["rows"] == [{"a": 1.5}]  # kept
     assert json.loads((tmp_path / "bench_x-smoke.json").read_text())["smoke"]
+
+
+def test_smoke_settings_come_first_so_given_options_win() -> None:
+    import argparse
+
+    from benchmarks.common import add_report_arguments, parse_with_smoke
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--size", type=int, default=112)
+    add_report_arguments(p, "tiny")
+    args = parse_with_smoke(p, ["--smoke", "--size", "64"], ["--repeats", "1", "--size", "32"])
+    assert (args.smoke, args.repeats, args.size) == (True, 1, 64)
+    assert parse_with_smoke(p, ["--size", "64"], ["--repeats", "1"]).repeats == 10  # no --smoke: defaults
+
+
+def test_torch_threads_are_restored_even_after_an_error() -> None:
+    import torch
+
+    from benchmarks.common import torch_threads
+
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError), torch_threads(1) as n:
+        assert n == 1 == torch.get_num_threads()
+        raise RuntimeError("a benchmark failed")
+    assert torch.get_num_threads() == before

@@ -174,10 +174,10 @@ def add_report_arguments(p: argparse.ArgumentParser, smoke_help: str) -> None:
 
 def write_report(name: str, tables: Sequence[Table], out: Path | None, argv: Sequence[str] | None = None,
                  smoke: bool = False, device: torch.device | str | None = None,
-                 notes: Sequence[str] = ()) -> dict[str, Any]:
-    """Print the report as markdown and write it as ``<out>/<name>.md`` and ``.json``; returns the JSON data.
-
-    ``argv``: the benchmark's arguments as given to its ``main`` (None: this process's); ``out=None`` prints only."""
+                 notes: Sequence[str] = (), echo: bool = True) -> dict[str, Any]:
+    """Print the report as markdown (``echo``) and write it as ``<out>/<name>.md`` and ``.json``; returns the
+    JSON data. ``argv``: the benchmark's arguments as given to its ``main`` (None: this process's); ``out=None``
+    prints only. A benchmark may write a partial report first and overwrite it when it finishes."""
     env = environment(device)
     stem = f"{name}-smoke" if smoke else name
     command = " ".join(["python -m benchmarks." + name, *(sys.argv[1:] if argv is None else argv)])
@@ -186,7 +186,8 @@ def write_report(name: str, tables: Sequence[Table], out: Path | None, argv: Seq
                        for t in tables]}
     text = "\n\n".join([f"## {name}{' (smoke run)' if smoke else ''}", f"`{command}`", header_line(env),
                         *notes, *(t.markdown() for t in tables)]) + "\n"
-    print(text, flush=True)
+    if echo:
+        print(text, flush=True)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / f"{stem}.md", text)

@@ -3,8 +3,7 @@
 Read :func:`train_one_epoch` (the loop over batches), then :meth:`TrainStep.__call__` (one batch: forward, backward
 and, every ``--accumulate-grad`` batches, the optimiser step). The optimiser, AMP scaler, lr schedule and loss
 travel as one :class:`TrainStep`; a step's learning rate is ``schedule.lr_at(epoch + i / len(plan),
-multigrid_scale(plan[i]))``. Mixed precision is ``torch.amp``: autocast + ``GradScaler`` for fp16 (replacing apex
-O1), autocast alone for bf16, neither for fp32.
+multigrid_scale(plan[i]))``. Mixed precision (autocast, the GradScaler) is in `train.engine.precision`.
 
 No step waits for the device: scores and non-finite counts are device sums (`train.monitor.metric.RunningMetrics`),
 step times CUDA events (`train.monitor.progress.StepClock`), and the host reads them every ``--log-interval``
@@ -40,13 +39,17 @@ from train.distributed import agree, all_reduce_sum, get_world_size
 from train.engine.ema import ModelEma
 from train.engine.lr_scheduler import Schedule, multigrid_scale
 from train.engine.optim import set_lr
+from train.engine.precision import autocast, make_scaler, prime_momentum, resolve_precision
 from train.engine.targets import TargetTransform, hard_labels
 from train.monitor.metric import RunningMetrics, rates
 from train.monitor.progress import Monitor, StepClock
 
 log = logging.getLogger(__name__)
 
-AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+# make_scaler and resolve_precision are the step's: its callers import them from here with it
+__all__ = ["MAX_NONFINITE", "EpochResult", "NonFiniteLossError", "StepOutput", "TrainStep", "autocast", "evaluate",
+           "make_scaler", "micro_batch", "resolve_precision", "skipped_clips", "train_one_epoch"]
+
 MAX_NONFINITE = 20
 
 
@@ -95,29 +98,6 @@ class EpochResult:
                    samples=int(round(sums["samples"])), skipped=int(round(sums["skipped_clips"])), seconds=seconds,
                    nonfinite_steps=int(round(sums["skipped_steps"])), nonfinite_rows=int(round(sums["nonfinite_rows"])),
                    grad_norm=None if math.isnan(values["grad_norm"]) else values["grad_norm"])
-
-
-def resolve_precision(requested: str | None, device: torch.device) -> str:
-    """``--precision`` or the default: fp16 on CUDA, fp32 on CPU. bf16 on CPU is allowed with a warning."""
-    if requested is None:
-        return "fp16" if device.type == "cuda" else "fp32"
-    if requested == "bf16" and device.type == "cpu":
-        log.warning("bf16 on CPU: about 2x faster for r3d_18 here, but it gave NaN gradients in 4 of 5 "
-                    "measured runs; use fp32 (the CPU default) if the loss turns NaN")
-    if requested == "fp16" and device.type == "cpu":
-        log.warning("fp16 autocast on CPU is slow and rarely useful; fp32 is the CPU default")
-    return requested
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """``torch.autocast`` for fp16/bf16, a no-op context for fp32."""
-    dtype = AMP_DTYPES.get(precision)
-    return torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None)
-
-
-def make_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
-    """A GradScaler that is enabled only for fp16 (its state goes into checkpoints either way)."""
-    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
 
 def micro_batch(i: int, start: int, total: int, every: int) -> tuple[float, bool]:
@@ -255,24 +235,6 @@ def _average_gradients(params: list[torch.Tensor]) -> None:
     if world > 1:
         for p in params:
             p.grad.copy_(all_reduce_sum(p.grad) / world)
-
-
-def prime_momentum(optimizer: torch.optim.Optimizer) -> None:
-    """Give SGD's parameters zero momentum buffers where they have none yet.
-
-    torch's fused SGD allocates them uninitialised on its first step and fills them in its kernel; when the
-    GradScaler skips that step (non-finite gradients, common on the first fp16 steps at scale 65536) the kernel
-    does nothing and the garbage buffers are kept and used from the next step on. A zero buffer gives the first
-    step's update exactly (``0 * momentum + gradient``, without dampening).
-    """
-    if not isinstance(optimizer, torch.optim.SGD):
-        return
-    for group in optimizer.param_groups:
-        if group.get("momentum", 0) and not group.get("dampening", 0):
-            for p in group["params"]:
-                state = optimizer.state[p]
-                if state.get("momentum_buffer") is None:
-                    state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
 
 def _batches(loader: Any, to_device: DeviceBatches, all_ranks: bool = False) -> Iterator[tuple[float, Any]]:

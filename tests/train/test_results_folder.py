@@ -111,7 +111,7 @@ def test_signal_while_the_run_starts_gives_the_requeue_exit(tmp_path, sig):
     assert not (folder / "run.lock").exists() and not list(folder.glob("*.pth"))
 
 
-def test_mid_epoch_resume_on_another_training_list_is_refused(tmp_path, monkeypatch):
+def test_mid_epoch_resume_on_another_training_list_is_refused(tmp_path, monkeypatch, signals_to_self):
     root = tmp_path / "root"
     shutil.copytree(dataset_for(SYNTHETIC_SPEC).parents[1], root)
     dataset = root / "data" / dataset_for(SYNTHETIC_SPEC).name

@@ -127,3 +127,12 @@ def test_interval_reads_are_differences_and_carried_sums_count_in_full_reads():
     full = meter.read(reduce=False, full=True, skipped_clips=2)
     assert (full["samples"], full["loss"], full["top1"], full["skipped_clips"]) == (8, 16.0, 4, 2)
     assert meter.seconds() >= 5.0
+
+
+def test_a_run_of_skipped_steps_continues_into_the_next_epoch():
+    last = RunningMetrics("cpu")
+    for step in range(3):
+        last.commit(torch.tensor(False), None, step)
+    meter = RunningMetrics("cpu", run=last.health[0])
+    meter.commit(torch.tensor(False), None, 0)
+    assert meter.read(reduce=False)["max_run"] == 4

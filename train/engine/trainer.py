@@ -124,7 +124,7 @@ class Trainer:
                      _warmup_note(self.cfg, epoch))
         if self.gates:
             self.gates.before("train", epoch)
-        self.meter = RunningMetrics(self.step.device, self.carried if first else None)
+        self.meter = RunningMetrics(self.step.device, self.carried if first else None, run=self.meter.health[0])
         loader = self.guard.watch(loaders.train, first, lambda steps: self.save_position(epoch, steps),
                                   every=self.poll_every())
         tr = train_one_epoch(self.model, loader, self.step, epoch, self.plan, self.monitor, start=first,

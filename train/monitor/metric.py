@@ -158,14 +158,18 @@ class RunningMetrics:
     a prediction): it counts in ``nonfinite_rows``, and a pass with any such row has top-1 and top-5 NaN.
     Training scores a micro-batch as ``pending`` and :meth:`commit` keeps or drops it when its optimiser step is
     taken or skipped. Nothing here waits for the device; :meth:`read` is the one host transfer. ``carried``:
-    the summed values of the steps before a mid-epoch resume (added on the host to every full read).
+    the summed values of the steps before a mid-epoch resume (added on the host to every full read); ``run``:
+    the skipped steps in a row at the end of the previous epoch (a device tensor).
     """
 
-    def __init__(self, device: torch.device | str, carried: dict[str, float] | None = None, topk: int = 5) -> None:
+    def __init__(self, device: torch.device | str, carried: dict[str, float] | None = None, topk: int = 5,
+                 run: torch.Tensor | None = None) -> None:
         self.device, self.topk = torch.device(device), topk
         self.sums = torch.zeros(len(SLOTS), dtype=torch.float64, device=self.device)
         self.pending = torch.zeros(len(SCORES), dtype=torch.float64, device=self.device)
         self.health = torch.tensor([0.0, 0.0, -1.0, 0.0], dtype=torch.float64, device=self.device)
+        if run is not None:  # the previous epoch's skipped steps in a row continue
+            self.health[0] = run
         self.carried = {k: float((carried or {}).get(k, 0.0)) for k in SLOTS}
         self.started = time.perf_counter() - float((carried or {}).get("seconds", 0.0))
         self.last = dict.fromkeys(SLOTS, 0.0)  # device sums at the last interval read (without ``carried``)

@@ -1,5 +1,5 @@
-"""data.convert killed mid-video (SIGKILL or SIGTERM, --workers 2): no process survives it, and a re-run leaves no
-partial ``.frames.db.tmp-<pid>`` file behind."""
+"""data.convert and data.prepare killed mid-video (SIGKILL or SIGTERM, --workers 2): no process survives them, and
+a re-run leaves no partial ``.frames.db.tmp-<pid>`` file behind."""
 from __future__ import annotations
 
 import os
@@ -51,16 +51,23 @@ def _temps(folder: Path) -> list[Path]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_convert_killed_mid_video_leaves_no_process_and_no_partial_file(tmp_path, sig):
-    src, dst = tmp_path / "src", tmp_path / "dst"
+@pytest.mark.parametrize("tool,sig", [("convert", signal.SIGKILL), ("convert", signal.SIGTERM),
+                                      ("prepare", signal.SIGKILL)])
+def test_tool_killed_mid_video_leaves_no_process_and_no_partial_file(tmp_path, tool, sig):
+    src, out = tmp_path / "src", tmp_path / "out"
     for i in range(6):
         write_clip(src / "a" / f"v{i}.mp4", frames=400, width=160, height=120, seed=i)
-    cmd = [sys.executable, "-m", "data.convert", "videos", str(src), str(dst), "--workers", "2"]
+    if tool == "convert":
+        cmd = [sys.executable, "-m", "data.convert", "videos", str(src), str(out), "--workers", "2"]
+        dst = out
+    else:
+        cmd = [sys.executable, "-m", "data.prepare", "folders", "--videos", str(src), "--out", str(out),
+               "--val-fraction", "0", "--workers", "2"]
+        dst = out / "data" / "folders_videos"
     log = open(tmp_path / "out.txt", "w")  # a file, not a pipe: a survivor holding a pipe would hang the test
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
-    while not _temps(dst) and proc.poll() is None and time.monotonic() < deadline:
+    while not (dst.is_dir() and _temps(dst)) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert proc.poll() is None, "converted everything before it could be killed"
     helpers = _descendants(proc.pid)

@@ -47,11 +47,12 @@ def claim(cfg: RunConfig, out_dir: Path) -> Claim:
             notes.append(f"--resume-epoch auto: no checkpoint to continue; moved the {len(earlier)} files of a run "
                          f"that stopped before its first one into {aside}")
             earlier = []
-        if start.mode == "resume" and start.path is not None and start.path.parent.resolve() == out_dir.resolve():
+        if start.mode == "resume":
             later = files_beyond(out_dir, m.network, start.epoch, start.iteration)
             if later:
                 aside = move_aside(out_dir, later)
-                atomic_write_text(out_dir / LATEST_NAME, start.path.name + "\n")
+                if start.path is not None and start.path.parent.resolve() == out_dir.resolve():
+                    atomic_write_text(out_dir / LATEST_NAME, start.path.name + "\n")
                 notes.append(f"resuming from {start.path.name}: moved the {len(later)} files written after it "
                              f"({', '.join(later[:4])}{', ...' if len(later) > 4 else ''}) into {aside}")
         if earlier and not cfg.output.overwrite:

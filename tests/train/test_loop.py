@@ -22,6 +22,7 @@ from train.engine.loop import (
 )
 from train.engine.lr_scheduler import MultiStep, multigrid_scale
 from train.engine.optim import build_optimizer
+from train.monitor.metric import RunningMetrics
 from train.monitor.progress import Monitor
 
 CPU = torch.device("cpu")
@@ -286,3 +287,32 @@ def test_without_clipping_the_speed_line_keeps_the_original_fields(caplog):
     with caplog.at_level("INFO", logger="train.monitor.callback"):
         train_one_epoch(model, _loader(), step, 0, monitor=Monitor(log_interval=1))
     assert caplog.records and all(r.getMessage().endswith("lr = 1.00e-1  ") for r in caplog.records)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("precision, clip", [("fp16", 0.0), ("fp16", 1.0), ("bf16", 0.0), ("fp32", 1.0)])
+def test_cuda_steps_never_wait_for_the_gpu(precision, clip):
+    """torch's sync debug mode raises on any call that waits for the GPU: none in 6 steps of 2 micro-batches
+    (forward, backward, scaler, clipping, fused SGD, device sums, CUDA-event timings); the read after them is
+    the one wait."""
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    model = Clf().to(device)
+    step = TrainStep(build_optimizer(model, 0.1), make_scaler(device, precision), MultiStep(0.1, [10], 0.1), device,
+                     precision, accumulate=2, clip_grad_norm=clip)
+    meter = RunningMetrics(device)
+    batches = [(x.to(device), y.to(device)) for x, y in _loader(n=24, batch=2)]
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for i, (x, y) in enumerate(batches):
+            share, update = micro_batch(i, 0, len(batches), 2)
+            out = step(model, x, y, f"step {i}", share, update)
+            meter.score(out.logits, y, out.loss, pending=True)
+            if update:
+                meter.commit(out.ok, out.norm, i)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    sums = meter.read(reduce=False, full=True)
+    assert sums["steps"] == 6 and sums["samples"] + 4 * sums["skipped_steps"] == 24
+    assert step.clock.read()[0] > 0

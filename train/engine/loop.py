@@ -280,7 +280,7 @@ def train_one_epoch(model: nn.Module, loader: Any, step: TrainStep, epoch: int,
     model.train()
     skipped_clips(loader, reset=True)
     total = len(plan) if plan is not None else len(loader)
-    warned, lr = 0.0, None
+    warned, lr, world = 0.0, None, get_world_size()
     with monitor.epoch(epoch, total, "train", meter, step.clock, start, reduce=True) as progress:
         for i, (read_s, batch) in enumerate(_batches(loader, to_device, all_ranks=True), start):
             lr = step.set_lr(epoch + i / total, plan[i] if plan is not None and i < len(plan) else None)
@@ -299,7 +299,7 @@ def train_one_epoch(model: nn.Module, loader: Any, step: TrainStep, epoch: int,
                 meter.score(out.logits, hard_labels(target), out.loss, pending=True)
                 if update:
                     meter.commit(out.ok, out.norm, i)
-                clips, shape = data.shape[0], (data.shape[0] * get_world_size(), *data.shape[1:])
+                clips, shape = data.shape[0], (data.shape[0] * world, *data.shape[1:])
             sums = progress.advance(read_s, clips, lr, shape, stepped=update)
             if sums is not None:
                 step.check(sums, epoch, sums["skipped_steps"])

@@ -148,6 +148,7 @@ class MetricList:
 SCORES = ("loss", "top1", "top5", "samples")  # a batch's contribution, kept back until its step is taken
 SLOTS = (*SCORES, "nonfinite_rows", "steps", "skipped_steps", "norm_sum", "norms", "skipped_clips")
 HEALTH = ("run", "max_run", "first_bad", "first_loss")  # this rank's skipped-step run; not summed over ranks
+_STEP = slice(SLOTS.index("steps"), SLOTS.index("norms") + 1)  # steps, skipped_steps, norm_sum, norms
 
 
 class RunningMetrics:
@@ -194,7 +195,7 @@ class RunningMetrics:
         self.sums[:len(SCORES)] += torch.where(ok, self.pending, 0.0)
         norm = torch.zeros((), dtype=torch.float64, device=self.device) if norm is None else norm.double()
         counted = torch.isfinite(norm) & (norm > 0)
-        self.sums[len(SCORES) + 1:len(SCORES) + 5] += torch.stack(
+        self.sums[_STEP] += torch.stack(
             [torch.ones_like(bad), bad, torch.where(counted, norm, 0.0), counted.double()])
         run = (self.health[0] + 1) * bad
         first = (self.health[2] < 0) & (bad > 0)

@@ -185,7 +185,9 @@ class Trainer:
             self.csv[phase].write(result.as_row(done))
         if self.board is not None:
             self.board.log_scalars(done, {"loss": result.loss, "top1": result.top1, "top5": result.top5,
-                                          "lr": result.lr, "skipped": result.skipped}, prefix=phase)
+                                          "lr": result.lr, "skipped": result.skipped,
+                                          "nonfinite": result.nonfinite_rows or None,
+                                          "grad_norm": result.grad_norm}, prefix=phase)
         record[phase] = result.as_dict()
 
     def save(self, epoch: int, numbered: bool, position: dict[str, Any] | None = None,

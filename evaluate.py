@@ -26,7 +26,7 @@ from pathlib import Path
 from data.catalog.labels import dictionary_path, load_records
 from data.catalog.spec import SOURCES
 from data.pipeline.loaders import video_sources
-from evaluation.inference import WEIGHTS, check_classes, dump_json, load_model, view_config
+from evaluation.inference import WEIGHTS, check_classes, dump_json, load_model
 from evaluation.multiview import (
     VideoFileReader,
     infer_spec,
@@ -36,6 +36,7 @@ from evaluation.multiview import (
     summarise,
     write_predictions,
 )
+from evaluation.views import view_config
 from network.srtg import gate_pass_rates, reset_gate_stats
 from train import distributed as dist
 from train.config import DEVICES

@@ -24,15 +24,8 @@ import time
 from pathlib import Path
 
 from data.store.video_io import VideoDecodeError
-from evaluation.inference import (
-    WEIGHTS,
-    decode_clip_frames,
-    load_class_names,
-    load_model,
-    make_views,
-    view_config,
-    view_probabilities,
-)
+from evaluation.inference import WEIGHTS, load_class_names, load_model
+from evaluation.views import decode_clip_frames, make_views, view_config, view_probabilities
 from train.config import DEVICES
 from train.distributed import pick_device
 from train.engine.cli import str2bool

@@ -1,13 +1,13 @@
 """Multi-view testing of a trained model on a data set split (used by ``evaluate.py``).
 
-Each video gives ``clips × crops`` views (`evaluation.inference.make_views`); every view is scored on its own
+Each video gives ``clips × crops`` views (`evaluation.views.make_views`); every view is scored on its own
 (clip-level accuracy) and the softmax probabilities of a video's views are averaged (video-level accuracy,
 as PySlowFast/MMAction2 report). Under DDP the videos are sharded across ranks (``records[rank::world]``) and the
 per-video results are summed across ranks, so every rank ends with the full table and rank 0 writes it.
 A video whose frames cannot be read is logged with its path and the reason, counted as failed and left out of
 every accuracy. A video with a non-finite (NaN/inf) output in any view is never scored as a prediction (``topk``
 would rank NaN first): it is counted apart (``nonfinite_videos``) and makes the summary invalid. Identical views
-of a video are computed once and count as often as they occur (`evaluation.inference.unique_views`).
+of a video are computed once and count as often as they occur (`evaluation.views.unique_views`).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from data.catalog.spec import DatasetSpec
 from data.store.frames_db import FrameReadError, read_frames
 from data.store.video_clips import FrameOptions, read_clip
 from data.store.video_io import VideoDecodeError
-from evaluation.inference import ViewConfig, make_views, unique_views, view_probabilities
+from evaluation.views import ViewConfig, make_views, unique_views, view_probabilities
 from train import distributed as dist
 from train.plots.confusion import plot_confusion  # noqa: F401 (evaluate.py imports it from here)
 
@@ -68,7 +68,7 @@ class VideoFileReader:
 class ViewDataset(torch.utils.data.Dataset):
     """Record ``i`` → ``(i, views (V, 3, T, S, S) float32 or None, error message or None)``; ``reader(record,
     indices)`` gives the frames (`read_stored` or a `VideoFileReader`). With ``unique`` the views are
-    ``(distinct views (U, 3, T, S, S), inverse (V,))`` (`evaluation.inference.unique_views`)."""
+    ``(distinct views (U, 3, T, S, S), inverse (V,))`` (`evaluation.views.unique_views`)."""
 
     def __init__(self, records: Sequence[VideoRecord], cfg: ViewConfig, mean: Sequence[float], std: Sequence[float],
                  channel_order: str = "BGR", reader: Callable[[VideoRecord, Sequence[int]], np.ndarray] = read_stored,

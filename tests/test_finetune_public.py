@@ -13,7 +13,8 @@ from pretrained_peers import save_peer
 
 import evaluate
 import predict
-from evaluation.inference import decode_clip_frames, load_model, make_views, view_config
+from evaluation.inference import load_model
+from evaluation.views import decode_clip_frames, make_views, view_config
 from network.config import TORCHVISION_INPUT
 from train.results.checkpoint import checkpoint_path
 

@@ -11,7 +11,7 @@ from evalkit import COLOURS, NETWORK, trained_checkpoint
 import predict
 from data.catalog.labels import dictionary_path
 from data.store.video_io import write_video_file
-from evaluation.inference import ViewConfig, decode_clip_frames
+from evaluation.views import ViewConfig, decode_clip_frames
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from evaluation.inference import WEIGHTS, ViewConfig, load_class_names, load_model, view_config
+from evaluation.inference import WEIGHTS, load_class_names, load_model
+from evaluation.views import ViewConfig, view_config
 from network.srtg import Squeeze_and_Recursion
 from train.engine.cli import str2bool
 

@@ -28,8 +28,9 @@ import torch
 from data.catalog.labels import load_records
 from data.store.atomic import atomic_write, atomic_write_text
 from data.store.video_io import VideoDecodeError
-from evaluation.inference import LoadedModel, decode_clip_frames, load_model, make_views, view_config
+from evaluation.inference import LoadedModel, load_model
 from evaluation.multiview import ViewDataset, infer_spec
+from evaluation.views import decode_clip_frames, make_views, view_config
 from network import create_model
 from network.config import input_spec_of
 from network.pretrained import SOURCE_NAMES, import_public

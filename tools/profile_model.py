@@ -22,7 +22,8 @@ import torch
 import torch.nn as nn
 
 import network
-from evaluation.inference import load_model, view_config
+from evaluation.inference import load_model
+from evaluation.views import view_config
 from network.conv import TrimmedConv3d
 from train.distributed import pick_device
 

@@ -27,7 +27,8 @@ from matplotlib.figure import Figure
 from data.store.atomic import atomic_path
 from data.store.frames_db import DB_NAME, FrameReadError, read_frames, read_n_frames
 from data.store.video_io import VideoDecodeError
-from evaluation.inference import ViewConfig, decode_clip_frames, head_classes, make_views, view_config
+from evaluation.inference import head_classes
+from evaluation.views import ViewConfig, decode_clip_frames, make_views, view_config
 from network.config import input_spec_of
 from network.gate import DEFAULT_SIMILARITY, DEFAULT_TEMPERATURE, gate_frames
 from network.registry import create_model

@@ -12,7 +12,7 @@ from evalkit import COLOURS, trained_checkpoint, write_colour_set
 from pretrained_peers import save_peer
 
 import network
-from evaluation.inference import ViewConfig, decode_clip_frames, make_views
+from evaluation.views import ViewConfig, decode_clip_frames, make_views
 from tools import extract_features
 
 SMALL = ["--clips", "2", "--crops", "1", "--device", "cpu"]

@@ -1,4 +1,4 @@
-"""evaluation.inference: strict checkpoint loading for inference, class names, test views."""
+"""evaluation.inference and evaluation.views: strict checkpoint loading for inference, class names, test views."""
 from __future__ import annotations
 
 import json
@@ -8,14 +8,8 @@ import pytest
 import torch
 
 from data.pipeline.video_transforms import view_crop_boxes
-from evaluation.inference import (
-    ViewConfig,
-    head_classes,
-    load_class_names,
-    load_model,
-    make_views,
-    unique_views,
-)
+from evaluation.inference import head_classes, load_class_names, load_model
+from evaluation.views import ViewConfig, make_views, unique_views
 from network import create_model
 from network.config import get_config
 

@@ -18,7 +18,7 @@ from data.catalog.labels import load_records
 from data.prep.synthetic import SYNTHETIC_SPEC
 from train.engine import loop
 from train.engine.run import main
-from train.results.checkpoint import atomic_save, load_checkpoint_file, train_list_fingerprint
+from train.results.checkpoint import load_checkpoint_file, train_list_fingerprint
 from train.results.preempt import REQUEUE_EXIT
 
 FOLDER = f"{TINY}_gates_False"
@@ -133,9 +133,7 @@ def test_mid_epoch_resume_on_another_training_list_is_refused(tmp_path, monkeypa
     csv_path = root / "labels" / SYNTHETIC_SPEC.train_csv
     rows = csv_path.read_text().splitlines()
     records, _ = load_records(csv_path, dataset / "jpg", SYNTHETIC_SPEC.timeslices, save_dictionary=False)
-    if "train_list" not in ckpt["position"]:  # as the epochs store it (train.engine.trainer save_position)
-        ckpt["position"]["train_list"] = train_list_fingerprint(records)
-        atomic_save(ckpt, last)
+    assert ckpt["position"]["train_list"] == train_list_fingerprint(records)
     csv_path.write_text("\n".join([rows[0], rows[2], rows[1], *rows[3:]]) + "\n")  # two rows swapped
     with tiny_network():
         assert main(SYNTHETIC_SPEC, args + ["--resume-epoch", "auto"]) == 1

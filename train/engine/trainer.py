@@ -29,7 +29,7 @@ from train.monitor.gate_monitor import GateMonitor
 from train.monitor.health import LossWatch, check_data
 from train.monitor.metric import SLOTS, RunningMetrics
 from train.monitor.progress import Monitor, format_duration
-from train.results.checkpoint import RESULT_FIELDS, ResultsCsv
+from train.results.checkpoint import RESULT_FIELDS, ResultsCsv, train_list_fingerprint
 from train.results.preempt import Preemption
 from train.results.retention import Checkpoints, remove_temp_files, unique_path
 
@@ -52,6 +52,7 @@ class Trainer:
         self.end, self.rank0 = cfg.schedule.end_epoch, dist.is_main()
         self.monitor = Monitor(cfg.output.log_interval, default_callbacks(step.device.type), self.end, start_epoch)
         self.plan = loaders.batch_sampler.plan_for(start_epoch)
+        self.train_list = train_list_fingerprint(loaders.train_set.records)  # checked by a mid-epoch resume
         self.to_train, self.to_val = loaders.to_device(step.device)  # --decode
         self.watch = LossWatch(len(loaders.classes))
         self.meter = RunningMetrics(step.device)
@@ -205,7 +206,7 @@ class Trainer:
         self.step.check(sums, epoch)
         partial = {**{k: sums[k] for k in SLOTS}, "seconds": self.meter.seconds()}
         self.save(epoch, False, {"iteration": steps, "plan_length": len(self.plan), "sampler_epoch": epoch,
-                                 "partial": partial})
+                                 "partial": partial, "train_list": self.train_list})
 
     def stop(self, save: Any, where: str) -> None:
         """A signal stopped the run at ``where``: save the position (``save``, None if just saved), one line."""

@@ -6,7 +6,8 @@ resized to the clip size, ``--clips`` uniformly spaced clips × ``--crops`` crop
 averaged over the views.
 
     python predict.py video1.mp4 video2.avi --checkpoint results/HACS/srtg_r3d_34_gates_False/srtg_r3d_34_ep-0120.pth
-    python predict.py video.mp4 --checkpoint ORIGINAL.pth --network srtg_r3d_34 --labels labels/HACS_clips_v1.1_dictionary.json
+    python predict.py video.mp4 --checkpoint ORIGINAL.pth --network srtg_r3d_34 \
+        --labels labels/HACS_clips_v1.1_dictionary.json
 
 The network, gates, class names and clip settings come from the checkpoint; original checkpoints, which store
 none of them, need ``--network`` (and ``--labels`` for names).
@@ -37,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="video files (.mp4, .avi, .mkv, .webm, ...)")
     p.add_argument("--network", type=str, default=None, help="model name, e.g. srtg_r3d_34 (default: the one saved "
                    "in the checkpoint; needed for original checkpoints)")
-    p.add_argument("--checkpoint", required=True, type=Path, help="a .pth written by training or an original checkpoint")
+    p.add_argument("--checkpoint", required=True, type=Path,
+                   help="a .pth written by training or an original checkpoint")
     p.add_argument("--weights", type=str, default="model", choices=WEIGHTS, help="model: the trained weights; ema: "
                    "their moving average, saved by a run trained with --ema-decay")
     p.add_argument("--labels", type=Path, default=None,

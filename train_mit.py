@@ -1,4 +1,6 @@
-"""Train a video network on Moments in Time (339 classes, http://moments.csail.mit.edu/); replaces the original's ``train_moments.py``.
+"""Train a video network on Moments in Time (339 classes, http://moments.csail.mit.edu/).
+
+Replaces the original's ``train_moments.py``.
 
     python train_mit.py --network srtg_r3d_50 --dataset <root>/data/ [--gpus 4] [--batch-size N] ...
 

@@ -106,7 +106,8 @@ def test_clip_warmup_trains_its_epochs_on_longer_clips(tiny, tmp_path):
     for epoch, t in re.findall(r"Epoch \[(\d+)\]\s+Batch.*?batch_size = \(\s*\d+,\s*3,\s*(\d+),", log_text):
         frames.setdefault(int(epoch), set()).add(int(t))
     assert frames == {1: {6}, 2: {3}}
-    assert "T=6, S=24) (clip-length warm-up until epoch 1)" in log_text and "Epoch [2]: plan 4x(B=2, T=3, S=32)" in log_text
+    assert "T=6, S=24) (clip-length warm-up until epoch 1)" in log_text
+    assert "Epoch [2]: plan 4x(B=2, T=3, S=32)" in log_text
     assert "Epoch [1]: no validation in the clip-length warm-up" in log_text  # chance level at the shorter clip
     val_rows = _rows(tmp_path / f"{tiny}_gates_False" / "val_results_s0000.csv")
     assert [r["Epoch"] for r in val_rows] == ["2"]

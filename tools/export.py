@@ -155,7 +155,8 @@ def verify(model: nn.Module, path: Path, fmt: str, shape: tuple[int, ...], rtol:
     """Relative error ``max|exported − PyTorch| / max|PyTorch|`` on a fresh random batch of 2 of ``shape``.
 
     Raises ``RuntimeError`` above ``rtol``. Relative to the output scale because random-init SRTG models emit
-    logits of ~1e-17 (the SR blocks shrink activations: no sigmoid, docs/differences.md#8), where any absolute tolerance says nothing.
+    logits of ~1e-17 (the SR blocks shrink activations: no sigmoid, docs/differences.md#8), where any absolute
+    tolerance says nothing.
     """
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn((2, *shape[1:]), generator=gen)

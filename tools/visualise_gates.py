@@ -199,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             pixels = pixels.flip(-1)  # back to BGR for draw()
         frames = (pixels.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
         out = args.out or Path(f"gates_{args.clip.stem or args.clip.name}.png")
-        title = f"{network} ({args.checkpoint.name}) on {args.clip.name}: {cfg.clip_length}x{cfg.size}², interval {cfg.frame_interval}"
+        title = (f"{network} ({args.checkpoint.name}) on {args.clip.name}: {cfg.clip_length}x{cfg.size}², "
+                 f"interval {cfg.frame_interval}")
         print(draw(traces, frames, indices, title, out))
     except (FileNotFoundError, ValueError, VideoDecodeError, FrameReadError) as exc:
         print(f"error: {exc}", file=sys.stderr)

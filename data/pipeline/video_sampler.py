@@ -4,14 +4,14 @@ The index arithmetic lives in pure functions (`fit_step`, `clip_indices`, `rando
 `uniform_views`); `RandomSampling` (train) and `SequentialSampling` (evaluation) keep the original's classes and
 ``sampling(range_max, v_id=None, prev_failed=False)`` call on top of them.
 
-Videos shorter than the clip (docs/differences.md#14): we first shrink the frame interval to the largest one whose window fits (as the original's
-speed range would have), and if even interval 1 does not fit (``n_frames < num``) the video is played in a
-loop (``0, 1, …, n-1, 0, 1, …``), so a clip always has ``num`` frames in playback order.
+Videos shorter than the clip (docs/differences.md#14): the frame interval first shrinks to the largest one whose
+window fits (as the original's speed range would have), and if even interval 1 does not fit (``n_frames < num``)
+the video is played in a loop (``0, 1, …, n-1, 0, 1, …``), so a clip always has ``num`` frames in playback order.
 
-Randomness (docs/differences.md#17, #39): `ProcessRNG` re-seeds from ``(seed, torch worker seed)`` in each worker process, so
-workers differ, and runs stay reproducible under ``torch.manual_seed``; `SampleRNG` (used for training by
-`data.pipeline.loaders`) is a function of ``(seed, epoch, sample index)``, so it does not depend on the workers at all. Evaluation windows depend only on
-``(seed, video index)``, never on which worker reads the video.
+Randomness (docs/differences.md#17, #39): `ProcessRNG` re-seeds from ``(seed, torch worker seed)`` in each worker
+process, so workers differ, and runs stay reproducible under ``torch.manual_seed``; `SampleRNG` (used for training
+by `data.pipeline.loaders`) is a function of ``(seed, epoch, sample index)``, so it does not depend on the workers
+at all. Evaluation windows depend only on ``(seed, video index)``, never on which worker reads the video.
 """
 from __future__ import annotations
 
@@ -76,7 +76,8 @@ def window_length(num: int, step: float) -> int:
     return int((num - 1) * step) + 1
 
 
-def random_clip(n_frames: int, num: int, step: float, rng: np.random.Generator, distribution: str = "uniform") -> list[int]:
+def random_clip(n_frames: int, num: int, step: float, rng: np.random.Generator,
+                distribution: str = "uniform") -> list[int]:
     """One random window: start drawn uniformly, or normally around the video centre (std = max start / 6)."""
     if n_frames < 1:
         raise ValueError(f"cannot sample a clip from a video with {n_frames} frames")

@@ -133,7 +133,8 @@ def check_csv(csv_path: Path, jpg_dir: Path, timeslices: bool) -> tuple[list[str
     """``(one line per row of this CSV's split whose video folder is missing, rows checked)``."""
     kind = split_of(csv_path)
     rows = [row for row in iter_rows(csv_path, timeslices) if keeps_split(kind, row.split)]
-    return [f"{row.source} ({jpg_dir / row.rel_path})" for row in rows if not (jpg_dir / row.rel_path).is_dir()], len(rows)
+    missing = [f"{row.source} ({jpg_dir / row.rel_path})" for row in rows if not (jpg_dir / row.rel_path).is_dir()]
+    return missing, len(rows)
 
 
 def report_missing_rows(csv_path: Path, missing: list[str], rows: int) -> None:
@@ -172,7 +173,8 @@ def run_check(dst: Path, csvs: list[Path] = (), timeslices: bool = False, quick:
         report_missing_rows(csv_path, missing, rows)
         kind = split_of(csv_path)
         if kind is not None:
-            by_split.setdefault(kind, []).extend(r for r in iter_rows(csv_path, timeslices) if keeps_split(kind, r.split))
+            rows = (r for r in iter_rows(csv_path, timeslices) if keeps_split(kind, r.split))
+            by_split.setdefault(kind, []).extend(rows)
     if "train" in by_split and "val" in by_split:
         warn_split_overlap(by_split["train"], by_split["val"], ", ".join(str(c) for c in csvs))
     return broken, fixed, len(videos)

@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 CLASSES = ("move_left", "move_right", "move_up", "move_down", "rotate_cw", "rotate_ccw", "grow", "shrink")
 SYNTHETIC_SPEC = SYNTHETIC  # registered in data.catalog.datasets with the demo's defaults
 if SYNTHETIC.num_classes != len(CLASSES):
-    raise RuntimeError(f"data.catalog.datasets.SYNTHETIC has {SYNTHETIC.num_classes} classes, data.prep.synthetic draws {len(CLASSES)}")
+    raise RuntimeError(f"data.catalog.datasets.SYNTHETIC has {SYNTHETIC.num_classes} classes, "
+                       f"data.prep.synthetic draws {len(CLASSES)}")
 
 # Per-frame motion, in units of the frame side S (translation), degrees (rotation) and log-radius (scaling).
 SPEED = (0.025, 0.035)

@@ -189,7 +189,8 @@ def _write_db(tmp: Path, video_dir: Path, frames: Iterable[np.ndarray | bytes], 
                 width = int(decode_jpeg(blob, str(tmp)).shape[1])
             else:
                 blob, width = encode_jpeg(frame, quality), int(frame.shape[1])
-            con.execute("INSERT INTO Images VALUES (?, ?, ?)", (frame_id(video_dir, n - 1), sqlite3.Binary(blob), width))
+            row = (frame_id(video_dir, n - 1), sqlite3.Binary(blob), width)
+            con.execute("INSERT INTO Images VALUES (?, ?, ?)", row)
         con.execute(INDEX_SQL)
         con.commit()
     finally:

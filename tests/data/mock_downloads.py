@@ -24,12 +24,14 @@ def _ucf101(src: Path, ann: Path) -> dict:
     _write(lists / "testlist01.txt", "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\n"
                                      "HandstandPushups/v_HandStandPushups_g01_c01.avi\n")
     _write(lists / "trainlist02.txt", "YoYo/v_YoYo_g01_c01.avi 3\n")
-    for i, rel in enumerate(["ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi",
+    for i, rel in enumerate(["ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi",
+                             "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi",
                              "HandstandPushups/v_HandStandPushups_g08_c01.avi",
                              "HandstandPushups/v_HandStandPushups_g01_c01.avi"]):
         write_clip(src / "UCF-101" / rel, seed=i)
     return {"classes": ["ApplyEyeMakeup", "HandstandPushups", "YoYo"],
-            "train": [("ApplyEyeMakeup", "v_ApplyEyeMakeup_g08_c01"), ("HandstandPushups", "v_HandStandPushups_g08_c01")],
+            "train": [("ApplyEyeMakeup", "v_ApplyEyeMakeup_g08_c01"),
+                      ("HandstandPushups", "v_HandStandPushups_g08_c01")],
             "val": [("ApplyEyeMakeup", "v_ApplyEyeMakeup_g01_c01"), ("HandstandPushups", "v_HandStandPushups_g01_c01")]}
 
 
@@ -102,7 +104,8 @@ def _ssv2(src: Path, ann: Path) -> dict:
         {"id": "101", "label": "pushing a cup from left to right", "template": "Pushing [something] from left to right",
          "placeholders": ["a cup"]},
         {"id": "102", "label": "putting a, b and c on the table",
-         "template": "Putting [something], [something] and [something] on the table", "placeholders": ["a", "b", "c"]}]))
+         "template": "Putting [something], [something] and [something] on the table",
+         "placeholders": ["a", "b", "c"]}]))
     _write(ann / "validation.json", json.dumps([
         {"id": "201", "label": "x", "template": "Pushing [something] from left to right", "placeholders": ["x"]}]))
     for i, vid in enumerate(["101", "102", "201"]):

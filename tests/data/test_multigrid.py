@@ -95,7 +95,8 @@ def test_plan_uses_every_sample_once(n, long_cycles, short_cycles):
 
 def test_plan_numbers():
     # no cycles: ceil(N/B) steps, last one partial (kept)
-    assert [tuple(s) for s in plan_epoch(100, (48, 16, 224), False, False)] == [(48, 16, 224), (48, 16, 224), (4, 16, 224)]
+    plan = plan_epoch(100, (48, 16, 224), False, False)
+    assert [tuple(s) for s in plan] == [(48, 16, 224), (48, 16, 224), (4, 16, 224)]
     # long only, N=100, B=4: quarters of 25 -> 32B caps at 25 (1 step), 16 -> 2 steps, 8 -> 4 steps, 4 -> 7 steps
     plan = plan_epoch(100, (4, 16, 224), True, False)
     assert [s.batch for s in plan] == [25, 16, 9, 8, 8, 8, 1] + [4] * 6 + [1]
@@ -110,7 +111,8 @@ def test_steps_per_epoch_hacs_scale():
     # ≈HACS: 490,000 videos, B=48. The original ran 10,208 / 2,040 / 2,188 / 580 steps (spec §4.4), the last three
     # over ≈50 % of the data; ours covers the whole set once.
     n, base = 490_000, (48, 16, 284)
-    assert [len(plan_epoch(n, base, lc, sc)) for lc, sc in [(0, 0), (1, 0), (0, 1), (1, 1)]] == [10209, 4789, 4376, 2055]
+    lengths = [len(plan_epoch(n, base, lc, sc)) for lc, sc in [(0, 0), (1, 0), (0, 1), (1, 1)]]
+    assert lengths == [10209, 4789, 4376, 2055]
 
 
 def test_shard_size():
@@ -148,7 +150,8 @@ def test_sampler_shards(n, batch, world, cycles):
 
 
 def test_sampler_drop_last_keeps_indices_unique():
-    samplers = [MultigridBatchSampler(10, (2, 8, 64), True, True, rank=r, world_size=3, drop_last=True) for r in range(3)]
+    samplers = [MultigridBatchSampler(10, (2, 8, 64), True, True, rank=r, world_size=3, drop_last=True)
+                for r in range(3)]
     seen = [idx for s in samplers for b in s for idx, _, _ in b]
     assert len(seen) == 9 and len(set(seen)) == 9
     with pytest.raises(ValueError):

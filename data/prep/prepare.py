@@ -24,7 +24,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,7 +199,10 @@ def prepare(args: argparse.Namespace) -> int:
              sum(e.split == "train" for e in kept), sum(e.split == "val" for e in kept), dst)
     frame_options = FrameOptions(args.fps, args.short_side, args.size)
     if args.no_convert:  # --source video decodes the files themselves: no frame store to write or check
-        return write_video_list(jobs, dst, args.videos, frame_options, args.workers, args.max_failed)
+        code, unreadable = write_video_list(jobs, dst, args.videos, frame_options, args.workers, args.max_failed)
+        drop_failed(ann, kept, found, folders, unreadable, args.out / "labels", facts, names, dst,
+                    stored=lambda folder: folder not in unreadable)
+        return code
     opts = convert.Options(args.quality, args.short_side, args.size, args.fps, args.decoder)
     code, summary = convert.convert_jobs(jobs, opts, "videos", dst, args.workers, args.overwrite, args.max_failed)
     if code == convert.EXIT_FATAL or code == convert.EXIT_USAGE:
@@ -209,7 +212,7 @@ def prepare(args: argparse.Namespace) -> int:
     for line in broken:
         log.warning("BROKEN %s", line)
     log.info("checked %d videos: %d broken. Labels in %s", n, len(broken), args.out / "labels")
-    listed = write_video_list(jobs, dst, args.videos, frame_options, args.workers, args.max_failed)
+    listed, _ = write_video_list(jobs, dst, args.videos, frame_options, args.workers, args.max_failed)
     return code or listed or (1 if broken else 0)
 
 
@@ -219,11 +222,12 @@ def _key(e: Entry) -> tuple:
 
 def drop_failed(ann: Annotations, kept: list[Entry], found: dict[tuple, tuple[Path, bool]],
                 folders: dict[tuple, Path], failed: dict[Path, str], labels: Path, facts: Facts,
-                names: tuple[str, str], dst: Path) -> None:
-    """Rewrite the CSVs without the rows whose video is not stored, and list those in ``dst/failed_videos.txt``
-    (removed when every video is stored)."""
+                names: tuple[str, str], dst: Path, stored: Callable[[Path], bool] = is_complete) -> None:
+    """Rewrite the CSVs without the rows whose video is not ``stored`` (default: its frame store is complete;
+    with ``--no-convert``: its file could be read), and list those in ``dst/failed_videos.txt`` (removed when
+    every video is stored)."""
     report = dst / FAILED_NAME
-    lost = [e for e in kept if not is_complete(folders[_key(e)])]
+    lost = [e for e in kept if not stored(folders[_key(e)])]
     if not lost:
         report.unlink(missing_ok=True)
         return

@@ -3,7 +3,8 @@
 `data.prep.prepare` calls `write_video_list` with its conversion jobs (one per output folder, so the keys are
 the folders the loaders compute from the CSVs), with or without ``--no-convert``. Counting reads the packets
 of each file (`data.store.video_clips.count_frames`, a few ms per clip), over ``--workers`` processes. A file
-that cannot be read is listed as FAILED and left out of the list (its CSV rows count as missing videos).
+that cannot be read is listed as FAILED and left out of the list; `data.prep.prepare` then leaves its rows out
+of the label CSVs and names it in ``failed_videos.txt``, as for a video that failed to convert.
 """
 from __future__ import annotations
 
@@ -38,13 +39,14 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def list_videos(jobs: Sequence[Job], jpg: Path, videos: Path, options: FrameOptions, workers: int = 1
-                ) -> tuple[VideoSources, list[str]]:
-    """The video list of ``jobs`` (outputs under ``jpg``, files under ``videos``) and one line per failure."""
+                ) -> tuple[VideoSources, dict[Path, str]]:
+    """The video list of ``jobs`` (outputs under ``jpg``, files under ``videos``) and ``{output folder: one-line
+    reason}`` of the jobs whose file cannot be read."""
     root = videos.resolve()
-    entries, failures = {}, []
+    entries, failures = {}, {}
     for job, frames, error in parallel_map(partial(count_job, fps=options.fps), list(jobs), workers):
         if error is not None or frames < 1:
-            failures.append(error if error else f"{job.src}: no frames in [{job.start}, {job.end}) s")
+            failures[job.dst] = error if error else f"{job.src}: no frames in [{job.start}, {job.end}) s"
             continue
         key = job.dst.relative_to(jpg).as_posix()
         entries[key] = VideoEntry(_relative(job.src, root), job.start, job.end, frames)
@@ -52,16 +54,17 @@ def list_videos(jobs: Sequence[Job], jpg: Path, videos: Path, options: FrameOpti
 
 
 def write_video_list(jobs: Sequence[Job], dst: Path, videos: Path, options: FrameOptions, workers: int = 1,
-                     max_failed: float = 1.0) -> int:
-    """List ``jobs`` in ``dst/videos.json``; returns 0, or 1 when more than ``max_failed`` percent failed."""
+                     max_failed: float = 1.0) -> tuple[int, dict[Path, str]]:
+    """List ``jobs`` in ``dst/videos.json``; returns ``(0, or 1 when more than ``max_failed`` percent failed;
+    {output folder: reason} of the unreadable files)``."""
     sources, failures = list_videos(jobs, dst / "jpg", videos, options, workers)
     path = sources.write(manifest_path(dst / "jpg"))
     log.info("listed %d videos (%d failed) for --source video → %s", len(sources.entries), len(failures), path)
-    for line in failures:
+    for line in failures.values():
         log.warning("FAILED %s", line)
     share = 100.0 * len(failures) / max(1, len(jobs))
     if failures and share > max_failed:
         log.error("%d of %d videos (%.1f%%) cannot be read, more than --max-failed %g%%; fix or remove them "
                   "(listed above)", len(failures), len(jobs), share, max_failed)
-        return EXIT_FAILED
-    return 0
+        return EXIT_FAILED, failures
+    return 0, failures

@@ -124,6 +124,23 @@ def test_a_prepared_id_found_in_two_files_is_refused_naming_both(tmp_path, caplo
     assert not (root / "data").exists()
 
 
+def test_no_convert_leaves_rows_of_unreadable_videos_out_and_lists_them(tmp_path, caplog):
+    src, ann, root = tmp_path / "download", tmp_path / "annotations", tmp_path / "ROOT"
+    MOCKS["hmdb51"](src, ann)
+    (src / "wave" / "w2.avi").write_bytes(b"not a video at all" * 64)  # a broken download
+    argv = ["hmdb51", "--videos", str(src), "--annotations", str(ann), "--out", str(root), "--max-failed", "50",
+            "--no-convert"]
+    assert prepare.main(argv) == 0
+    facts = prepare.DATASETS["hmdb51"]
+    csvs = [root / "labels" / n.format(split=1, variant=700) for n in (facts.train_csv, facts.val_csv)]
+    assert all("w2" not in c.read_text() for c in csvs)
+    assert any("w1" in c.read_text() for c in csvs)
+    report = root / "data" / facts.folder / prepare.FAILED_NAME
+    lines = report.read_text().splitlines()
+    assert len(lines) == 2 and lines[1].startswith(f"wave/w2\t{src / 'wave' / 'w2.avi'}\t")
+    assert "left 1 rows out of the label CSVs" in caplog.text
+
+
 def test_rows_of_videos_that_failed_are_left_out_and_listed(tmp_path, caplog):
     src, ann, root = tmp_path / "download", tmp_path / "annotations", tmp_path / "ROOT"
     MOCKS["hmdb51"](src, ann)

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from engine_helpers import load_script, tiny_network
+from marks import slow_except
 from mock_downloads import MOCKS
 
 import evaluate
@@ -23,7 +24,7 @@ SCRIPTS = {"ucf101": "train_ucf101", "hmdb51": "train_hmdb51", "kinetics": "trai
            "diving48": "train_diving48", "ssv2": "train", "folders": "train"}
 
 
-@pytest.mark.parametrize("name", sorted(SCRIPTS))
+@pytest.mark.parametrize("name", slow_except(sorted(SCRIPTS), {"ucf101", "folders"}))
 def test_official_download_to_evaluated_model(tmp_path, name, capsys):
     src, ann, root = tmp_path / "download", tmp_path / "annotations", tmp_path / "prepared"
     want = MOCKS[name](src, ann)

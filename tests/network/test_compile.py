@@ -1,6 +1,7 @@
 """network/compile.py: the backbone is compiled in place, the recurrent cells stay eager, keys do not change."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from network import create_model
@@ -17,6 +18,7 @@ def test_targets_leave_out_every_recurrent_cell():
     assert compile_targets(plain) == [""]  # no recurrent cell: the whole model
 
 
+@pytest.mark.slow
 def test_compiled_model_keeps_keys_and_outputs():
     torch.manual_seed(0)
     model = create_model("srtg_r3d_18", num_classes=5).eval()

@@ -45,11 +45,17 @@ ON_CPU = [n for n in NAMES if PARAMS[n] < MIN_META_PARAMS]
 META = [n for n in NAMES if PARAMS[n] >= MIN_META_PARAMS]
 
 
+# The quick subset steps one network of each family and source; the whole suite steps every one.
+QUICK = {"r3d_18", "srtg_r3d_18", "r2plus1d_18", "srtg_r2plus1d_18", "ir_csn_50", "srtg_ip_csn_50", "mtnet_xs",
+         "mtnet_xs_g8", "tv_mc3_18", "kr_r3d_18", "vmz_ir_csn_50"}
+
+
 def _cpu_case(name: str) -> pytest.ParameterSet:
     slow = PARAMS[name] > MAX_REAL_PARAMS and not RUN_ALL
-    return pytest.param(name, marks=pytest.mark.skipif(slow, reason=(
+    marks = [pytest.mark.skipif(slow, reason=(
         f"{name}: {PARAMS[name] / 1e6:.0f} M parameters, 2-5 s of CPU to build and step, too slow for the suite "
-        "(the same blocks run in the smaller networks); SRTG_TEST_ALL_MODELS=1 runs it")))
+        "(the same blocks run in the smaller networks); SRTG_TEST_ALL_MODELS=1 runs it"))]
+    return pytest.param(name, marks=marks if name in QUICK else [*marks, pytest.mark.slow])
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -102,8 +108,8 @@ def test_forward_backward_tiny_clip(name: str) -> None:
 
 
 def _meta_case(name: str) -> pytest.ParameterSet | str:
-    """The SRTG expansion-4 CSNs (``srtg_vmz_*``, 335-876 M parameters) took 2-6 s each on the meta device."""
-    return pytest.param(name, marks=pytest.mark.slow) if name.startswith("srtg_vmz_") else name
+    """One meta-device case in the quick subset: meta shape inference of a deep network took 1-6 s each."""
+    return name if name == "r3dxt101_32x8d" else pytest.param(name, marks=pytest.mark.slow)
 
 
 @pytest.mark.parametrize("name", [_meta_case(n) for n in META])

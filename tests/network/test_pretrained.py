@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from marks import slow_except
 from pretrained_peers import CLIP, save_peer
 
 import network
@@ -57,7 +58,7 @@ def _clip(seed: int = 1) -> torch.Tensor:
     return torch.randn(CLIP, generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("source, arch", PEERS)
+@pytest.mark.parametrize("source, arch", slow_except(PEERS, {("torchvision", "r3d_18"), ("vmz", "ip_csn_50")}))
 def test_import_gives_the_peers_outputs(files, source: str, arch: str) -> None:
     path, peer = files[(source, arch)]
     model = network.from_pretrained(path, source, arch).eval()

@@ -150,6 +150,7 @@ def test_autocast_bfloat16_keeps_dtype() -> None:
     assert torch.equal(out[1], x[1])
 
 
+@pytest.mark.slow
 def test_compiled_sr_block_matches_eager_with_gradients() -> None:
     sr = _identity_like_sr(P, gates=True)
     compiled = torch.compile(sr, backend="aot_eager")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from marks import slow_except
 
 from data.catalog.labels import write_dictionary
 from network import create_model
@@ -58,7 +59,7 @@ def _input(network: str) -> torch.Tensor:
     return torch.randn(2, 3, t, s, s, generator=torch.Generator().manual_seed(7))  # batch 2: traced with 1
 
 
-@pytest.mark.parametrize("network", list(CASES))
+@pytest.mark.parametrize("network", slow_except(CASES, {"r3d_18"}))
 def test_torchscript_round_trip(saved, tmp_path, capsys, network):
     ckpt, model = saved(network)
     t, s = CASES[network]
@@ -86,7 +87,7 @@ def test_torchscript_round_trip(saved, tmp_path, capsys, network):
         _assert_same(loaded(x), model(x))
 
 
-@pytest.mark.parametrize("network", ["r3d_18", "srtg_r3d_18"])
+@pytest.mark.parametrize("network", slow_except(["r3d_18", "srtg_r3d_18"], {"r3d_18"}))
 def test_onnx_round_trip(saved, tmp_path, network):
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")

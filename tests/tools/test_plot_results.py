@@ -44,6 +44,7 @@ def test_bad_input_is_one_line(tmp_path, capsys):
         read_results(tmp_path, "train")
 
 
+@pytest.mark.slow
 def test_draw_figures_writes_the_sketches_and_the_demo_plots(tmp_path, capsys):
     import json
 

@@ -42,6 +42,7 @@ def test_batch_one_on_one_voxel_maps(capsys: pytest.CaptureFixture) -> None:
     assert "latency (batch 1" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_needs_only_a_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from train.config import RunConfig
     from train.results.checkpoint import save_checkpoint

@@ -36,6 +36,7 @@ def clip_frames() -> np.ndarray:
     return render_clip("rotate_cw", np.random.default_rng(3), frames=24, size=48)
 
 
+@pytest.mark.slow
 def test_draws_every_gated_block_for_a_video_file(tmp_path: Path, checkpoint: Path, clip_frames: np.ndarray,
                                                   capsys: pytest.CaptureFixture) -> None:
     video = tmp_path / "clip.mp4"

@@ -103,6 +103,7 @@ def _failing_worker() -> None:
         raise ValueError("rank 1 fails on purpose")
 
 
+@pytest.mark.slow
 def test_spawn_runs_a_two_process_gloo_group(tmp_path: Path) -> None:
     dist.spawn(_group_worker, nprocs=2, args=(str(tmp_path),))
     results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -114,6 +115,7 @@ def test_spawn_runs_a_two_process_gloo_group(tmp_path: Path) -> None:
         assert res["input"] == [rank + 1.0, 10.0 * (rank + 1)]  # not reduced in place
 
 
+@pytest.mark.slow
 def test_spawn_reraises_a_child_exception() -> None:
     with pytest.raises(mp.ProcessRaisedException, match="rank 1 fails on purpose"):
         dist.spawn(_failing_worker, nprocs=2)

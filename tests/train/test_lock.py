@@ -84,6 +84,7 @@ def _race(folder: str, start, attempted, wins) -> None:
     os._exit(0)  # no atexit or pytest teardown in the forked child
 
 
+@pytest.mark.slow
 def test_racing_runs_over_a_stale_lock_give_it_to_exactly_one(tmp_path):
     ctx = multiprocessing.get_context("fork")
     racers, trials, winners = 3, 40, []

@@ -77,7 +77,8 @@ class Conv3DNoTemporal(TrimmedConv3d):
     """1x3x3 spatial-only conv (a bare Conv3d: no ``.0`` level, as the original's surviving definition).
 
     The original defined this class twice (the first, shadowed one passed a module as ``in_channels``);
-    there is one definition here. No constructor uses it.
+    there is one definition here. Used by torchvision's MC3 (``tv_mc3_18``, layers 2-4); no original network uses
+    it.
     """
 
     def __init__(self, in_planes: int, out_planes: int, midplanes: int | None = None, stride: int = 1,

@@ -16,7 +16,8 @@ STD: list[float] = [1.0 / (0.0167 * 255)] * 3
 
 
 def get_config(name: str = "", **kwargs: Any) -> dict[str, list[float]]:
-    """Mean/std for ``name`` (the same for every network, as in the original)."""
+    """The original's mean/std (BGR order), the same for each of its networks; ``name`` is ignored, as the original
+    did. Networks of public weights carry their own convention (``model.input_spec``, :func:`input_spec_of`)."""
     return {"mean": list(MEAN), "std": list(STD)}
 
 

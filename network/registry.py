@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from network.config import InputSpec, get_config, input_spec_of
+from network.config import InputSpec, input_spec_of
 
 ModelFn = Callable[..., nn.Module]
 
@@ -70,9 +70,12 @@ def build_model(name: str, num_classes: int, gates: bool = False, **gate_options
     return create_model(name, num_classes=num_classes, gates=True, **gate_options)
 
 
-def get_symbol(name: str, print_net: bool = False, **kwargs: Any) -> tuple[nn.Module, dict[str, list[float]]]:
-    """The original's factory signature: returns ``(model, input_config)`` with the input mean/std."""
+def get_symbol(name: str, print_net: bool = False, **kwargs: Any) -> tuple[nn.Module, dict[str, Any]]:
+    """The original's factory signature: returns ``(model, input_config)`` with the mean/std of the model's input
+    convention (``model.input_spec``: the original's for its networks, the publisher's for networks of public
+    weights) and its ``channel_order``."""
     model = create_model(name, **kwargs)
     if print_net:
         logging.getLogger(__name__).info("Symbol:: Network Architecture:\n%s", model)
-    return model, get_config(name, **kwargs)
+    spec = input_spec_of(model)
+    return model, {"mean": list(spec.mean), "std": list(spec.std), "channel_order": spec.channel_order}

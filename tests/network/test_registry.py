@@ -167,6 +167,17 @@ def test_get_symbol_returns_model_and_the_mfnet_input_config(caplog: pytest.LogC
     assert "Squeeze_and_Recursion" in caplog.text and "Network Architecture" in caplog.text
 
 
+@pytest.mark.parametrize("name, order, mean", [("tv_r3d_18", "RGB", 0.43216), ("srtg_kr_r3d_18", "RGB", 0.4345),
+                                               ("r3d_18", "BGR", 124 / 255)])
+def test_get_symbol_gives_the_input_convention_of_the_model_it_builds(name: str, order: str, mean: float) -> None:
+    """A network of public weights is fed its publisher's mean/std and channel order, not the original's."""
+    with torch.device("meta"):
+        model, conf = network.get_symbol(name, num_classes=5)
+    spec = model.input_spec
+    assert (spec.channel_order, spec.mean[0]) == (order, pytest.approx(mean))
+    assert conf == {"mean": list(spec.mean), "std": list(spec.std), "channel_order": order}
+
+
 @pytest.mark.parametrize("kwargs", [{"gates": True}, {"place": "mid"}, {"recurrent": "gru"}])
 def test_plain_models_reject_sr_options(kwargs: dict) -> None:
     with pytest.raises(ValueError, match="only apply with recursion=True"):

@@ -170,13 +170,7 @@ def load_class_names(path: str | Path) -> list[str]:
         mapping = {}
         for row in iter_rows(path, timeslices=False):
             mapping.setdefault(row.label, len(mapping))
-    names = [""] * len(mapping)
-    for label, index in mapping.items():
-        if not 0 <= index < len(mapping) or names[index]:
-            raise ValueError(f"{path}: class indices are not 0..{len(mapping) - 1} without repeats "
-                             f"('{label}': {index})")
-        names[index] = label
-    return names
+    return sorted(mapping, key=mapping.__getitem__)  # indices 0..n-1, each once (load_dictionary checks it)
 
 
 def dump_json(obj: Any, path: str | Path) -> Path:

@@ -178,6 +178,12 @@ def load_dictionary(path: Path) -> dict[str, int]:
         raise ValueError(f"{path}: not valid JSON ({exc}); delete it to rebuild it from the train CSV") from None
     if not isinstance(data, dict) or not all(isinstance(v, int) for v in data.values()):
         raise ValueError(f"{path}: expected a JSON object {{label: index}}; delete it to rebuild it")
+    # two labels on one index would be one class; a gap would give the next new label an index already taken
+    if sorted(data.values()) != list(range(len(data))):
+        shared = next((f"'{a}' and '{b}' share {i}" for a, i in data.items() for b, j in data.items()
+                       if a < b and i == j), f"indices {sorted(set(data.values()) - set(range(len(data))))[:3]}")
+        raise ValueError(f"{path}: class indices must be 0..{len(data) - 1}, each once ({shared}); fix the JSON or "
+                         "delete it to rebuild it from the train CSV")
     return data
 
 

@@ -201,3 +201,19 @@ def test_read_only_labels_folder_keeps_the_dictionary_in_memory(tmp_path, caplog
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and lines[0].startswith(f"{tmp_path / 'labels' / 'set_dictionary.json'}: cannot write "
                                                    "the class dictionary (Read-only file system); using it from memory")
+
+
+@pytest.mark.parametrize("dictionary, what", [({"walk": 0, "jump": 0}, "'jump' and 'walk' share 0"),
+                                              ({"walk": 0, "jump": 2}, "indices [2]")])
+def test_a_dictionary_whose_indices_repeat_or_skip_is_refused(tmp_path, dictionary, what):
+    """Two labels on one index would train as one class; with a gap, the next new label takes a used index."""
+    jpg = tmp_path / "jpg"
+    for rel in ("walk/v0", "jump/v1", "run/v2"):
+        _video(jpg, rel)
+    train = _csv(tmp_path / "labels" / "set_train.csv", "label,id\nwalk,v0\njump,v1\nrun,v2\n")
+    dict_file = dictionary_path(train)
+    dict_file.write_text(json.dumps(dictionary))
+    with pytest.raises(ValueError) as err:
+        load_records(train, jpg, False)
+    assert str(err.value) == (f"{dict_file}: class indices must be 0..1, each once ({what}); fix the JSON or delete "
+                              "it to rebuild it from the train CSV")

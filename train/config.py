@@ -451,10 +451,12 @@ class RunConfig:
         return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
 
-# The optimiser and regularisation fields that change what a resumed run trains; a resume that changes one is
-# told so (train.engine.run), since the checkpoint's state was built under the old values.
-TRAINING_KNOBS = ("optimizer", "momentum", "weight_decay", "no_decay_norm_bias", "label_smoothing", "mixup_alpha",
-                  "cutmix_alpha", "mix_prob", "accumulate_grad", "clip_grad_norm", "sync_bn", "ema_decay")
+# The optimiser and regularisation fields that change what a resumed run trains (--fine-tune: the groups' lr
+# multipliers); a resume that changes one is told so (train.engine.run), since the checkpoint's state was built
+# under the old values.
+TRAINING_KNOBS = ("optimizer", "momentum", "weight_decay", "no_decay_norm_bias", "fine_tune",
+                  "label_smoothing", "mixup_alpha", "cutmix_alpha", "mix_prob", "accumulate_grad", "clip_grad_norm",
+                  "sync_bn", "ema_decay")
 
 
 def changed_fields(saved: RunConfig, now: RunConfig, names: tuple[str, ...] = TRAINING_KNOBS) -> list[str]:

@@ -293,14 +293,16 @@ def check_resume_matches(ckpt: Mapping[str, Any], path: Path, network: str, clas
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
-    """``optimizer.load_state_dict(state)``, keeping this run's kernel choice (``fused``/``foreach``) per group.
+    """``optimizer.load_state_dict(state)`` for the per-parameter state (momentum buffers, Adam moments, step
+    counts), keeping this run's settings of every group: ``weight_decay``, ``momentum``/``betas``, ``lr_mult``
+    and the kernel choice (``fused``/``foreach``).
 
-    A saved state carries the kernel flags of the run that wrote it (an original checkpoint has none), and
-    loading would replace this run's; they choose how the update is computed, not what it is.
+    ``load_state_dict`` would replace them with the saved run's; they come from this command line, as the lr
+    schedule does, and a resume that changes one is named by a warning (`train.config.changed_fields`).
     """
-    kernels = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups]
+    settings = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
     optimizer.load_state_dict(state)
-    for group, kept in zip(optimizer.param_groups, kernels):
+    for group, kept in zip(optimizer.param_groups, settings):
         group.update(kept)
 
 

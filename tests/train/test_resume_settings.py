@@ -1,0 +1,59 @@
+"""A resume trains with this command line's optimiser settings (as the warning says), keeping the checkpoint's
+per-parameter state; a resume that changes them is named in the warning."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from data.catalog.datasets import get_dataset
+from train.config import changed_fields
+from train.engine.cli import parse_config
+from train.engine.optim import build_optimizer
+from train.results.checkpoint import StartPoint, restore, save_checkpoint
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(3, 4, 1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).mean(dim=(2, 3, 4)))
+
+
+def _trained_checkpoint(path, **optimiser):
+    torch.manual_seed(0)
+    model = Net()
+    opt = build_optimizer(model, 0.1, **optimiser)
+    model(torch.randn(2, 3, 1, 2, 2)).sum().backward()
+    opt.step()
+    return save_checkpoint(path, model, 1, opt, network="net"), opt
+
+
+def test_a_resume_uses_this_command_lines_decay_momentum_and_fine_tune_multipliers(tmp_path):
+    path, saved = _trained_checkpoint(tmp_path / "net_ep-0001.pth", weight_decay=1e-4, momentum=0.9)
+    model = Net()
+    opt = build_optimizer(model, 0.1, fine_tune=True, weight_decay=0.05, momentum=0.5)
+    restore(StartPoint("resume", 1, path), model, opt)
+    assert {(g["name"], g["weight_decay"], g["momentum"], g["lr_mult"]) for g in opt.param_groups} == \
+        {("base", 0.05, 0.5, 0.6), ("new", 0.05, 0.5, 1.0)}
+    for p in model.parameters():  # the momentum buffers are the checkpoint's
+        kept = saved.state[next(q for q in saved.param_groups[0]["params"] + saved.param_groups[1]["params"]
+                                if q.shape == p.shape)]["momentum_buffer"]
+        assert torch.equal(opt.state[p]["momentum_buffer"], kept)
+
+
+def test_adamw_resume_keeps_the_moments_and_takes_the_new_betas(tmp_path):
+    path, saved = _trained_checkpoint(tmp_path / "net_ep-0001.pth", name="adamw", momentum=0.9)
+    model = Net()
+    opt = build_optimizer(model, 0.1, name="adamw", momentum=0.8, weight_decay=0.05)
+    restore(StartPoint("resume", 1, path), model, opt)
+    assert {(g["betas"][0], g["weight_decay"]) for g in opt.param_groups} == {(0.8, 0.05)}
+    assert all(float(s["step"]) == 1.0 and s["exp_avg"].abs().sum() > 0 for s in opt.state.values())
+
+
+def test_a_changed_fine_tune_is_named_on_resume():
+    hacs = get_dataset("hacs")
+    saved, now = parse_config(hacs, []), parse_config(hacs, ["--fine-tune", "True"])
+    assert changed_fields(saved, now) == ["--fine-tune True (was False)"]

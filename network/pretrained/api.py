@@ -110,7 +110,8 @@ def import_public(model: nn.Module, path: str | Path, network: str, source: str 
     wf = read_weights(path)
     if source is not None and _source(source) is None:
         return None
-    found, arch = detect(wf) if source is None else _check_file(wf, source, None)
+    detected = source is None
+    found, arch = detect(wf) if detected else _check_file(wf, source, None)
     source = source or found
     if source not in SOURCES:
         return None
@@ -127,8 +128,14 @@ def import_public(model: nn.Module, path: str | Path, network: str, source: str 
     if expected != base:
         fits = f"--network {expected} or srtg_{expected}" if expected else f"no network here{_arch_line(source, arch)}"
         message = f"{wf.path}: {source} {arch or '?'} weights fit {fits}, not '{network}'"
-        if not allow_other_network or not expected:
-            raise ValueError(message + "; pass that --network (or --allow-partial True to load what fits anyway)")
+        # a bare state_dict of our R(2+1)D networks has torchvision's names: only the user can tell them apart
+        ours = (f"; if it is a state_dict of this project's '{network}', pass --pretrained-source original"
+                if detected else "")
+        if not expected:
+            raise ValueError(message + (ours or f"; {source} weights go into {', '.join(module.ARCHS.values())}"))
+        if not allow_other_network:
+            raise ValueError(message + "; pass that --network (or --allow-partial True to load what fits anyway)"
+                             + ours)
         logger.warning("%s; loading the tensors that fit by name and shape (--allow-partial)", message)
         load_partial(model, module.to_ours(wf.state, arch), log=logger)
         return wf

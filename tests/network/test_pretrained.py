@@ -163,3 +163,42 @@ def test_a_training_file_with_python_objects_is_refused_in_one_line(tmp_path: Pa
                                          r"besides tensors, which are not unpickled \(weights_only\); load it "
                                          r"yourself and torch.save its state_dict$"):
         network.from_pretrained(tmp_path / "t.pth", "vmz", "ir_csn_152")
+
+
+def _bare_state_of(name: str, path: Path) -> Path:
+    """A bare state_dict of our network ``name`` as someone might ``torch.save`` it: its real key names, with
+    one-element tensors (detection reads names and a few shapes; the refusal comes before any load)."""
+    with torch.device("meta"):
+        keys = list(network.create_model(name, num_classes=4).state_dict())
+    torch.save({k: torch.zeros(1) for k in keys}, path)
+    return path
+
+
+@pytest.mark.parametrize("name, fits", [("r2plus1d_34", "no network here (importable torchvision archs: r3d_18, "
+                                                        "mc3_18, r2plus1d_18)"),
+                                        ("srtg_r2plus1d_18", "--network tv_r2plus1d_18 or srtg_tv_r2plus1d_18")])
+def test_a_bare_state_dict_of_ours_is_refused_naming_the_source_that_loads_it(tmp_path: Path, name: str,
+                                                                              fits: str) -> None:
+    """Our R(2+1)D keys are torchvision's: the refusal names --pretrained-source original (not --allow-partial
+    where that cannot help), and that source hands the file back for the caller's name-and-shape load (None)."""
+    path = _bare_state_of(name, tmp_path / "ours.pth")
+    with torch.device("meta"):
+        model = network.create_model(name, num_classes=4)
+    for allow in (False, True) if fits.startswith("no network") else (False,):
+        with pytest.raises(ValueError) as err:
+            import_public(model, path, name, allow_other_network=allow)
+        assert str(err.value) == (f"{path}: torchvision r2plus1d_{name[-2:]} weights fit {fits}, not '{name}'"
+                                  + ("" if allow or fits.startswith("no network") else
+                                     "; pass that --network (or --allow-partial True to load what fits anyway)")
+                                  + f"; if it is a state_dict of this project's '{name}', pass --pretrained-source "
+                                  "original")
+    assert import_public(model, path, name, source="original") is None
+
+
+def test_a_source_given_for_another_network_names_the_networks_it_loads(tmp_path: Path) -> None:
+    path = _bare_state_of("r2plus1d_34", tmp_path / "ours.pth")
+    with torch.device("meta"):
+        model = network.create_model("r2plus1d_34", num_classes=4)
+    with pytest.raises(ValueError, match=r"fit no network here .*, not 'r2plus1d_34'; torchvision weights go into "
+                                         r"tv_r3d_18, tv_mc3_18, tv_r2plus1d_18$"):
+        import_public(model, path, "r2plus1d_34", source="torchvision")

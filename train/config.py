@@ -114,7 +114,7 @@ class ModelConfig:
     resume_epoch: ResumeAt = opt(-1, "--resume-epoch", metavar="N|auto",
                                  help="resume after N completed epochs from <results folder>/<network>_ep-000N.pth; "
                                  "auto: from the newest complete checkpoint of the folder (mid-epoch 'last' "
-                                 "included), or from scratch if it has none; -1: do not resume")
+                                 "included), or, if it has none, from --pretrained_3d or scratch; -1: do not resume")
 
 
 @dataclass

@@ -57,3 +57,29 @@ def test_a_changed_fine_tune_is_named_on_resume():
     hacs = get_dataset("hacs")
     saved, now = parse_config(hacs, []), parse_config(hacs, ["--fine-tune", "True"])
     assert changed_fields(saved, now) == ["--fine-tune True (was False)"]
+
+
+def test_a_requeued_fine_tuning_run_with_auto_continues_its_own_checkpoints(tmp_path):
+    """``--pretrained_3d F --resume-epoch auto`` (the requeue recipe of a fine-tuning job): the first run starts
+    from F, the requeued one continues the folder's newest checkpoint instead of refusing the folder."""
+    from engine_helpers import TINY, dataset_for, tiny_args, tiny_network
+
+    from data.prep.synthetic import SYNTHETIC_SPEC
+    from train.engine.run import main
+    from train.results.checkpoint import load_checkpoint_file
+
+    def train(model_dir, *extra):
+        with tiny_network():
+            return main(SYNTHETIC_SPEC, tiny_args(dataset_for(SYNTHETIC_SPEC), model_dir, *extra))
+
+    assert train(tmp_path / "source", "--end-epoch", "1") == 0
+    weights = tmp_path / "source" / f"{TINY}_gates_False" / f"{TINY}_ep-0001.pth"
+    job = ["--pretrained_3d", str(weights), "--resume-epoch", "auto"]
+    assert train(tmp_path / "tuned", *job, "--end-epoch", "1") == 0
+    out = tmp_path / "tuned" / f"{TINY}_gates_False"
+    assert "Initialised from" in (out / "train.log").read_text()
+    assert train(tmp_path / "tuned", *job, "--end-epoch", "2") == 0
+    assert load_checkpoint_file(out / f"{TINY}_ep-0002.pth")["epoch"] == 2
+    assert f"from `{out / f'{TINY}_ep-0001.pth'}' at epoch 1" in (out / "train.log").read_text().split(
+        "Start training")[-1]
+    assert (out / "train_results_s0001.csv").is_file() and not list(out.glob("previous-*"))

@@ -227,15 +227,18 @@ def resolve_start(pretrained: str | None, resume_epoch: int | str, model_dir: st
        the full state from FILE and continue after N completed epochs (the original README's ``ep-0020.pth`` with
        ``--resume-epoch 21`` therefore skips an epoch, exactly as asked; a warning says so).
     3. ``--resume-epoch N`` (N ≥ 1): resume from ``<model_dir>/<network>_ep-000N.pth``.
-    4. ``--resume-epoch auto``: from :func:`newest_checkpoint` (mid-epoch ones included), else from scratch.
+    4. ``--resume-epoch auto``: from :func:`newest_checkpoint` (mid-epoch ones included), else as 1 from
+       ``--pretrained_3d FILE`` when given (a requeued fine-tuning job continues its own checkpoints), else from
+       scratch.
     5. otherwise (``--resume-epoch`` -1 or 0): from scratch.
     """
-    if resume_epoch == "auto" and not pretrained:
+    if resume_epoch == "auto":
         newest = newest_checkpoint(model_dir, network)
-        if newest is None:
+        if newest is not None:
+            path, epoch, iteration = newest
+            return StartPoint("resume", epoch, path, iteration)
+        if not pretrained:
             return StartPoint("scratch", 0)
-        path, epoch, iteration = newest
-        return StartPoint("resume", epoch, path, iteration)
     resume_epoch = -1 if resume_epoch == "auto" else int(resume_epoch)
     if pretrained:
         path = Path(pretrained)

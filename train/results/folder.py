@@ -42,7 +42,7 @@ def claim(cfg: RunConfig, out_dir: Path) -> Claim:
         if start.mode == "resume" and start.epoch >= cfg.schedule.end_epoch:
             return Claim(lock, start, notes, finished_line(out_dir, m.network, start, cfg.schedule.end_epoch))
         earlier = holds_run(out_dir) if start.mode != "resume" else []
-        if earlier and m.resume_epoch == "auto" and not m.pretrained_3d:  # nothing to continue: start, keep them
+        if earlier and m.resume_epoch == "auto":  # nothing to continue: start, keep them
             aside = move_aside(out_dir)
             notes.append(f"--resume-epoch auto: no checkpoint to continue; moved the {len(earlier)} files of a run "
                          f"that stopped before its first one into {aside}")

@@ -15,7 +15,7 @@ import torch.nn as nn
 from network.pretrained import ig65m, resnets3d, torchvision, vmz
 from network.pretrained.common import WeightFile, head_rows, layer_counts, load_strict, logger, read_weights
 from network.registry import create_model
-from network.weights import load_partial
+from network.weights import load_partial, strip_wrappers
 
 SOURCES: dict[str, ModuleType] = {m.NAME: m for m in (torchvision, ig65m, resnets3d, vmz)}
 ORIGINAL = "original"
@@ -129,8 +129,9 @@ def import_public(model: nn.Module, path: str | Path, network: str, source: str 
         fits = f"--network {expected} or srtg_{expected}" if expected else f"no network here{_arch_line(source, arch)}"
         message = f"{wf.path}: {source} {arch or '?'} weights fit {fits}, not '{network}'"
         # a bare state_dict of our R(2+1)D networks has torchvision's names: only the user can tell them apart
+        same_keys = set(wf.state) == {strip_wrappers(k) for k in model.state_dict()}
         ours = (f"; if it is a state_dict of this project's '{network}', pass --pretrained-source original"
-                if detected else "")
+                if detected and same_keys else "")
         if not expected:
             raise ValueError(message + (ours or f"; {source} weights go into {', '.join(module.ARCHS.values())}"))
         if not allow_other_network:

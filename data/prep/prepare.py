@@ -212,7 +212,8 @@ def prepare(args: argparse.Namespace) -> int:
     for line in broken:
         log.warning("BROKEN %s", line)
     log.info("checked %d videos: %d broken. Labels in %s", n, len(broken), args.out / "labels")
-    listed, _ = write_video_list(jobs, dst, args.videos, frame_options, args.workers, args.max_failed)
+    listed, _ = write_video_list(jobs, dst, args.videos, frame_options, args.workers, args.max_failed,
+                                 check_store=True)
     return code or listed or (1 if broken else 0)
 
 

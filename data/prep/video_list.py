@@ -4,7 +4,9 @@
 the folders the loaders compute from the CSVs), with or without ``--no-convert``. Counting reads the packets
 of each file (`data.store.video_clips.count_frames`, a few ms per clip), over ``--workers`` processes. A file
 that cannot be read is listed as FAILED and left out of the list; `data.prep.prepare` then leaves its rows out
-of the label CSVs and names it in ``failed_videos.txt``, as for a video that failed to convert.
+of the label CSVs and names it in ``failed_videos.txt``, as for a video that failed to convert. After a
+conversion, a file whose count differs from its stored video's (replaced since it was converted) is also listed
+as FAILED and left out of the list, its rows kept for the store.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from data.catalog.spec import manifest_path
 from data.catalog.video_sources import VideoEntry, VideoSources
 from data.prep.convert import EXIT_FAILED, Job
 from data.prep.parallel import parallel_map
+from data.store.frames_db import FrameReadError, is_complete, read_n_frames
 from data.store.video_clips import FrameOptions, count_frames
 from data.store.video_io import VideoDecodeError
 
@@ -38,13 +41,32 @@ def _relative(path: Path, root: Path) -> str:
     return str(path.resolve()) if rel.startswith("..") else Path(rel).as_posix()
 
 
-def list_videos(jobs: Sequence[Job], jpg: Path, videos: Path, options: FrameOptions, workers: int = 1
-                ) -> tuple[VideoSources, dict[Path, str]]:
+def store_disagrees(job: Job, frames: int) -> str | None:
+    """One line when the frame store ``job.dst`` holds another number of frames than ``frames`` (the file's count
+    for ``--source video``): frame ``i`` would then be another frame in the two sources. None when they agree or
+    there is no complete store."""
+    if not is_complete(job.dst):
+        return None
+    try:
+        stored = read_n_frames(job.dst)
+    except FrameReadError as exc:
+        return str(exc)
+    if stored == frames:
+        return None
+    return (f"{job.src}: {frames} frames in the file, {stored} in its frame store {job.dst} (the file changed since "
+            "it was converted?): left out of the video list; delete that folder and re-run to store it again")
+
+
+def list_videos(jobs: Sequence[Job], jpg: Path, videos: Path, options: FrameOptions, workers: int = 1,
+                check_store: bool = False) -> tuple[VideoSources, dict[Path, str]]:
     """The video list of ``jobs`` (outputs under ``jpg``, files under ``videos``) and ``{output folder: one-line
-    reason}`` of the jobs whose file cannot be read."""
+    reason}`` of the jobs whose file cannot be read, or (``check_store``) whose count differs from the frame
+    store's (:func:`store_disagrees`)."""
     root = videos.resolve()
     entries, failures = {}, {}
     for job, frames, error in parallel_map(partial(count_job, fps=options.fps), list(jobs), workers):
+        if error is None and frames >= 1 and check_store:
+            error = store_disagrees(job, frames)
         if error is not None or frames < 1:
             failures[job.dst] = error if error else f"{job.src}: no frames in [{job.start}, {job.end}) s"
             continue
@@ -54,10 +76,11 @@ def list_videos(jobs: Sequence[Job], jpg: Path, videos: Path, options: FrameOpti
 
 
 def write_video_list(jobs: Sequence[Job], dst: Path, videos: Path, options: FrameOptions, workers: int = 1,
-                     max_failed: float = 1.0) -> tuple[int, dict[Path, str]]:
+                     max_failed: float = 1.0, check_store: bool = False) -> tuple[int, dict[Path, str]]:
     """List ``jobs`` in ``dst/videos.json``; returns ``(0, or 1 when more than ``max_failed`` percent failed;
-    {output folder: reason} of the unreadable files)``."""
-    sources, failures = list_videos(jobs, dst / "jpg", videos, options, workers)
+    {output folder: reason} of the unreadable files)``. ``check_store``: after a conversion, leave out the videos
+    whose count differs from the store's."""
+    sources, failures = list_videos(jobs, dst / "jpg", videos, options, workers, check_store)
     path = sources.write(manifest_path(dst / "jpg"))
     log.info("listed %d videos (%d failed) for --source video → %s", len(sources.entries), len(failures), path)
     for line in failures.values():

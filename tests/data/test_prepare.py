@@ -164,3 +164,24 @@ def test_rows_of_videos_that_failed_are_left_out_and_listed(tmp_path, caplog):
     (src / "wave" / "w2.avi").write_bytes(good)  # fixed: a re-run stores it, lists it and removes the report
     assert prepare.main(argv) == 0
     assert any("w2" in c.read_text() for c in csvs) and not report.exists()
+
+
+def test_a_video_replaced_after_its_conversion_is_left_out_of_the_video_list(tmp_path, caplog):
+    """A re-run keeps the stored video (8 frames) of a file re-downloaded longer (12): listing the new file would
+    make frame i of --source video another frame than the store's, so it is left out, and said."""
+    src, ann, root = tmp_path / "download", tmp_path / "annotations", tmp_path / "ROOT"
+    MOCKS["hmdb51"](src, ann)
+    argv = ["hmdb51", "--videos", str(src), "--annotations", str(ann), "--out", str(root)]
+    assert prepare.main(argv) == 0
+    folder = root / "data" / prepare.DATASETS["hmdb51"].folder
+    assert json.loads((folder / "videos.json").read_text())["entries"]["wave/w1"]["frames"] == 8
+    write_clip(src / "wave" / "w1.avi", frames=12, seed=9)
+    with caplog.at_level(logging.WARNING):
+        assert prepare.main([*argv, "--max-failed", "50"]) == 0
+    entries = json.loads((folder / "videos.json").read_text())["entries"]
+    assert "wave/w1" not in entries and entries["wave/w2"]["frames"] == 8
+    assert read_n_frames(folder / "jpg" / "wave" / "w1") == 8  # the store and its CSV rows are kept
+    assert any("w1" in (root / "labels" / name.format(split=1, variant=700)).read_text()
+               for name in (prepare.DATASETS["hmdb51"].train_csv, prepare.DATASETS["hmdb51"].val_csv))
+    assert (f"FAILED {src / 'wave' / 'w1.avi'}: 12 frames in the file, 8 in its frame store {folder / 'jpg' / 'wave'}"
+            f"/w1 (the file changed since it was converted?)") in caplog.text

@@ -83,3 +83,17 @@ def test_a_requeued_fine_tuning_run_with_auto_continues_its_own_checkpoints(tmp_
     assert f"from `{out / f'{TINY}_ep-0001.pth'}' at epoch 1" in (out / "train.log").read_text().split(
         "Start training")[-1]
     assert (out / "train_results_s0001.csv").is_file() and not list(out.glob("previous-*"))
+
+
+def test_pretrained_with_resume_epoch_continues_a_mid_epoch_file_at_its_step(tmp_path):
+    """``--pretrained_3d <net>_last.pth --resume-epoch N`` on a file saved after step 3 of epoch N + 1 continues
+    at step 3 (restarting the epoch would train its first 3 batches twice); another N starts at the epoch."""
+    from train.results.checkpoint import resolve_start
+
+    model = Net()
+    last = save_checkpoint(tmp_path / "net_last.pth", model, 1, network="net",
+                           position={"iteration": 3, "plan_length": 10, "sampler_epoch": 1})
+    assert resolve_start(str(last), 1, tmp_path, "net") == StartPoint("resume", 1, last, 3)
+    assert resolve_start(str(last), 2, tmp_path, "net") == StartPoint("resume", 2, last, 0)
+    end = save_checkpoint(tmp_path / "net_ep-0001.pth", model, 1, network="net")
+    assert resolve_start(str(end), 1, tmp_path, "net") == StartPoint("resume", 1, end, 0)

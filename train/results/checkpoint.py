@@ -225,7 +225,8 @@ def resolve_start(pretrained: str | None, resume_epoch: int | str, model_dir: st
     1. ``--pretrained_3d FILE`` without ``--resume-epoch``: initialise from FILE (non-strict), epoch 0.
     2. ``--pretrained_3d FILE --resume-epoch N``: the original README's resume example passes both; we resume
        the full state from FILE and continue after N completed epochs (the original README's ``ep-0020.pth`` with
-       ``--resume-epoch 21`` therefore skips an epoch, exactly as asked; a warning says so).
+       ``--resume-epoch 21`` therefore skips an epoch, exactly as asked; a warning says so). A FILE saved inside
+       epoch N + 1 (a ``_last.pth`` after a signal) continues at its saved step, as ``auto`` would.
     3. ``--resume-epoch N`` (N ≥ 1): resume from ``<model_dir>/<network>_ep-000N.pth``.
     4. ``--resume-epoch auto``: from :func:`newest_checkpoint` (mid-epoch ones included), else as 1 from
        ``--pretrained_3d FILE`` when given (a requeued fine-tuning job continues its own checkpoints), else from
@@ -245,7 +246,7 @@ def resolve_start(pretrained: str | None, resume_epoch: int | str, model_dir: st
         if not path.is_file():
             raise FileNotFoundError(f"{path}: --pretrained_3d file not found (give the path of a .pth checkpoint)")
         if resume_epoch >= 0:
-            return StartPoint("resume", resume_epoch, path)
+            return StartPoint("resume", resume_epoch, path, _steps_into(path, resume_epoch))
         return StartPoint("pretrained", 0, path)
     if resume_epoch >= 1:
         path = checkpoint_path(model_dir, network, resume_epoch)
@@ -255,6 +256,16 @@ def resolve_start(pretrained: str | None, resume_epoch: int | str, model_dir: st
                                     f"(found epochs {found or 'none'} in {model_dir}; check --model-dir/--network)")
         return StartPoint("resume", resume_epoch, path)
     return StartPoint("scratch", 0)
+
+
+def _steps_into(path: Path, epoch: int) -> int:
+    """The steps of epoch ``epoch + 1`` that the checkpoint ``path`` holds (0 for a file saved at another epoch,
+    or one that does not load: `restore` reports it)."""
+    try:
+        saved_epoch, iteration = position_of(load_checkpoint_file(path))
+    except ValueError:
+        return 0
+    return iteration if saved_epoch == epoch else 0
 
 
 def train_list_fingerprint(records: Sequence[Any]) -> str:

@@ -7,13 +7,23 @@ bare state_dict of our ``r2plus1d_18`` have the same keys: pass the source when 
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 
 import torch.nn as nn
 
+from network.config import InputSpec, input_spec_of
 from network.pretrained import ig65m, resnets3d, torchvision, vmz
-from network.pretrained.common import WeightFile, head_rows, layer_counts, load_strict, logger, read_weights
+from network.pretrained.common import (
+    INPUT_SPEC_KEY,
+    WeightFile,
+    head_rows,
+    layer_counts,
+    load_strict,
+    logger,
+    read_weights,
+)
 from network.registry import create_model
 from network.weights import load_partial, strip_wrappers
 
@@ -96,6 +106,25 @@ def from_pretrained(path: str | Path, source: str, arch: str, num_classes: int |
     return model
 
 
+def _check_input_spec(wf: WeightFile, model: nn.Module, network: str, allow: bool) -> None:
+    """A checkpoint of ours trained on other frames than ``model`` takes (channel order, mean, std: its network
+    computes something else with the same names, e.g. ``tv_r3d_18`` into ``r3d_18``) is refused unless ``allow``
+    (then a WARNING)."""
+    saved = wf.container.get(INPUT_SPEC_KEY)
+    if not isinstance(saved, Mapping):
+        return  # the original's checkpoints and public files: no convention stored
+    theirs, ours = InputSpec.from_dict(saved), input_spec_of(model)
+    if theirs == ours:
+        return
+    trained = wf.container.get("network") or "another network"
+    message = (f"{wf.path}: trained as '{trained}' on {theirs.channel_order} frames (mean {list(theirs.mean)}), but "
+               f"'{network}' takes {ours.channel_order} frames (mean {list(ours.mean)}): its weights would see other "
+               "inputs")
+    if not allow:
+        raise ValueError(f"{message}; pass --network {trained} (or --allow-partial True to load it anyway)")
+    logger.warning("%s; loading it anyway (--allow-partial)", message)
+
+
 def import_public(model: nn.Module, path: str | Path, network: str, source: str | None = None,
                   allow_other_network: bool = False, only_if_fits: bool = False) -> WeightFile | None:
     """Initialise a training ``model`` (``network``) from a public weight file, exactly; None when the file is
@@ -108,6 +137,7 @@ def import_public(model: nn.Module, path: str | Path, network: str, source: str 
     torchvision's names).
     """
     wf = read_weights(path)
+    _check_input_spec(wf, model, network, allow_other_network)
     if source is not None and _source(source) is None:
         return None
     detected = source is None

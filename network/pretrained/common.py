@@ -28,6 +28,7 @@ HEAD_KEYS = ("fc.weight", "fc.bias")
 COUNTER = "num_batches_tracked"
 # containers that hold the weights one level down (ours and the original's, 3D-ResNets', VMZ's training files)
 NESTED = ("state_dict", "model")
+INPUT_SPEC_KEY = "input_spec"  # our checkpoints: the frames the weights were trained on (network.config.InputSpec)
 
 
 @dataclass
@@ -37,7 +38,7 @@ class WeightFile:
     path: Path
     state: dict[str, torch.Tensor]
     wrapped: bool = False  # keys started with ``module.`` (DataParallel) or ``_orig_mod.``
-    container: dict[str, Any] = field(default_factory=dict)  # non-weight entries: 'epoch', 'arch', 'network', ...
+    container: dict[str, Any] = field(default_factory=dict)  # non-weight entries: 'epoch', 'network', 'input_spec'...
 
 
 def read_weights(path: str | Path) -> WeightFile:
@@ -62,7 +63,8 @@ def read_weights(path: str | Path) -> WeightFile:
     container: dict[str, Any] = {}
     for key in NESTED:
         if isinstance(obj.get(key), Mapping):
-            container = {k: v for k, v in obj.items() if k != key and not isinstance(v, Mapping)}
+            container = {k: v for k, v in obj.items()
+                         if k != key and (not isinstance(v, Mapping) or k == INPUT_SPEC_KEY)}
             obj = obj[key]
             break
     tensors = {str(k): v for k, v in obj.items() if torch.is_tensor(v)}

@@ -202,3 +202,26 @@ def test_a_source_given_for_another_network_names_the_networks_it_loads(tmp_path
     with pytest.raises(ValueError, match=r"fit no network here .*, not 'r2plus1d_34'; torchvision weights go into "
                                          r"tv_r3d_18, tv_mc3_18, tv_r2plus1d_18$"):
         import_public(model, path, "r2plus1d_34", source="torchvision")
+
+
+def test_a_checkpoint_of_ours_trained_on_other_frames_is_refused(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """Our tv_r3d_18 run (RGB, torchvision mean/std, no stem pool) has r3d_18's tensor names: as r3d_18 (BGR, the
+    original's mean/std, a stem pool) it would compute something else, so it is refused unless --allow-partial."""
+    path = tmp_path / "tv_run.pth"
+    torch.save({"epoch": 3, "network": "tv_r3d_18", "state_dict": {"fc.bias": torch.zeros(2)},
+                "input_spec": TORCHVISION_INPUT.to_dict()}, path)
+    with torch.device("meta"):
+        model = network.create_model("r3d_18", num_classes=2)
+    with pytest.raises(ValueError) as err:
+        import_public(model, path, "r3d_18")
+    assert str(err.value) == (f"{path}: trained as 'tv_r3d_18' on RGB frames (mean {list(TORCHVISION_INPUT.mean)}), "
+                              f"but 'r3d_18' takes BGR frames (mean {list(model.input_spec.mean)}): its weights would "
+                              "see other inputs; pass --network tv_r3d_18 (or --allow-partial True to load it anyway)")
+    with pytest.raises(ValueError, match="trained as 'tv_r3d_18' on RGB frames"):
+        import_public(model, path, "r3d_18", source="original")
+    with caplog.at_level(logging.WARNING, logger="network.pretrained"):
+        assert import_public(model, path, "r3d_18", allow_other_network=True) is None  # the caller loads it
+    assert "its weights would see other inputs; loading it anyway (--allow-partial)" in caplog.text
+    with torch.device("meta"):
+        assert import_public(network.create_model("srtg_tv_r3d_18", num_classes=2), path, "srtg_tv_r3d_18") is None

@@ -136,3 +136,19 @@ def test_a_run_of_skipped_steps_continues_into_the_next_epoch():
     meter = RunningMetrics("cpu", run=last.health[0])
     meter.commit(torch.tensor(False), None, 0)
     assert meter.read(reduce=False)["max_run"] == 4
+
+
+def test_optimiser_steps_are_counted_once_over_the_ranks(monkeypatch):
+    """Under DDP every rank takes (or the fp16 scaler skips) the same optimiser step: summing the ranks' counts
+    reported one skipped step as N on N processes. Two identical ranks are simulated by a doubling all-reduce."""
+    from train.monitor import metric
+
+    monkeypatch.setattr(metric, "all_reduce_sum", lambda values: values * 2)
+    monkeypatch.setattr(metric, "get_world_size", lambda: 2)
+    meter = RunningMetrics("cpu")
+    for ok, norm in ((True, 2.0), (False, float("inf")), (True, 4.0)):
+        meter.score(torch.eye(3), torch.arange(3), torch.tensor(0.5), pending=True)
+        meter.commit(torch.tensor(ok), torch.tensor(norm), 0)
+    sums = meter.read(reduce=True, full=True)
+    assert (sums["steps"], sums["skipped_steps"], sums["samples"]) == (3, 1, 12)
+    assert sums["norm_sum"] / sums["norms"] == 3.0

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from train.distributed import all_reduce_sum
+from train.distributed import all_reduce_sum, get_world_size
 
 
 class EvalMetric:
@@ -212,6 +212,7 @@ class RunningMetrics:
         sums[SLOTS.index("skipped_clips")] = float(skipped_clips)
         if reduce:
             sums = all_reduce_sum(sums)
+            sums[_STEP] /= get_world_size()  # the ranks step together (all-reduced gradients): count each step once
         now = dict(zip(SLOTS + HEALTH, torch.cat([sums, self.health]).tolist()))
         base = self.carried if full else self.last
         out = {k: now[k] + base[k] if full else now[k] - base[k] for k in SLOTS}

@@ -1,5 +1,7 @@
-"""A resume trains with this command line's optimiser settings (as the warning says), keeping the checkpoint's
-per-parameter state; a resume that changes them is named in the warning."""
+"""Where a resume starts and with what: this command line's optimiser settings (as the warning says) over the
+checkpoint's per-parameter state, a changed ``--fine-tune`` named in the warning, ``--pretrained_3d F
+--resume-epoch auto`` continuing its own folder, and ``--pretrained_3d <mid-epoch file> --resume-epoch N``
+continuing at the file's step."""
 from __future__ import annotations
 
 import torch

@@ -6,10 +6,11 @@
 
 Each video gives ``--clips`` × ``--crops`` views cut and normalised as ``evaluate.py`` does (in the model's input
 convention, ``model.input_spec``); the features of its views are averaged. ``FILE.npy`` holds one float32 row per
-video; ``FILE.json`` its ``ids``, ``labels`` (class index, -1 for loose video files), ``label_names`` and how the
-features were made. Both are rewritten atomically every ``--save-every`` videos, so a stopped run loses at most
-those; run the same command again to continue: videos already in the file are skipped (a file written with
-another network or views is refused). HDF5 is not written (h5py is not a dependency).
+video; ``FILE.json`` its ``ids`` (a data set's video: its folder below ``jpg/``, ``<label>/<id>[_<start>_<end>]``,
+one per clip of a time-sliced set; a loose file: its path), ``labels`` (class index, -1 for loose video files),
+``label_names`` and how the features were made. Both are rewritten atomically every ``--save-every`` videos, so a
+stopped run loses at most those; run the same command again to continue: videos already in the file are skipped
+(a file written with another network or views is refused). HDF5 is not written (h5py is not a dependency).
 """
 from __future__ import annotations
 
@@ -75,7 +76,9 @@ def _dataset_items(args: argparse.Namespace, loaded: LoadedModel, cfg: Any) -> I
         raise ValueError(f"{csv_path}: no videos found under {paths.jpg_dir}; check --dataset / --spec")
     views = ViewDataset(records, cfg, loaded.mean, loaded.std, loaded.channel_order)
     for i, record in enumerate(records):
-        yield record.video_id, record.class_index, record.label, (lambda i=i: views[i][1:])
+        # the stored folder, not the video id: the clips of one video (time slices) share their id
+        vid = record.path.relative_to(paths.jpg_dir).as_posix()
+        yield vid, record.class_index, record.label, (lambda i=i: views[i][1:])
 
 
 def _file_items(args: argparse.Namespace, loaded: LoadedModel, cfg: Any) -> Iterator[tuple[str, int, str, Any]]:

@@ -102,3 +102,26 @@ def test_needs_weights_and_one_input(tmp_path, capsys):
     assert "pass --checkpoint, or --network with --pretrained_3d" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         extract_features.main(["--network", "r3d_18", "--out", str(tmp_path / "x")])
+
+
+def test_each_clip_of_a_time_sliced_video_gets_its_own_row(tmp_path):
+    """Two HACS clips of one YouTube video share its id: each is its own row, named by its stored folder."""
+    from data.store.frames_db import write_video
+    from train.results.checkpoint import save_checkpoint
+
+    jpg = tmp_path / "hacs" / "data" / "HACS_videos" / "jpg"
+    for name, seed in (("vidA_000001_000003", 0), ("vidA_000005_000007", 5)):
+        write_video(jpg / "walk" / name, list(np.random.default_rng(seed).integers(0, 256, (6, 32, 40, 3), np.uint8)))
+    (tmp_path / "hacs" / "labels").mkdir()
+    (tmp_path / "hacs" / "labels" / "HACS_clips_v1.1_val.csv").write_text(
+        "label,youtube_id,time_start,time_end,split\nwalk,vidA,1.0,3.0,val\nwalk,vidA,5.0,7.0,val\n")
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "r3d.pth", network.create_model("r3d_18", num_classes=2), 1,
+                           network="r3d_18", classes=["walk", "run"])
+    out = tmp_path / "feats"
+    assert extract_features.main(["--checkpoint", str(ckpt), "--dataset", str(tmp_path / "hacs"), "--spec", "hacs",
+                                  "--clips", "1", "--crops", "1", "--clip-length", "4", "--clip-size", "32",
+                                  "--frame-interval", "1", "--device", "cpu", "--out", str(out)]) == 0
+    rows, index = _read(out)
+    assert index["ids"] == ["walk/vidA_000001_000003", "walk/vidA_000005_000007"] and index["labels"] == [0, 0]
+    assert rows.shape == (2, 512) and not np.allclose(rows[0], rows[1])

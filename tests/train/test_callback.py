@@ -18,7 +18,7 @@ from train.monitor.callback import (
     sci,
     speed_legend,
 )
-from train.monitor.metric import RunningMetrics, default_metrics
+from train.monitor.metric import RunningMetrics
 from train.monitor.progress import Monitor, StepClock
 
 # ANSI codes written out (not imported) so a changed constant fails here.
@@ -69,24 +69,8 @@ def test_validation_line_keeps_the_originals_trailing_comma() -> None:
                     "loss-ce = 5.30000, top1 = 0.25000, top5 = 0.50000,  ")
 
 
-def _one_batch(metrics) -> None:  # noqa: ANN001
-    preds = torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1], [0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])
-    metrics.update(preds, torch.tensor([1, 2, 2, 1]), loss=torch.tensor(1.25), lr=0.0125,
-                   batch_size=(4, 3, 8, 112, 112))
-
-
 METRICS_TEXT = ("loss-ce = 1.25000, top1 = 0.50000, top5 = 1.00000, batch_size = (    4,3, 8,112,112), "
                 "lr = 1.25e-2  ")
-
-
-def test_line_from_the_real_metric_meters() -> None:
-    """default_metrics() fed one real batch, printed by default_callbacks()."""
-    metrics = default_metrics()
-    _one_batch(metrics)
-    line = default_callbacks()(epoch=11, batch=1234, silent=True, read_elapse=1 / 200, forward_elapse=1 / 400,
-                               backward_elapse=1 / 250, namevals=metrics.get_name_value())
-    assert line == (f"Epoch [11]  Batch [1234] Speed (r={Y}2.00e+2{X} f={G}4.00e+2{X} b={G}2.50e+2{X}) clip/sec  "
-                    + METRICS_TEXT)
 
 
 @pytest.mark.parametrize("phase, prefix", [("train", ""), ("val", "(val) ")])

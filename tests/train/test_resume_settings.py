@@ -1,7 +1,7 @@
 """Where a resume starts and with what: this command line's optimiser settings (as the warning says) over the
 checkpoint's per-parameter state, a changed ``--fine-tune`` named in the warning, ``--pretrained_3d F
 --resume-epoch auto`` continuing its own folder, and ``--pretrained_3d <mid-epoch file> --resume-epoch N``
-continuing at the file's step."""
+continuing at the file's step, and a resumed run's best top-1 counting the epochs before the resume."""
 from __future__ import annotations
 
 import torch
@@ -99,3 +99,26 @@ def test_pretrained_with_resume_epoch_continues_a_mid_epoch_file_at_its_step(tmp
     assert resolve_start(str(last), 2, tmp_path, "net") == StartPoint("resume", 2, last, 0)
     end = save_checkpoint(tmp_path / "net_ep-0001.pth", model, 1, network="net")
     assert resolve_start(str(end), 1, tmp_path, "net") == StartPoint("resume", 1, end, 0)
+
+
+def test_a_resumed_runs_best_top1_counts_the_epochs_before_the_resume(tmp_path, monkeypatch):
+    """The summary's (and the closing log line's) best validation top-1 of a resumed run is the run's best, which
+    may come from an epoch before the resume: here the resumed epoch's validation is NaN (never best)."""
+    import csv
+
+    from engine_helpers import TINY, TinyNet, dataset_for, tiny_args, tiny_network
+
+    from data.prep.synthetic import SYNTHETIC_SPEC
+    from train.engine.run import run
+
+    args = tiny_args(dataset_for(SYNTHETIC_SPEC), tmp_path)
+    with tiny_network():
+        run(SYNTHETIC_SPEC, [*args, "--end-epoch", "1"])
+        with open(tmp_path / f"{TINY}_gates_False" / "val_results_s0000.csv", newline="") as fh:
+            first = float(next(csv.DictReader(fh))["Top1"])
+        forward = TinyNet.forward
+        monkeypatch.setattr(TinyNet, "forward", lambda self, x: forward(self, x) if self.training else
+                            torch.full((x.shape[0], self.fc.out_features), float("nan")))
+        summary = run(SYNTHETIC_SPEC, [*args, "--end-epoch", "2", "--resume-epoch", "auto"])
+    assert summary["last_val_top1"] != summary["last_val_top1"]  # NaN: the resumed epoch is invalid
+    assert summary["best_val_top1"] == first

@@ -73,7 +73,7 @@ class Trainer:
         self.last_plot = time.perf_counter()
         self.summary: dict[str, Any] = {
             "results_dir": str(out_dir), "start_epoch": start_epoch, "end_epoch": self.end,
-            "log_file": str(cfg.log_path()), "best_val_top1": None, "last_val_top1": None, "last_train_top1": None,
+            "log_file": str(cfg.log_path()), "best_val_top1": best_top1, "last_val_top1": None, "last_train_top1": None,
             "checkpoint": None, "nonfinite_steps": 0, "history": [], "preempted": None,
             "train_csv": str(self.csv["train"].path) if self.csv else None,
             "val_csv": str(self.csv["val"].path) if self.csv else None}

@@ -19,6 +19,7 @@ from network.pretrained.common import (
     INPUT_SPEC_KEY,
     WeightFile,
     head_rows,
+    is_backbone,
     layer_counts,
     load_strict,
     logger,
@@ -133,8 +134,8 @@ def import_public(model: nn.Module, path: str | Path, network: str, source: str 
     The file must be of ``network``'s publisher and depth (``tv_r3d_18`` or ``srtg_tv_r3d_18`` for torchvision's
     ``r3d_18``): another network would compute something else with the same tensors (a stem pool, BN eps), so
     that is refused unless ``allow_other_network`` (``--allow-partial True``), which loads what fits with a warning.
-    ``only_if_fits``: return None instead (inference, where a bare state_dict of our ``r2plus1d_18`` has
-    torchvision's names).
+    ``only_if_fits``: return None instead (with a warning) when the file's names are the model's own (inference,
+    where a bare state_dict of our ``r2plus1d_18`` has torchvision's names); other files are refused as above.
     """
     wf = read_weights(path)
     _check_input_spec(wf, model, network, allow_other_network)
@@ -149,7 +150,10 @@ def import_public(model: nn.Module, path: str | Path, network: str, source: str 
     base = network.lower().removeprefix("srtg_")
     arch = arch or next((a for a, n in module.ARCHS.items() if n == base), None)
     expected = module.ARCHS.get(arch or "")
-    if expected != base and only_if_fits:
+    # a bare state_dict of our R(2+1)D networks has torchvision's names: only the user can tell them apart
+    same_keys = ({k for k in wf.state if is_backbone(k)}
+                 == {strip_wrappers(k) for k in model.state_dict() if is_backbone(strip_wrappers(k))})
+    if expected != base and only_if_fits and same_keys:
         if expected:
             logger.warning("%s looks like %s %s weights, which fit '%s'; loading it by name into '%s' instead (if it "
                            "is that publisher's file, pass --network %s)", wf.path, source, arch, expected, network,
@@ -158,15 +162,13 @@ def import_public(model: nn.Module, path: str | Path, network: str, source: str 
     if expected != base:
         fits = f"--network {expected} or srtg_{expected}" if expected else f"no network here{_arch_line(source, arch)}"
         message = f"{wf.path}: {source} {arch or '?'} weights fit {fits}, not '{network}'"
-        # a bare state_dict of our R(2+1)D networks has torchvision's names: only the user can tell them apart
-        same_keys = set(wf.state) == {strip_wrappers(k) for k in model.state_dict()}
         ours = (f"; if it is a state_dict of this project's '{network}', pass --pretrained-source original"
                 if detected and same_keys else "")
         if not expected:
             raise ValueError(message + (ours or f"; {source} weights go into {', '.join(module.ARCHS.values())}"))
         if not allow_other_network:
-            raise ValueError(message + "; pass that --network (or --allow-partial True to load what fits anyway)"
-                             + ours)
+            anyway = "" if only_if_fits else " (or --allow-partial True to load what fits anyway)"
+            raise ValueError(f"{message}; pass that --network{anyway}{ours}")
         logger.warning("%s; loading the tensors that fit by name and shape (--allow-partial)", message)
         load_partial(model, module.to_ours(wf.state, arch), log=logger)
         return wf

@@ -225,3 +225,18 @@ def test_a_checkpoint_of_ours_trained_on_other_frames_is_refused(tmp_path: Path,
     assert "its weights would see other inputs; loading it anyway (--allow-partial)" in caplog.text
     with torch.device("meta"):
         assert import_public(network.create_model("srtg_tv_r3d_18", num_classes=2), path, "srtg_tv_r3d_18") is None
+
+
+def test_inference_refuses_a_public_file_for_a_network_with_other_names(files) -> None:
+    """evaluate/predict --checkpoint torchvision_r3d_18.pth --network r3d_18: not 'loaded by name' (nothing would
+    fit) but refused naming the network it fits; a file with the network's own names still loads by name."""
+    path, _ = files[("torchvision", "r3d_18")]
+    model = network.create_model("r3d_18", num_classes=400)
+    with pytest.raises(ValueError) as err:
+        import_public(model, path, "r3d_18", only_if_fits=True)
+    assert str(err.value) == (f"{path}: torchvision r3d_18 weights fit --network tv_r3d_18 or srtg_tv_r3d_18, not "
+                              "'r3d_18'; pass that --network")
+    tv_path, _ = files[("torchvision", "r2plus1d_18")]
+    with torch.device("meta"):
+        ours = network.create_model("srtg_r2plus1d_18", num_classes=400)  # our keys, SR blocks aside
+    assert import_public(ours, tv_path, "srtg_r2plus1d_18", only_if_fits=True) is None

@@ -99,7 +99,6 @@ def test_inference_loads_a_public_file_for_the_network_it_fits(mc3_file, caplog)
         assert torch.allclose(loaded.model(x), peer(x), rtol=1e-5, atol=1e-5)
     assert loaded.channel_order == "RGB" and loaded.num_classes == 400
     assert "random weights" not in caplog.text
-    with pytest.raises(ValueError, match="does not fit network 'r3d_18'"):  # not its network: loaded by name, refused
+    with pytest.raises(ValueError, match=r"torchvision mc3_18 weights fit --network tv_mc3_18 or srtg_tv_mc3_18, "
+                                         r"not 'r3d_18'; pass that --network$"):  # not its network: refused
         load_model(path, "r3d_18")
-    assert ("looks like torchvision mc3_18 weights, which fit 'tv_mc3_18'; loading it by name into 'r3d_18'"
-            in caplog.text)

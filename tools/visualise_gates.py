@@ -29,7 +29,7 @@ from data.store.frames_db import DB_NAME, FrameReadError, read_frames, read_n_fr
 from data.store.video_io import VideoDecodeError
 from evaluation.inference import head_classes
 from evaluation.views import ViewConfig, decode_clip_frames, make_views, view_config
-from network.config import input_spec_of
+from network.config import InputSpec, input_spec_of
 from network.gate import DEFAULT_SIMILARITY, DEFAULT_TEMPERATURE, gate_frames
 from network.registry import create_model
 from network.srtg import gated_blocks, set_gates_active
@@ -78,6 +78,11 @@ def load_gated_model(checkpoint: str | Path, network: str | None, similarity: st
         raise ValueError(f"{checkpoint}: does not fit '{network}' ({len(report.mismatched)} tensors of another "
                          "shape); pass the --network it was trained with")
     set_gates_active(model, bool(model_cfg and model_cfg.gates))
+    if ckpt.get("input_spec"):  # the frames its weights were trained on, as evaluate.py reads them
+        model.input_spec = InputSpec.from_dict(ckpt["input_spec"])
+    saved = ckpt.get("network")
+    if saved and str(saved).lower() != network.lower():
+        print(f"warning: {checkpoint} was saved by network '{saved}', loading it into '{network}'", file=sys.stderr)
     return model.eval(), network, config
 
 

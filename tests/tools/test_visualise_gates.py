@@ -69,3 +69,16 @@ def test_errors_are_one_line(tmp_path: Path, checkpoint: Path, capsys: pytest.Ca
     assert "neither a video file nor a folder" in capsys.readouterr().err
     assert visualise_gates.main(["--checkpoint", str(checkpoint), "--network", "r3d_18", str(tmp_path)]) == 1
     assert "has no temporal gates" in capsys.readouterr().err
+
+
+def test_the_clip_is_normalised_as_the_checkpoint_was_trained(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A checkpoint trained on RGB frames (an srtg_tv_* run) loaded as another network keeps its input_spec."""
+    from network.config import TORCHVISION_INPUT, input_spec_of
+
+    path = tmp_path / "rgb_run.pth"
+    torch.save({"epoch": 1, "network": "srtg_tv_r3d_18", "state_dict": {"fc.weight": torch.zeros(4, 512),
+                                                                        "fc.bias": torch.zeros(4)},
+                "input_spec": TORCHVISION_INPUT.to_dict()}, path)
+    model, network, _ = visualise_gates.load_gated_model(path, "srtg_r3d_18", None, None)
+    assert network == "srtg_r3d_18" and input_spec_of(model) == TORCHVISION_INPUT
+    assert "was saved by network 'srtg_tv_r3d_18', loading it into 'srtg_r3d_18'" in capsys.readouterr().err

@@ -4,8 +4,9 @@ Multi-view testing as PySlowFast/MMAction2: ``clips`` uniformly spaced clips
 (`data.pipeline.video_sampler.uniform_views`) × ``crops`` spatial crops of ``size``² taken along the longer side of
 frames whose shorter side is resized to ``short_side`` (default ``size``): 1 crop = centre, 3 = left/centre/right
 (top/centre/bottom for portrait frames). The crops are the data transforms' (`data.pipeline.video_transforms`:
-`view_crop_boxes`, `resized_crop`, `normalise`), so evaluation cuts frames the way training's eval transform
-resizes them, with one copy of the code. Identical views (the crops of a square frame, the repeated clips of a
+`view_crop_boxes`, `resized_crop`, `normalise`): one antialiased bilinear resize of each box, the code training
+uses, though with this geometry rather than the training policy's validation crop (shorter side 294 for
+``'large'``/``'small'``). Identical views (the crops of a square frame, the repeated clips of a
 short video) are computed once (:func:`unique_views`). Frames are normalised ``(x/255 - mean)/std`` in the
 channel order of the model's input convention (`evaluation.inference.LoadedModel`).
 """

@@ -179,6 +179,15 @@ def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
     return out.to(values.device)
 
 
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Every rank's buffers of ``module`` (BatchNorm's running statistics) become rank 0's, in place (no-op without
+    a process group). DDP sends rank 0's buffers at the start of each training forward, and each rank's forward
+    then updates its own from its own batch: after an epoch the ranks hold different statistics."""
+    if is_initialized():
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 SYNC_BN_DEVICES = ("cuda", "hpu", "xpu")  # where torch's SyncBatchNorm can share batch statistics
 
 

@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from data.catalog.spec import DatasetSpec
 from data.pipeline.loaders import Loaders
+from network.weights import unwrap_model
 from train import distributed as dist
 from train.config import RunConfig
 from train.engine.loop import EpochResult, TrainStep, evaluate, skipped_clips, train_one_epoch
@@ -152,6 +153,10 @@ class Trainer:
 
     def validate(self, epoch: int, lr: float | None, record: dict[str, Any]) -> EpochResult:
         done = epoch + 1
+        # the ranks validate (and rank 0 saves) one model: rank 0's BatchNorm statistics, as in its checkpoint
+        dist.broadcast_buffers(unwrap_model(self.model))
+        if self.step.ema is not None:
+            dist.broadcast_buffers(self.step.ema.module)
         if self.gates:
             self.gates.before("val", epoch)
         va = evaluate(self.model, self.loaders.val, self.step.device, self.step.precision, epoch, self.monitor,

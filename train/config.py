@@ -331,7 +331,8 @@ class RunConfig:
         return None
 
     def replace(self, **changes: Any) -> RunConfig:
-        """A copy with fields changed by name (``cfg.replace(clip_size=112)``), validated again."""
+        """A copy with fields changed by name (``cfg.replace(network="srtg_r3d_18")``), validated again. Derived
+        values keep what they were filled with: ``replace(clip_size=112)`` leaves ``val_clip_size`` as it was."""
         return RunConfig.from_flat({**self.flat(), **changes}, self.dataset_name)
 
     def validate(self) -> RunConfig:

@@ -119,8 +119,9 @@ def save_checkpoint(path: str | Path, model: nn.Module, epoch: int, optimizer: t
                     metrics: Mapping[str, Any] | None = None, ema_state: Mapping[str, Any] | None = None) -> Path:
     """Write the checkpoint dict (unwrapped state_dict, original keys + extras) atomically to ``path``.
 
-    ``position`` (mid-epoch checkpoints): ``{'iteration', 'plan_length', 'sampler_epoch'}``, the steps of
-    epoch ``epoch + 1`` already trained.
+    ``position`` (mid-epoch checkpoints): ``{'iteration', 'plan_length', 'sampler_epoch', 'partial',
+    'train_list'}``, the steps of epoch ``epoch + 1`` already trained, the sums of those steps
+    (`train.monitor.metric.SLOTS` and ``seconds``) and the training list's fingerprint.
     ``config`` is the run's `train.config.RunConfig.to_dict()`, ``dataset`` its ``DatasetSpec.to_dict()``:
     plain data, so evaluation, prediction and export know the run without its command line.
     ``ema_state``: the EMA weights of ``--ema-decay`` (`train.engine.ema`), saved under :data:`EMA_KEY`.

@@ -313,3 +313,20 @@ def test_disk_full_during_training_stops_with_one_line(tmp_path):
         folder = disk / f"{TINY}_gates_False"
         kept = (folder / "latest").read_text().strip()
         assert load_checkpoint_file(folder / kept)["epoch"] >= 1
+
+
+def test_the_free_space_estimate_covers_an_adamw_and_ema_checkpoint(tmp_path):
+    """The start-up check asks for room for two checkpoints: with AdamW's two moments and the EMA copy a
+    checkpoint is about twice an SGD one, which the estimate of one momentum buffer left out."""
+    from train.engine.ema import ModelEma
+    from train.results.retention import estimate_bytes
+
+    model = nn.Sequential(nn.Linear(256, 256), nn.BatchNorm1d(256), nn.Linear(256, 10))
+    opt = build_optimizer(model, 0.1, name="adamw")
+    model(torch.randn(4, 256)).sum().backward()
+    opt.step()
+    ema = ModelEma(model, 0.9)
+    path = save_checkpoint(tmp_path / "c.pth", model, 1, opt, network="net", ema_state=ema.state_dict())
+    assert path.stat().st_size <= estimate_bytes(model, 2, ema=True)
+    sgd = save_checkpoint(tmp_path / "s.pth", model, 1, build_optimizer(model, 0.1), network="net")
+    assert sgd.stat().st_size <= estimate_bytes(model) < path.stat().st_size

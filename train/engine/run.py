@@ -206,7 +206,7 @@ def _train(spec: DatasetSpec, cfg: RunConfig, info: dist.DistInfo, device: torch
     if start.mode != "resume":  # a resumed run continues the saved RNG streams instead
         seed_everything(cfg.optim.random_seed + STREAMS["process"] * info.rank)
     if info.is_main:
-        check_writable(out_dir, 2 * estimate_bytes(model))
+        check_writable(out_dir, 2 * estimate_bytes(model, 2 if o.optimizer == "adamw" else 1, o.ema_decay > 0))
     if hw.sync_bn:
         model, ignored = dist.sync_batchnorm(model, info.distributed, device)
         if ignored:

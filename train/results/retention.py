@@ -27,6 +27,7 @@ from train.results.checkpoint import (
     last_path,
     list_checkpoints,
     load_checkpoint_file,
+    optimizer_name,
     position_of,
     save_checkpoint,
 )
@@ -53,11 +54,12 @@ def _mb(n: int) -> str:
     return f"{n / 2**20:.1f} MB"
 
 
-def estimate_bytes(model: nn.Module) -> int:
-    """Size of a checkpoint of ``model``: its state_dict plus one optimiser buffer per parameter, + 5%."""
+def estimate_bytes(model: nn.Module, buffers: int = 1, ema: bool = False) -> int:
+    """Size of a checkpoint of ``model``: its state_dict, ``buffers`` optimiser tensors per parameter (SGD's
+    momentum: 1, AdamW's moments: 2) and, with ``ema``, the averaged state_dict (``--ema-decay``), + 5%."""
     state = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     params = sum(p.numel() * p.element_size() for p in model.parameters())
-    return int((state + params) * 1.05) + 65536
+    return int((state * (2 if ema else 1) + params * buffers) * 1.05) + 65536
 
 
 def check_writable(folder: str | Path, need: int) -> None:
@@ -114,7 +116,8 @@ class Checkpoints:
         except (OSError, RuntimeError) as exc:
             reason = getattr(exc, "strerror", None)
             if not reason:  # torch.save reports a full disk as RuntimeError "... file write failed"
-                full = free_bytes(self.folder) < estimate_bytes(model)
+                moments = 2 if optimizer_name(step.optimizer) == "adamw" else 1
+                full = free_bytes(self.folder) < estimate_bytes(model, moments, ema is not None)
                 reason = "No space left on device" if full else (str(exc).splitlines() or [exc.__class__.__name__])[0]
             pointer = self.folder / LATEST_NAME
             kept = pointer.read_text(encoding="utf-8").strip() if pointer.is_file() else "none"

@@ -330,3 +330,23 @@ def test_the_free_space_estimate_covers_an_adamw_and_ema_checkpoint(tmp_path):
     assert path.stat().st_size <= estimate_bytes(model, 2, ema=True)
     sgd = save_checkpoint(tmp_path / "s.pth", model, 1, build_optimizer(model, 0.1), network="net")
     assert sgd.stat().st_size <= estimate_bytes(model) < path.stat().st_size
+
+
+def test_auto_reads_only_the_newest_checkpoints(tmp_path, monkeypatch):
+    """``--resume-epoch auto`` in a folder of many epochs reads the newest files, not every ``_ep-XXXX.pth``."""
+    from train.results import checkpoint
+    from train.results.checkpoint import newest_checkpoint
+
+    model = Net()
+    for epoch in range(1, 6):
+        save_checkpoint(checkpoint_path(tmp_path, "net", epoch), model, epoch, network="net")
+    save_checkpoint(tmp_path / "net_last.pth", model, 5, network="net", position={"iteration": 2})
+    (tmp_path / "net_ep-0005.pth").write_bytes(b"damaged")
+    read, load = [], checkpoint.load_checkpoint_file
+    monkeypatch.setattr(checkpoint, "load_checkpoint_file", lambda path: (read.append(Path(path).name), load(path))[1])
+    assert newest_checkpoint(tmp_path, "net") == (tmp_path / "net_last.pth", 5, 2)
+    assert read == ["net_last.pth"]
+    (tmp_path / "net_last.pth").unlink()
+    read.clear()
+    assert newest_checkpoint(tmp_path, "net") == (checkpoint_path(tmp_path, "net", 4), 4, 0)
+    assert read == ["net_ep-0005.pth", "net_ep-0004.pth"]  # the damaged newest is skipped, then one more is read

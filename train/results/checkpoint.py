@@ -197,16 +197,17 @@ def newest_checkpoint(model_dir: str | Path, network: str) -> tuple[Path, int, i
     """The newest checkpoint of the folder that loads, as ``(path, epoch, iteration)``; None if there is none.
 
     Candidates: the file named by ``latest``, ``<network>_last.pth``, then ``<network>_ep-XXXX.pth`` from the
-    newest; a file that does not load is skipped with a WARNING (atomic writes make that a damaged disk).
+    newest; a file that does not load is skipped with a WARNING (atomic writes make that a damaged disk). A
+    numbered file no newer than one already read is not read (a long run's folder holds one per epoch).
     """
     folder = Path(model_dir)
     pointer = folder / LATEST_NAME
     names = [pointer.read_text(encoding="utf-8").strip()] if pointer.is_file() else []
     candidates = [folder / n for n in names if n] + [last_path(folder, network)]
-    candidates += [checkpoint_path(folder, network, e) for e in reversed(list_checkpoints(folder, network))]
+    numbered = {checkpoint_path(folder, network, e): e for e in reversed(list_checkpoints(folder, network))}
     found: list[tuple[tuple[int, int], Path]] = []
-    for path in dict.fromkeys(candidates):
-        if not path.is_file():
+    for path in dict.fromkeys(candidates + list(numbered)):
+        if not path.is_file() or (path in numbered and found and (numbered[path], 0) <= max(f[0] for f in found)):
             continue
         try:
             ckpt = load_checkpoint_file(path)

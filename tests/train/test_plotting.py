@@ -78,6 +78,19 @@ def test_loss_axis_turns_log_on_a_spike_and_non_finite_values_are_reported(tmp_p
     assert all(float(t).is_integer() for t in ticks)
 
 
+def test_a_later_run_from_the_same_start_overrides_an_older_branch(tmp_path):
+    """An older branch's s0000 holds epochs 1-3; a resume from epoch 2 wrote s0002, was preempted inside epoch 3 and
+    resumed into s0002_r2, whose epoch 3 is the run's: _r<n> files are read after the others of their start."""
+    (tmp_path / "val_results_s0000.csv").write_text(HEADER + "1,0.1,0.2,3,0.1,64,0,10\n2,0.2,0.3,2,0.1,64,0,10\n"
+                                                     "3,0.9,0.9,1,0.1,64,0,10\n")
+    (tmp_path / "val_results_s0002.csv").write_text(HEADER)
+    (tmp_path / "val_results_s0002_r2.csv").write_text(HEADER + "3,0.4,0.5,1.5,0.1,64,0,10\n")
+    (tmp_path / "val_results_s0002_r10.csv").write_text(HEADER + "4,0.5,0.6,1.4,0.1,64,0,10\n")
+    (tmp_path / "val_results_s0002_r9.csv").write_text(HEADER + "4,0.3,0.3,1.4,0.1,64,0,10\n")
+    curve = read_results(tmp_path, "val")
+    assert [curve[e]["Top1"] for e in (1, 2, 3, 4)] == [0.1, 0.2, 0.4, 0.5]
+
+
 def test_wants_log_scale_and_run_info():
     assert wants_log_scale([6.0, 3.0, 1.0, 0.1])  # 60x range
     assert not wants_log_scale([2.0, 1.5, 1.0, 0.5])

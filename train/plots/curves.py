@@ -1,8 +1,9 @@
 """Training curves (loss, top-1, top-5, learning rate; train vs val) drawn from the per-run result CSVs.
 
 The engine writes ``train_results_s<start:04d>.csv`` and ``val_results_s<start:04d>.csv`` (header
-``Epoch,Top1,Top5,Loss,LR,Samples,Skipped,Seconds``), one pair per (re)started run. A resumed run starts a new
-pair, so files are read in order of their start epoch and a later file overrides the epochs it repeats.
+``Epoch,Top1,Top5,Loss,LR,Samples,Skipped,Seconds,NonFinite``), one pair per (re)started run, ``_r<n>`` for the
+n-th run from the same start. A resumed run starts a new pair, so files are read in order of their start epoch
+(then run number) and a later file overrides the epochs it repeats.
 The figure has whole-number epoch ticks, accuracies in percent, a logarithmic loss axis when the losses span
 orders of magnitude, and a title naming the network, the data set and the best validation top-1.
 """
@@ -27,7 +28,7 @@ from data.store.atomic import atomic_path
 logger = logging.getLogger(__name__)
 
 COLUMNS = ("Epoch", "Top1", "Top5", "Loss", "LR")
-_START = re.compile(r"_s(\d+)\.csv$")
+_START = re.compile(r"_s(\d+)(?:_r(\d+))?\.csv$")  # <split>_results_s<start>[_r<n>].csv (the n-th run from start)
 # (column, panel title, y label); the CSVs hold Top1/Top5 as fractions in [0, 1] (as the original's), drawn in %.
 PANELS = (("Loss", "Loss", "cross-entropy"), ("Top1", "Top-1 accuracy", "accuracy"),
           ("Top5", "Top-5 accuracy", "accuracy"), ("LR", "Learning rate", "lr"))
@@ -39,9 +40,10 @@ LOG_RANGE, LOG_SPIKE = 50.0, 10.0
 Curve = dict[int, dict[str, float]]
 
 
-def _start_epoch(path: Path) -> int:
+def _start_epoch(path: Path) -> tuple[int, int]:
+    """``(start epoch, run number)`` of a result CSV's name, the order in which the runs wrote them."""
     match = _START.search(path.name)
-    return int(match.group(1)) if match else -1
+    return (int(match.group(1)), int(match.group(2) or 1)) if match else (-1, 0)
 
 
 def _parse(value: str | None) -> float | None:
@@ -58,7 +60,7 @@ def read_results(results_dir: str | Path, split: str) -> Curve:
     value that is not a number raises ``ValueError`` naming ``file:line``.
     """
     curve: Curve = {}
-    for path in sorted(Path(results_dir).glob(f"{split}_results_s*.csv"), key=lambda p: (_start_epoch(p), p.name)):
+    for path in sorted(Path(results_dir).glob(f"{split}_results_s*.csv"), key=lambda p: (*_start_epoch(p), p.name)):
         with path.open(newline="") as fh:
             reader = csv.DictReader(fh)
             missing = [c for c in ("Epoch",) if c not in (reader.fieldnames or [])]

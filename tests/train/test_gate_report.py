@@ -55,3 +55,22 @@ def test_plot_draws_both_phases(tmp_path: Path) -> None:
     assert all(np.abs(half - half.mean((0, 1))).sum(-1).max() > 0.5 for half in (left, right))  # coloured lines
     with pytest.raises(FileNotFoundError, match="no pass rates"):
         plot_gates(tmp_path / "missing")
+
+
+def test_a_second_run_from_the_same_start_keeps_the_first_gates_csv(tmp_path: Path) -> None:
+    """Like the result CSVs, gates_s<start>.csv is never overwritten: a second run from the same start writes
+    gates_s<start>_r2.csv, read after it; a resume from an earlier epoch moves the later files aside."""
+    import torch.nn as nn
+
+    from train.monitor.gate_monitor import GateMonitor
+    from train.results.retention import files_beyond
+
+    first = _write(tmp_path, 2, range(3, 5), 0.2)
+    before = first.read_text()
+    monitor = GateMonitor(nn.Identity(), tmp_path, 2, 0)
+    monitor.csv.write_rates(3, "val", dict.fromkeys(BLOCKS, 0.9))
+    monitor.close()
+    assert first.read_text() == before and monitor.csv.path.name == "gates_s0002_r2.csv"
+    history = read_gates(tmp_path)["val"]["layer1.0.sar"]
+    assert history == pytest.approx({3: 0.9, 4: 0.24})
+    assert files_beyond(tmp_path, "net", 1, 0) == ["gates_s0002.csv", "gates_s0002_r2.csv"]

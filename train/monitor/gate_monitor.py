@@ -15,6 +15,7 @@ import torch.nn as nn
 from network.srtg import gate_pass_rates, gated_blocks, reset_gate_stats, set_gates_active
 from train import distributed as dist
 from train.monitor.gate_report import GateCsv, gates_csv_path, plot_gates
+from train.results.retention import unique_path
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,8 @@ class GateMonitor:
     def __init__(self, model: nn.Module, out_dir: Path, start_epoch: int, gates_from_epoch: int,
                  board: Any = None) -> None:
         self.model, self.out_dir, self.from_epoch, self.board = model, out_dir, int(gates_from_epoch), board
-        self.csv = GateCsv(gates_csv_path(out_dir, start_epoch)) if dist.is_main() else None
+        # a second run from the same start gets gates_s<start>_r2.csv, as the result CSVs: nothing is overwritten
+        self.csv = GateCsv(unique_path(gates_csv_path(out_dir, start_epoch))) if dist.is_main() else None
 
     @classmethod
     def for_model(cls, model: nn.Module, out_dir: Path, start_epoch: int, gates_from_epoch: int,

@@ -22,7 +22,7 @@ from train.results.checkpoint import ResultsCsv
 
 GATE_FIELDS = ("Epoch", "Phase", "Block", "PassRate")
 PHASES = ("train", "val")
-_START = re.compile(r"^gates_s(\d+)\.csv$")
+_START = re.compile(r"^gates_s(\d+)(?:_r(\d+))?\.csv$")  # gates_s<start>[_r<n>].csv: the n-th run from start
 
 # {phase: {block: {epoch: pass rate}}}
 GateHistory = dict[str, dict[str, dict[int, float]]]
@@ -52,8 +52,8 @@ def _csv_files(source: str | Path) -> list[Path]:
     source = Path(source)
     if source.is_file():
         return [source]
-    files = [p for p in source.glob("gates_s*.csv") if _START.match(p.name)]
-    return sorted(files, key=lambda p: int(_START.match(p.name).group(1)))
+    files = [(m, p) for p in source.glob("gates_s*.csv") if (m := _START.match(p.name))]
+    return [p for m, p in sorted(files, key=lambda f: (int(f[0].group(1)), int(f[0].group(2) or 1)))]
 
 
 def read_gates(source: str | Path) -> GateHistory:

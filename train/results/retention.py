@@ -166,8 +166,9 @@ def move_aside(folder: str | Path, names: list[str] | None = None) -> Path:
 
 
 def _csv_start(name: str) -> int | None:
-    """The start epoch of a ``<split>_results_s<start>[_r<n>].csv`` name (None for other names)."""
-    match = re.fullmatch(r"(?:train|val)_results_s(\d+)(?:_r\d+)?\.csv", name)
+    """The start epoch of a ``<split>_results_s<start>[_r<n>].csv`` or ``gates_s<start>[_r<n>].csv`` name (None for
+    other names)."""
+    match = re.fullmatch(r"(?:(?:train|val)_results|gates)_s(\d+)(?:_r\d+)?\.csv", name)
     return int(match.group(1)) if match else None
 
 

@@ -78,6 +78,7 @@ def test_ddp_torchrun_matches_single_process(ckpt, multiview, tmp_path):
     assert [r[2] for r in a] == pytest.approx([r[2] for r in b], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_original_checkpoint_with_module_prefix(ckpt, tmp_path, capsys):
     """Original checkpoints: DataParallel ``module.`` keys, no classes/args (everything passed explicitly)."""
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
@@ -107,6 +108,7 @@ def test_labels_unknown_to_checkpoint_are_an_error(ckpt, tmp_path, capsys):
     assert "'blue'" in err and "synthetic_val.csv:" in err
 
 
+@pytest.mark.slow
 def test_gated_checkpoint_reports_gate_pass_rates(ckpt, tmp_path):
     """A --gates True checkpoint: evaluate.py builds the gated network from the checkpoint alone and reports the
     pass rate of each of its 8 SR blocks."""
@@ -151,6 +153,7 @@ def _probabilities_raw(out: Path) -> list[tuple[str, str]]:
         return [(r["video_id"], r["prediction"]) for r in csv.DictReader(fh)]
 
 
+@pytest.mark.slow
 def test_identical_views_are_computed_once_and_score_the_same(ckpt, tmp_path, caplog):
     """8-frame videos cut into 3 clips of 8 frames: the 3 clips are one clip, so 3 of 9 views are computed per
     video, and the result equals the 1-clip evaluation."""

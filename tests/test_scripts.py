@@ -75,6 +75,7 @@ def _weights(path):
     return load_checkpoint_file(path)["state_dict"]
 
 
+@pytest.mark.slow
 def test_resume_matches_straight_run(tiny, tmp_path):
     module = load_script("train_synthetic")
     dataset = dataset_for(module.SPEC)

@@ -89,6 +89,7 @@ def test_mtnet_state_dict_order_and_layers_match_original(name: str, reference: 
     assert [len(getattr(model, f"layer{i}")) for i in range(1, 5)] == entry["architecture"]["layers"]
 
 
+@pytest.mark.slow
 def test_mtnet_alias_and_zero_init_residual() -> None:
     with torch.device("meta"):
         assert [len(getattr(create_model("mtnet"), f"layer{i}")) for i in range(1, 5)] == [3, 4, 6, 3]

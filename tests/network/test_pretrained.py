@@ -83,6 +83,7 @@ def test_the_original_network_differs_from_torchvisions(files) -> None:
         import_public(model, path, "r3d_18")
 
 
+@pytest.mark.slow
 def test_new_head_and_srtg_twin_keep_the_backbone(files, caplog: pytest.LogCaptureFixture) -> None:
     path, peer = files[("torchvision", "r2plus1d_18")]
     caplog.set_level(logging.INFO, logger="network.pretrained")

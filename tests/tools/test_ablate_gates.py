@@ -79,6 +79,7 @@ def test_quick_plans_every_arm() -> None:
     assert {"gates off", "mtnet_xs", *(f"gates {s}" for s in ablate_gates.SIMILARITIES)} <= set(names)
 
 
+@pytest.mark.slow
 def test_distance_table_of_a_gated_checkpoint(tmp_path: Path) -> None:
     import torch
 

@@ -47,6 +47,7 @@ def _positive(values) -> bool:
     return all(isinstance(v, float) and math.isfinite(v) and v > 0 for v in values)
 
 
+@pytest.mark.slow
 def test_bench_models_smoke(tmp_path: Path) -> None:
     from benchmarks import bench_models
 

@@ -48,6 +48,7 @@ def test_draws_every_gated_block_for_a_video_file(tmp_path: Path, checkpoint: Pa
     assert image.shape[0] > 8 * 150 and image.shape[1] > 1000  # a row per SR block (8) plus the clip strip
 
 
+@pytest.mark.slow
 def test_traces_a_frames_db_folder_with_per_frame_decisions(tmp_path: Path, checkpoint: Path,
                                                             clip_frames: np.ndarray) -> None:
     folder = tmp_path / "jpg" / "rotate_cw" / "v0"

@@ -64,6 +64,7 @@ def test_partial_original_checkpoint_warns_once_with_the_random_layers(tmp_path,
     assert "filled 106 of the model's 122 tensors (87%)" in warnings[0]
 
 
+@pytest.mark.slow
 def test_checkpoint_keeps_the_input_spec_and_evaluation_reads_it(mc3_file, tmp_path) -> None:
     model = network.from_pretrained(mc3_file[0], "torchvision", "mc3_18", num_classes=3)
     path = save_checkpoint(tmp_path / "m.pth", model, 1, network="tv_mc3_18", classes=["a", "b", "c"])

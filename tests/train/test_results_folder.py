@@ -34,6 +34,7 @@ def _files(folder: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.is_file()}
 
 
+@pytest.mark.slow
 def test_resume_from_an_earlier_epoch_moves_the_later_files_aside(tmp_path):
     out = tmp_path / FOLDER
     assert _train(tmp_path, "--end-epoch", "3") == 0

@@ -4,6 +4,7 @@ checkpoint's per-parameter state, a changed ``--fine-tune`` named in the warning
 continuing at the file's step, and a resumed run's best top-1 counting the epochs before the resume."""
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn as nn
 
@@ -61,6 +62,7 @@ def test_a_changed_fine_tune_is_named_on_resume():
     assert changed_fields(saved, now) == ["--fine-tune True (was False)"]
 
 
+@pytest.mark.slow
 def test_a_requeued_fine_tuning_run_with_auto_continues_its_own_checkpoints(tmp_path):
     """``--pretrained_3d F --resume-epoch auto`` (the requeue recipe of a fine-tuning job): the first run starts
     from F, the requeued one continues the folder's newest checkpoint instead of refusing the folder."""

@@ -10,8 +10,12 @@ import atexit
 import contextlib
 import csv
 import importlib.util
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -131,3 +135,27 @@ def load_script(name: str) -> ModuleType:
 def tiny_args(dataset: Path | str, model_dir: Path | str, *extra: str) -> list[str]:
     """:data:`TINY_ARGS` for ``dataset`` with results under ``model_dir``, plus ``extra``."""
     return ["--dataset", str(dataset), "--model-dir", str(model_dir), *TINY_ARGS, *extra]
+
+
+CHILD = ROOT / "tests" / "train" / "ddp_main.py"  # a training run in its own process (real signals, real exits)
+
+
+def start_child(args: list[str], env: dict | None = None) -> subprocess.Popen:
+    """Start :data:`CHILD` with the training ``args`` (text pipes; ``env`` added to this process's)."""
+    return subprocess.Popen([sys.executable, str(CHILD), *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+
+
+def finish_child(proc: subprocess.Popen, timeout: float = 240) -> subprocess.CompletedProcess:
+    """Wait for a :func:`start_child` process; its exit code and output."""
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Until ``path`` exists (a child's mark file); fails with the child's stderr if it exits first."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)

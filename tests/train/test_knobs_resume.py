@@ -8,13 +8,11 @@ import csv
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from engine_helpers import ROOT, TINY, dataset_for, tiny_args
+from engine_helpers import TINY, dataset_for, finish_child, start_child, tiny_args, wait_for
 
 from data.prep.synthetic import SYNTHETIC_SPEC
 from train.config import RunConfig
@@ -23,7 +21,6 @@ from train.results.preempt import REQUEUE_EXIT
 
 pytestmark = pytest.mark.slow
 
-CHILD = Path(__file__).with_name("ddp_main.py")
 FOLDER = f"{TINY}_gates_False"
 KNOBS = ["--train-frame-interval", "1", "--clip-length", "3", "--end-epoch", "3", "--optimizer", "adamw",
          "--lr-base", "0.003", "--weight-decay", "0.05", "--no-decay-norm-bias", "--label-smoothing", "0.1",
@@ -32,15 +29,11 @@ KNOBS = ["--train-frame-interval", "1", "--clip-length", "3", "--end-epoch", "3"
 
 
 def _start(model_dir: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
-    args = tiny_args(dataset_for(SYNTHETIC_SPEC), model_dir, *KNOBS, *extra)
-    return subprocess.Popen([sys.executable, str(CHILD), *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    return start_child(tiny_args(dataset_for(SYNTHETIC_SPEC), model_dir, *KNOBS, *extra), env)
 
 
 def _run(model_dir: Path, *extra: str) -> subprocess.CompletedProcess:
-    proc = _start(model_dir, *extra)
-    out, err = proc.communicate(timeout=240)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return finish_child(_start(model_dir, *extra))
 
 
 def _same(a: dict, b: dict) -> list[str]:
@@ -61,11 +54,7 @@ def test_all_knobs_train_and_resume_exactly(tmp_path):
     marks = tmp_path / "marks"
     marks.mkdir()
     proc = _start(tmp_path / "cut", env={"TEST_MARK_DIR": str(marks), "TEST_MARK_AT": "1:1"})
-    deadline = time.monotonic() + 120
-    while not (marks / "rank0").exists():
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for(marks / "rank0", proc)
     os.kill(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == REQUEUE_EXIT, err[-3000:]

@@ -8,42 +8,28 @@ import csv
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from engine_helpers import ROOT, TINY, dataset_for, tiny_args
+from engine_helpers import TINY, dataset_for, finish_child, start_child, tiny_args, wait_for
 
 from data.prep.synthetic import SYNTHETIC_SPEC
 from train.results.checkpoint import load_checkpoint_file
 from train.results.preempt import REQUEUE_EXIT
 
-CHILD = Path(__file__).with_name("ddp_main.py")
 FOLDER = f"{TINY}_gates_False"
 # 8-frame videos, 3-frame clips at interval 1: random start frames, so the sampling streams matter
 RANDOM = ["--train-frame-interval", "1", "--clip-length", "3", "--end-epoch", "3"]
 
 
 def _start(model_dir: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
-    args = tiny_args(dataset_for(SYNTHETIC_SPEC), model_dir, *RANDOM, *extra)
-    return subprocess.Popen([sys.executable, str(CHILD), *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    return start_child(tiny_args(dataset_for(SYNTHETIC_SPEC), model_dir, *RANDOM, *extra), env)
 
 
 def _run(model_dir: Path, *extra: str) -> subprocess.CompletedProcess:
-    proc = _start(model_dir, *extra)
-    out, err = proc.communicate(timeout=240)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
+    return finish_child(_start(model_dir, *extra))
 
 
 def _weights(path: Path) -> dict:
@@ -70,7 +56,7 @@ def test_sigterm_mid_epoch_then_auto_resume_is_bit_identical(straight, tmp_path,
     marks = tmp_path / "marks"
     marks.mkdir()
     proc = _start(tmp_path, "--workers", workers, env={"TEST_MARK_DIR": str(marks), "TEST_MARK_AT": "1:1"})
-    _wait_for(marks / "rank0", proc)
+    wait_for(marks / "rank0", proc)
     sent = time.monotonic()
     os.kill(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
@@ -114,7 +100,7 @@ def test_sigterm_between_micro_batches_finishes_the_optimiser_step_then_resumes_
     marks = tmp_path / "marks"
     marks.mkdir()
     proc = _start(tmp_path, "--accumulate-grad", "2", env={"TEST_MARK_DIR": str(marks), "TEST_MARK_AT": "1:0"})
-    _wait_for(marks / "rank0", proc)
+    wait_for(marks / "rank0", proc)
     os.kill(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == REQUEUE_EXIT, err[-3000:]

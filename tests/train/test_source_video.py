@@ -7,13 +7,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from engine_helpers import ROOT, TINY, load_script, tiny_args, tiny_network
-from test_resume import CHILD, FOLDER, RANDOM, _rows, _wait_for, _weights
+from engine_helpers import TINY, finish_child, load_script, start_child, tiny_args, tiny_network, wait_for
+from test_resume import FOLDER, RANDOM, _rows, _weights
 
 import evaluate
 from data.catalog.spec import manifest_path
@@ -80,16 +79,13 @@ def test_store_source_without_frames_is_one_line_error(tiny, video_set, tmp_path
 
 
 def _start(dataset: Path, model_dir: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
-    args = tiny_args(dataset, model_dir, *RANDOM, "--source", "video", *extra)
-    return subprocess.Popen([sys.executable, str(CHILD), *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    return start_child(tiny_args(dataset, model_dir, *RANDOM, "--source", "video", *extra), env)
 
 
 def _run(dataset: Path, model_dir: Path, *extra: str) -> subprocess.CompletedProcess:
-    proc = _start(dataset, model_dir, *extra)
-    out, err = proc.communicate(timeout=240)
-    assert proc.returncode == 0, err[-3000:]
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    done = finish_child(_start(dataset, model_dir, *extra))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
 
 
 @pytest.mark.slow
@@ -99,7 +95,7 @@ def test_sigterm_mid_epoch_then_auto_resume_is_bit_identical(video_set, tmp_path
     marks.mkdir()
     proc = _start(video_set, tmp_path / "split", "--workers", "2",
                   env={"TEST_MARK_DIR": str(marks), "TEST_MARK_AT": "1:1"})
-    _wait_for(marks / "rank0", proc)
+    wait_for(marks / "rank0", proc)
     os.kill(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == REQUEUE_EXIT, err[-3000:]

@@ -159,3 +159,23 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None
         assert proc.poll() is None, proc.communicate()[1][-3000:]
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.05)
+
+
+# Every call that makes the host wait for a device value (on CPU: would, on CUDA).
+SYNCING = {torch.Tensor: ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__"),
+           torch.cuda: ("synchronize",), torch.cuda.Event: ("synchronize", "elapsed_time")}
+
+
+def count_syncs(monkeypatch) -> list[str]:
+    """Wrap every :data:`SYNCING` call (through ``monkeypatch``, undone with it); returns the list of the names
+    called, in order, filled as the code under test runs."""
+    calls: list[str] = []
+    for owner, names in SYNCING.items():
+        for name in names:
+            original = getattr(owner, name)
+
+            def counted(*args, _original=original, _name=name, **kwargs):
+                calls.append(_name)
+                return _original(*args, **kwargs)
+            monkeypatch.setattr(owner, name, counted)
+    return calls

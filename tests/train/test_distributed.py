@@ -175,7 +175,7 @@ def test_stopped_rank_makes_the_other_exit_within_the_timeout(tmp_path):
     import signal  # noqa: PLC0415
     import time  # noqa: PLC0415
 
-    from engine_helpers import ROOT, dataset_for, tiny_args  # noqa: PLC0415
+    from engine_helpers import dataset_for, start_child, tiny_args, wait_for  # noqa: PLC0415
 
     from data.prep.synthetic import SYNTHETIC_SPEC  # noqa: PLC0415
 
@@ -184,13 +184,8 @@ def test_stopped_rank_makes_the_other_exit_within_the_timeout(tmp_path):
     timeout = 8
     args = tiny_args(dataset_for(SYNTHETIC_SPEC), tmp_path, "--end-epoch", "3", "--gpus", "2", "--batch-size", "4",
                      "--dist-timeout", str(timeout))
-    env = {**os.environ, "TEST_MARK_DIR": str(marks), "TEST_MARK_AT": "0:0", "TEST_STEP_SLEEP": "0.05"}
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("ddp_main.py")), *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 200
-    while not (marks / "rank1").exists():
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
-        time.sleep(0.05)
+    proc = start_child(args, {"TEST_MARK_DIR": str(marks), "TEST_MARK_AT": "0:0", "TEST_STEP_SLEEP": "0.05"})
+    wait_for(marks / "rank1", proc, timeout=200)
     stopped = int((marks / "rank1").read_text())
     os.kill(stopped, signal.SIGSTOP)
     sent = time.monotonic()
@@ -211,9 +206,8 @@ def test_stopped_rank_makes_the_other_exit_within_the_timeout(tmp_path):
 def test_a_sigkilled_rank_stops_the_run_in_one_line_with_a_resumable_checkpoint(tmp_path):
     import os  # noqa: PLC0415
     import signal  # noqa: PLC0415
-    import time  # noqa: PLC0415
 
-    from engine_helpers import ROOT, TINY, dataset_for, tiny_args  # noqa: PLC0415
+    from engine_helpers import TINY, dataset_for, start_child, tiny_args, wait_for  # noqa: PLC0415
 
     from data.prep.synthetic import SYNTHETIC_SPEC  # noqa: PLC0415
     from train.results.checkpoint import load_checkpoint_file  # noqa: PLC0415
@@ -222,13 +216,8 @@ def test_a_sigkilled_rank_stops_the_run_in_one_line_with_a_resumable_checkpoint(
     marks.mkdir()
     args = tiny_args(dataset_for(SYNTHETIC_SPEC), tmp_path, "--end-epoch", "3", "--gpus", "2", "--batch-size", "4",
                      "--dist-timeout", "20", "--save-frequency", "1")
-    env = {**os.environ, "TEST_MARK_DIR": str(marks), "TEST_MARK_AT": "1:1", "TEST_STEP_SLEEP": "0.05"}
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("ddp_main.py")), *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 200
-    while not (marks / "rank1").exists():
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
-        time.sleep(0.05)
+    proc = start_child(args, {"TEST_MARK_DIR": str(marks), "TEST_MARK_AT": "1:1", "TEST_STEP_SLEEP": "0.05"})
+    wait_for(marks / "rank1", proc, timeout=200)
     os.kill(int((marks / "rank1").read_text()), signal.SIGKILL)  # what the out-of-memory killer sends
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "Traceback" not in err, err[-3000:]

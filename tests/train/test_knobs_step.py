@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
+from engine_helpers import count_syncs
 from torch.utils.data import DataLoader, TensorDataset
 
 from train.engine.ema import ModelEma
@@ -72,20 +73,9 @@ def test_ema_follows_every_optimiser_step_with_accumulation():
     torch.testing.assert_close(step.ema.state_dict()["1.weight"], expected)
 
 
-SYNCING = {torch.Tensor: ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")}
-
-
 def _count_syncs(monkeypatch, run) -> int:
-    calls: list[str] = []
     with monkeypatch.context() as m:
-        for owner, names in SYNCING.items():
-            for name in names:
-                original = getattr(owner, name)
-
-                def counted(*args, _original=original, _name=name, **kwargs):
-                    calls.append(_name)
-                    return _original(*args, **kwargs)
-                m.setattr(owner, name, counted)
+        calls = count_syncs(m)
         run()
     return len(calls)
 

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 import torch.nn as nn
+from engine_helpers import count_syncs
 from torch.utils.data import DataLoader, TensorDataset
 
 from data.pipeline.multigrid import plan_epoch
@@ -149,23 +150,10 @@ def test_progress_lines_off_a_terminal(caplog):
 
 # --- host synchronisation ------------------------------------------------------------------------------------------
 
-SYNCING = {torch.Tensor: ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__"),
-           torch.cuda: ("synchronize",), torch.cuda.Event: ("synchronize", "elapsed_time")}
-
-
 @pytest.fixture
 def syncs(monkeypatch):
     """Counts every call that makes the host wait for a device value (on CPU: would, on CUDA)."""
-    calls: list[str] = []
-    for owner, names in SYNCING.items():
-        for name in names:
-            original = getattr(owner, name)
-
-            def counted(*args, _original=original, _name=name, **kwargs):
-                calls.append(_name)
-                return _original(*args, **kwargs)
-            monkeypatch.setattr(owner, name, counted)
-    return calls
+    return count_syncs(monkeypatch)
 
 
 @pytest.mark.parametrize("precision, extra", [("fp32", {}), ("fp16", {}), ("fp16", {"clip_grad_norm": 1.0}),

@@ -9,11 +9,16 @@ which SR blocks start fresh.
 from __future__ import annotations
 
 import logging
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
+
+# What torch.load(weights_only=True) raises on a file that is not a readable checkpoint: a text or truncated file
+# makes the unpickler fail with KeyError/IndexError as well.
+LOAD_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, LookupError, TypeError)
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ have none).
 from __future__ import annotations
 
 import logging
-import pickle
 import re
 from collections import defaultdict
 from collections.abc import Mapping
@@ -20,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from network.weights import strip_wrappers
+from network.weights import LOAD_ERRORS, strip_wrappers
 
 logger = logging.getLogger("network.pretrained")
 
@@ -49,7 +48,7 @@ def read_weights(path: str | Path) -> WeightFile:
         raise FileNotFoundError(f"{path}: weight file not found")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, LookupError, TypeError) as exc:
+    except LOAD_ERRORS as exc:
         if path.suffix == ".pkl":
             hint = "Caffe2 .pkl blobs are not read: use the publisher's PyTorch .pth conversion"
         elif "Unsupported global" in str(exc):  # e.g. a training file holding argparse arguments

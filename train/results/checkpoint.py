@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
-import pickle
 import random
 import re
 from collections.abc import Mapping, Sequence
@@ -31,7 +30,7 @@ from network.config import input_spec_of
 from network.contract import classifier_of
 from network.pretrained import import_public
 from network.pretrained.common import describe_random, is_backbone
-from network.weights import load_partial, unwrap_model, unwrap_state_dict
+from network.weights import LOAD_ERRORS, load_partial, unwrap_model, unwrap_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +159,7 @@ def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{path}: checkpoint not found (check --pretrained_3d / --resume-epoch / --model-dir)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, LookupError, TypeError) as exc:
-        # a text or truncated file makes the unpickler fail with KeyError/IndexError as well
+    except LOAD_ERRORS as exc:
         raise ValueError(f"{path}: not a PyTorch checkpoint (torch.load failed with {exc.__class__.__name__}); "
                          "pass a .pth file written by training or an original checkpoint") from None
     if not isinstance(obj, dict):
